@@ -1,0 +1,14 @@
+// Symbol visibility for pidlock. The library is built with hidden visibility;
+// only declarations marked PIDLOCK_EXPORT are part of the shared object's ABI.
+#ifndef PIDLOCK_EXPORT_HPP
+#define PIDLOCK_EXPORT_HPP
+
+#if defined(PIDLOCK_STATIC_DEFINE)
+#define PIDLOCK_EXPORT
+#elif defined(__GNUC__) || defined(__clang__)
+#define PIDLOCK_EXPORT __attribute__((visibility("default")))
+#else
+#define PIDLOCK_EXPORT
+#endif
+
+#endif  // PIDLOCK_EXPORT_HPP

@@ -1,0 +1,68 @@
+// Verdicts on a lock file, with the evidence behind them (guarantee G4).
+//
+// Thread safety: plain value types.
+#ifndef PIDLOCK_INSPECTION_HPP
+#define PIDLOCK_INSPECTION_HPP
+
+#include <pidlock/export.hpp>
+#include <pidlock/holder_record.hpp>
+
+#include <optional>
+#include <string>
+
+namespace pidlock {
+
+enum class Verdict {
+  kFree,     // no lock file at the path
+  kHeld,     // a live holder owns the lock
+  kStale,    // the file is there but its holder is gone: it may be taken over
+  kUnknown,  // the evidence cannot decide; counts as held, never taken over
+};
+
+// Why the verdict was reached. Each value names one piece of evidence.
+enum class Reason {
+  kNoLockFile,            // free: nothing at the path
+  kHeldByThisProcess,     // held: this process holds it (same inode)
+  kKernelLockHeld,        // held: a process holds the file's kernel lock
+  kKernelLockFree,        // stale: pidlock record, nobody holds its lock
+  kEmptyFile,             // stale: empty file and nobody holds its lock
+  kUnparsable,            // stale: garbage/truncated, nobody holds its lock
+  kPidAlive,              // held: foreign record, the pid is alive and is
+                          //   the process that wrote it
+  kPidAliveOtherUser,     // held: kill() says EPERM (policy: assume alive)
+  kPidDead,               // stale: kill() says ESRCH
+  kPidDeadOtherUser,      // stale: EPERM, and the caller's policy says dead
+  kZombie,                // stale: the pid is a zombie (dead, unreaped)
+  kPidReused,             // stale: that pid now names a process that started
+                          //   after the lock was written
+  kPidImpossible,         // stale: the pid is above pid_max
+  kOwnIncarnation,        // stale: own/parent/listed pid, other incarnation
+  kOwnProcessUnproven,    // unknown: own/parent/listed pid, identity unknown
+  kOtherBoot,             // stale: written during another boot
+  kOtherHost,             // unknown: written on another host
+  kOtherPidNamespace,     // unknown: pid from another pid namespace and no
+                          //   kernel lock evidence
+  kProbeFailed,           // unknown: liveness could not be determined
+  kUnreadable,            // unknown: the record cannot be parsed and there is
+                          //   no kernel-lock evidence
+};
+
+struct Inspection {
+  Verdict verdict = Verdict::kFree;
+  Reason reason = Reason::kNoLockFile;
+  // One sentence for a person, e.g. "pid 4242 is a zombie (exited, not yet
+  // reaped by its parent 17)".
+  std::string detail;
+  // The parsed record, when the file held one.
+  std::optional<HolderRecord> holder;
+  // Whether kernel-lock evidence was available (false on file systems
+  // without locks and for files no pidlock process locked).
+  bool kernel_lock_evidence = false;
+};
+
+PIDLOCK_EXPORT const char* to_string(Verdict verdict) noexcept;  // "held", ...
+PIDLOCK_EXPORT const char* to_string(Reason reason) noexcept;    // "zombie", ...
+
+}  // namespace pidlock
+
+#endif  // PIDLOCK_INSPECTION_HPP

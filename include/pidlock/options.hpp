@@ -1,0 +1,69 @@
+// Options of LockManager::acquire and LockManager::inspect.
+//
+// Thread safety: plain value types.
+#ifndef PIDLOCK_OPTIONS_HPP
+#define PIDLOCK_OPTIONS_HPP
+
+#include <boost/filesystem/path.hpp>
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace pidlock {
+
+// What kill(pid, 0) == EPERM means for a foreign record (one whose file
+// carries no kernel-lock evidence). The process exists but belongs to
+// another user.
+enum class PermissionDeniedPolicy {
+  // The process may be the holder: the lock is held. The safe default.
+  kAssumeAlive,
+  // PostgreSQL's rule: a process of another user cannot be a competing
+  // server for a directory this user owns, so the lock is stale.
+  kAssumeDead,
+};
+
+// How to judge a lock file. Used by acquire() (before taking over) and by
+// inspect().
+struct JudgeOptions {
+  PermissionDeniedPolicy permission_denied = PermissionDeniedPolicy::kAssumeAlive;
+  // Pids that cannot be a competitor, like PostgreSQL's postmaster pid of the
+  // previous boot being our own, our parent's or pg_ctl's (the
+  // "grandparent"). Our own pid and our parent's are always in this list.
+  // A record naming one of them counts as stale only when its identity
+  // (start time, boot id) shows another incarnation of that pid.
+  std::vector<pid_t> own_pids;
+};
+
+struct AcquireOptions {
+  JudgeOptions judge;
+
+  // Line 2 of the record. Empty: the canonical path of the lock file's
+  // folder.
+  boost::filesystem::path data_directory;
+
+  // The initial status word (at most kMaxStatusLength printable characters,
+  // no whitespace).
+  std::string status = "starting";
+
+  // Bound on create attempts when the path keeps being re-created by others
+  // (PostgreSQL: 100, "seems like plenty").
+  int max_attempts = 100;
+
+  // Permission bits of a new lock file, applied with fchmod so that the
+  // umask does not change them.
+  mode_t mode = 0600;
+
+  // fsync the record and its folder after creating, and the folder after
+  // removing, a lock file. Off trades crash durability for speed.
+  bool durable = true;
+
+  // Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
+  // an exec'd program keeps the kernel lock. Off by default.
+  bool inheritable = false;
+};
+
+}  // namespace pidlock
+
+#endif  // PIDLOCK_OPTIONS_HPP

@@ -1,0 +1,218 @@
+#include <pidlock/holder_record.hpp>
+
+#include <boost/crc.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <limits>
+#include <vector>
+
+namespace pidlock {
+namespace {
+
+constexpr std::string_view kFormatKey = "pidlock-format";
+constexpr std::string_view kChecksumPrefix = "checksum=crc32:";
+
+std::uint32_t crc32_of(std::string_view bytes) {
+  boost::crc_32_type crc;
+  crc.process_bytes(bytes.data(), bytes.size());
+  return crc.checksum();
+}
+
+// Parses a whole string_view as a decimal integer of type T; no sign
+// unless `allow_negative`, no spaces, no leading '+'.
+template <typename T>
+std::optional<T> parse_integer(std::string_view text, bool allow_negative = false) {
+  if (text.empty()) return std::nullopt;
+  if (text.front() == '-' && !allow_negative) return std::nullopt;
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::string_view trim_right(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits into lines; a final line without '\n' is kept (and flagged).
+std::vector<std::string_view> split_lines(std::string_view bytes, bool* ends_with_newline) {
+  std::vector<std::string_view> lines;
+  size_t start = 0;
+  while (start < bytes.size()) {
+    size_t nl = bytes.find('\n', start);
+    if (nl == std::string_view::npos) {
+      lines.push_back(bytes.substr(start));
+      *ends_with_newline = false;
+      return lines;
+    }
+    lines.push_back(bytes.substr(start, nl - start));
+    start = nl + 1;
+  }
+  *ends_with_newline = true;
+  return lines;
+}
+
+ParsedRecord failure(std::string problem, bool torn = false) {
+  ParsedRecord r;
+  r.problem = std::move(problem);
+  r.torn = torn;
+  return r;
+}
+
+ParsedRecord parse_pidlock_fields(std::string_view bytes, const std::vector<std::string_view>& lines,
+                                  HolderRecord record) {
+  // Find the checksum line: the last line. Everything before it is covered.
+  size_t offset = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    if (line.substr(0, kChecksumPrefix.size()) == kChecksumPrefix) {
+      if (i + 1 != lines.size()) return failure("checksum line is not the last line", true);
+      std::uint32_t stored = 0;
+      std::string_view hex = line.substr(kChecksumPrefix.size());
+      auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), stored, 16);
+      if (ec != std::errc() || end != hex.data() + hex.size() || hex.size() != 8)
+        return failure("malformed checksum line", true);
+      if (crc32_of(bytes.substr(0, offset)) != stored)
+        return failure("checksum mismatch (record read while being rewritten, or damaged)", true);
+      return ParsedRecord{std::move(record), false, false, {}};
+    }
+    if (i >= 3) {
+      auto eq = line.find('=');
+      if (eq == std::string_view::npos || eq == 0) return failure("malformed field line " + std::to_string(i + 1));
+      std::string_view key = line.substr(0, eq);
+      std::string_view value = line.substr(eq + 1);
+      if (key == kFormatKey) {
+        auto v = parse_integer<unsigned>(value);
+        if (!v || *v == 0) return failure("malformed format version");
+        record.format_version = *v;
+      } else if (key == "process-start-ticks") {
+        record.process_start_ticks = parse_integer<std::uint64_t>(value);
+        if (!record.process_start_ticks) return failure("malformed process-start-ticks");
+      } else if (key == "boot-id") {
+        record.boot_id = std::string(value);
+      } else if (key == "pid-namespace") {
+        record.pid_namespace = parse_integer<std::uint64_t>(value);
+        if (!record.pid_namespace) return failure("malformed pid-namespace");
+      } else if (key == "host") {
+        record.host = std::string(value);
+      } else if (key == "status") {
+        record.status = std::string(value);
+      } else if (key == "pad") {
+        // Filler that keeps the file from shrinking; carries nothing.
+      } else if (record.unknown_fields.size() < 64) {
+        record.unknown_fields.emplace(std::string(key), std::string(value));
+      }
+    }
+    offset += line.size() + 1;
+  }
+  return failure("no checksum line (truncated record)", true);
+}
+
+}  // namespace
+
+ParsedRecord parse_record(std::string_view bytes) noexcept try {
+  if (bytes.empty()) {
+    ParsedRecord r = failure("the file is empty");
+    r.empty = true;
+    return r;
+  }
+  if (bytes.size() > kMaxRecordBytes)
+    return failure("the file is larger than " + std::to_string(kMaxRecordBytes) + " bytes");
+  if (bytes.find('\0') != std::string_view::npos) return failure("the file contains NUL bytes");
+
+  bool ends_with_newline = true;
+  std::vector<std::string_view> lines = split_lines(bytes, &ends_with_newline);
+
+  HolderRecord record;
+  std::string_view pid_text = trim_right(lines[0]);
+  auto pid = parse_integer<long long>(pid_text, /*allow_negative=*/true);
+  if (!pid) return failure("line 1 is not a pid: \"" + std::string(pid_text.substr(0, 40)) + "\"");
+  long long magnitude = *pid < 0 ? -*pid : *pid;
+  if (magnitude == 0 || magnitude > std::numeric_limits<pid_t>::max())
+    return failure("line 1 is not a possible pid: " + std::to_string(*pid));
+  record.pid = static_cast<pid_t>(magnitude);
+  record.single_user = *pid < 0;
+
+  if (lines.size() == 1) {
+    // A classic pidfile: the pid alone.
+    record.format = RecordFormat::kPlainPid;
+    return ParsedRecord{std::move(record), false, false, {}};
+  }
+  record.data_directory = std::string(trim_right(lines[1]));
+  if (lines.size() < 3) return failure("truncated: no start time on line 3");
+  auto start = parse_integer<std::int64_t>(trim_right(lines[2]), true);
+  if (!start) return failure("line 3 is not a start time");
+  record.start_time = *start;
+
+  if (lines.size() >= 4 && lines[3].substr(0, kFormatKey.size() + 1) == "pidlock-format=") {
+    if (record.single_user) return failure("negative pid in a pidlock record");
+    record.format = RecordFormat::kPidlock;
+    return parse_pidlock_fields(bytes, lines, std::move(record));
+  }
+
+  // PostgreSQL: postmaster.pid has 7 or 8 lines, socket lock files 5.
+  record.format = RecordFormat::kPostgresql;
+  if (lines.size() >= 4) {
+    std::string_view port = trim_right(lines[3]);
+    if (!port.empty()) {
+      record.port = parse_integer<int>(port);
+      if (!record.port) return failure("line 4 is not a port number");
+    }
+  }
+  if (lines.size() >= 5) record.socket_directory = std::string(trim_right(lines[4]));
+  if (lines.size() >= 6) record.listen_address = std::string(trim_right(lines[5]));
+  if (lines.size() >= 7) record.shared_memory_key = std::string(trim_right(lines[6]));
+  if (lines.size() >= 8) record.status = std::string(trim_right(lines[7]));
+  return ParsedRecord{std::move(record), false, false, {}};
+} catch (...) {
+  // Only std::bad_alloc can get here; a record we cannot hold is garbage.
+  return failure("out of memory while parsing");
+}
+
+std::string format_record(const HolderRecord& record, std::size_t min_size) {
+  std::string out;
+  out.reserve(256);
+  out += std::to_string(record.pid);
+  out += '\n';
+  out += record.data_directory;
+  out += '\n';
+  out += std::to_string(record.start_time);
+  out += '\n';
+  out += "pidlock-format=" + std::to_string(kRecordFormatVersion) + '\n';
+  if (record.process_start_ticks)
+    out += "process-start-ticks=" + std::to_string(*record.process_start_ticks) + '\n';
+  if (!record.boot_id.empty()) out += "boot-id=" + record.boot_id + '\n';
+  if (record.pid_namespace) out += "pid-namespace=" + std::to_string(*record.pid_namespace) + '\n';
+  if (!record.host.empty()) out += "host=" + record.host + '\n';
+  out += "status=" + record.status + '\n';
+  constexpr size_t kChecksumLine = kChecksumPrefix.size() + 8 + 1;
+  size_t natural = out.size() + kChecksumLine;
+  if (min_size > natural) {
+    // "pad=" + spaces + "\n" is at least 5 bytes; a record may grow, never
+    // shrink, so rounding up is fine.
+    size_t pad = min_size - natural;
+    out += "pad=";
+    out.append(pad > 5 ? pad - 5 : 0, ' ');
+    out += '\n';
+  }
+  char checksum[16];
+  std::snprintf(checksum, sizeof checksum, "%08x", crc32_of(out));
+  out += kChecksumPrefix;
+  out += checksum;
+  out += '\n';
+  return out;
+}
+
+const char* to_string(RecordFormat format) noexcept {
+  switch (format) {
+    case RecordFormat::kPidlock: return "pidlock";
+    case RecordFormat::kPostgresql: return "postgresql";
+    case RecordFormat::kPlainPid: return "pidfile";
+    case RecordFormat::kNone: break;
+  }
+  return "none";
+}
+
+}  // namespace pidlock

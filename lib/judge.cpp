@@ -1,0 +1,239 @@
+#include "judge.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+
+namespace pidlock::detail {
+namespace {
+
+// A process whose start, computed from boot time and clock ticks, lies
+// more than this after the record's start time cannot be the holder that
+// wrote it. The computed start can be off by the rounding of btime (one
+// second) and clock adjustments; three seconds covers both, and a reused
+// pid is almost always minutes or boots away.
+constexpr std::int64_t kStartTolerance = 3;
+
+Inspection verdict(Verdict v, Reason r, std::string detail) {
+  Inspection i;
+  i.verdict = v;
+  i.reason = r;
+  i.detail = std::move(detail);
+  return i;
+}
+
+std::string pid_text(pid_t pid) { return "pid " + std::to_string(pid); }
+
+// The pid rules of PostgreSQL, made exact, for records without kernel-lock
+// evidence.
+Inspection judge_by_pid(const HolderRecord& rec, const JudgeOptions& options,
+                        const SelfIdentity& self) {
+  if (!rec.host.empty() && !self.host.empty() && rec.host != self.host) {
+    return verdict(Verdict::kUnknown, Reason::kOtherHost,
+                   "the lock was written on host \"" + rec.host + "\", not on this host (\"" +
+                       self.host + "\"); its holder cannot be checked from here");
+  }
+  if (!rec.boot_id.empty() && !self.boot_id.empty() && rec.boot_id != self.boot_id) {
+    return verdict(Verdict::kStale, Reason::kOtherBoot,
+                   "the lock was written during another boot (boot id " + rec.boot_id + ")");
+  }
+  if (rec.pid_namespace && self.pid_namespace && *rec.pid_namespace != *self.pid_namespace) {
+    return verdict(Verdict::kUnknown, Reason::kOtherPidNamespace,
+                   pid_text(rec.pid) + " was recorded in another pid namespace (" +
+                       std::to_string(*rec.pid_namespace) +
+                       ") and the file carries no kernel lock evidence");
+  }
+  if (rec.pid > self.pid_max) {
+    return verdict(Verdict::kStale, Reason::kPidImpossible,
+                   pid_text(rec.pid) + " cannot exist: pid_max is " + std::to_string(self.pid_max));
+  }
+
+  ProcessStat st;
+  bool have_stat = sys().process_stat(rec.pid, &st);
+  // Did the process now named by this pid start after the record was
+  // written? Then it is not the process that wrote it.
+  auto started_later = [&]() -> bool {
+    if (!have_stat) return false;
+    if (rec.process_start_ticks && (rec.boot_id.empty() || rec.boot_id == self.boot_id))
+      return st.start_ticks != *rec.process_start_ticks;
+    std::int64_t began = start_epoch(self, st.start_ticks);
+    return began != 0 && rec.start_time > 0 && began > rec.start_time + kStartTolerance;
+  };
+  auto started_text = [&]() {
+    std::int64_t began = start_epoch(self, st.start_ticks);
+    return began ? "started " + format_time(began) : std::string("started later");
+  };
+
+  bool own = rec.pid == self.pid || rec.pid == self.parent ||
+             std::find(options.own_pids.begin(), options.own_pids.end(), rec.pid) !=
+                 options.own_pids.end();
+  if (own) {
+    // PostgreSQL treats these pids as stale outright: after a reboot or a
+    // container restart the old holder's pid is often our own or our
+    // parent's. We require proof that it is another incarnation.
+    std::string who = rec.pid == self.pid ? "this process" : rec.pid == self.parent ? "our parent" : "a pid we were told is ours";
+    if (started_later()) {
+      return verdict(Verdict::kStale, Reason::kOwnIncarnation,
+                     pid_text(rec.pid) + " is " + who + ", which " + started_text() +
+                         ", after the lock was written: another incarnation wrote it");
+    }
+    return verdict(Verdict::kUnknown, Reason::kOwnProcessUnproven,
+                   pid_text(rec.pid) + " is " + who +
+                       " and nothing shows that another incarnation wrote the lock");
+  }
+
+  int rc = sys().kill(rec.pid, 0);
+  int err = rc == 0 ? 0 : errno;
+  if (rc != 0 && err == ESRCH) {
+    return verdict(Verdict::kStale, Reason::kPidDead, pid_text(rec.pid) + " does not exist");
+  }
+  if (rc != 0 && err != EPERM) {
+    return verdict(Verdict::kUnknown, Reason::kProbeFailed,
+                   "kill(" + std::to_string(rec.pid) + ", 0) failed: " + std::strerror(err));
+  }
+  if (have_stat && (st.state == 'Z' || st.state == 'X')) {
+    return verdict(Verdict::kStale, Reason::kZombie,
+                   pid_text(rec.pid) + " is a zombie: it has exited and waits to be reaped by pid " +
+                       std::to_string(st.parent));
+  }
+  if (started_later()) {
+    return verdict(Verdict::kStale, Reason::kPidReused,
+                   pid_text(rec.pid) + " now names a process that " + started_text() +
+                       ", after the lock was written at " + format_time(rec.start_time));
+  }
+  if (err == EPERM) {
+    if (options.permission_denied == PermissionDeniedPolicy::kAssumeDead) {
+      return verdict(Verdict::kStale, Reason::kPidDeadOtherUser,
+                     pid_text(rec.pid) + " belongs to another user (EPERM); policy: not a competitor");
+    }
+    return verdict(Verdict::kHeld, Reason::kPidAliveOtherUser,
+                   pid_text(rec.pid) + " is alive and belongs to another user (EPERM)");
+  }
+  return verdict(Verdict::kHeld, Reason::kPidAlive, pid_text(rec.pid) + " is alive");
+}
+
+}  // namespace
+
+std::int64_t start_epoch(const SelfIdentity& self, std::uint64_t ticks) {
+  if (self.boot_time <= 0 || self.ticks_per_second <= 0) return 0;
+  return self.boot_time + static_cast<std::int64_t>(ticks / static_cast<std::uint64_t>(self.ticks_per_second));
+}
+
+SelfIdentity self_identity() {
+  // Everything but the pid-dependent fields is constant for the life of
+  // the process; re-reading /proc on every acquire would dominate its cost.
+  static std::mutex mutex;
+  static SelfIdentity cached;
+  static System* cached_for = nullptr;
+  std::lock_guard<std::mutex> guard(mutex);
+  System& s = sys();
+  pid_t pid = s.getpid();
+  if (cached_for != &s || cached.pid != pid) {
+    SelfIdentity id;
+    id.pid = pid;
+    id.parent = s.getppid();
+    id.boot_id = s.boot_id();
+    id.pid_namespace = s.pid_namespace(pid);
+    id.host = s.hostname();
+    id.boot_time = s.boot_time();
+    id.ticks_per_second = s.clock_ticks_per_second();
+    id.pid_max = s.pid_max();
+    ProcessStat st;
+    if (s.process_stat(pid, &st)) {
+      id.start_ticks = st.start_ticks;
+      id.start_time = start_epoch(id, st.start_ticks);
+    }
+    if (id.start_time == 0) id.start_time = s.now();
+    cached = id;
+    cached_for = &s;
+  }
+  SelfIdentity out = cached;
+  out.parent = s.getppid();  // changes when the parent dies
+  return out;
+}
+
+HolderRecord make_record(const SelfIdentity& self, pid_t pid) {
+  HolderRecord rec;
+  rec.format = RecordFormat::kPidlock;
+  rec.format_version = kRecordFormatVersion;
+  rec.pid = pid;
+  rec.boot_id = self.boot_id;
+  rec.host = self.host;
+  if (pid == self.pid) {
+    rec.start_time = self.start_time;
+    if (self.start_ticks) rec.process_start_ticks = self.start_ticks;
+    rec.pid_namespace = self.pid_namespace;
+  } else {
+    ProcessStat st;
+    if (sys().process_stat(pid, &st)) {
+      rec.process_start_ticks = st.start_ticks;
+      rec.start_time = start_epoch(self, st.start_ticks);
+    }
+    if (rec.start_time == 0) rec.start_time = sys().now();
+    rec.pid_namespace = sys().pid_namespace(pid);
+  }
+  return rec;
+}
+
+Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
+                 const JudgeOptions& options, const SelfIdentity& self) {
+  Inspection out;
+  const bool have = parsed.record.has_value();
+  if (kernel == KernelEvidence::kHeld) {
+    out = verdict(Verdict::kHeld, Reason::kKernelLockHeld,
+                  "a process holds the kernel lock on the file");
+    if (have && parsed.record->format == RecordFormat::kPidlock) {
+      // Not needed for the verdict, but a person wants to know whether the
+      // recorded pid is the process holding it.
+      Inspection by_pid = judge_by_pid(*parsed.record, options, self);
+      out.detail += "; recorded " + by_pid.detail;
+    }
+  } else if (kernel == KernelEvidence::kFree && !have) {
+    out = parsed.empty
+              ? verdict(Verdict::kStale, Reason::kEmptyFile,
+                        "the file is empty and no process holds its kernel lock")
+              : verdict(Verdict::kStale, Reason::kUnparsable,
+                        "the record cannot be read (" + parsed.problem +
+                            ") and no process holds its kernel lock");
+  } else if (kernel == KernelEvidence::kFree && parsed.record->format == RecordFormat::kPidlock) {
+    // Every pidlock holder keeps the kernel lock of its file for as long as
+    // it (or a process that inherited the descriptor) lives; the lock was
+    // taken before the file got its name. A free lock is proof of absence,
+    // across pid namespaces and whatever the pid now names.
+    out = verdict(Verdict::kStale, Reason::kKernelLockFree,
+                  "no process holds the kernel lock of this pidlock record (holder " +
+                      pid_text(parsed.record->pid) + " is gone)");
+  } else if (!have) {
+    out = verdict(Verdict::kUnknown, Reason::kUnreadable,
+                  "the record cannot be read (" + parsed.problem +
+                      ") and the file system gives no kernel lock evidence");
+  } else {
+    out = judge_by_pid(*parsed.record, options, self);
+  }
+  out.holder = parsed.record;
+  out.kernel_lock_evidence = kernel != KernelEvidence::kNone;
+  return out;
+}
+
+std::string format_time(std::int64_t epoch_seconds) {
+  std::time_t t = static_cast<std::time_t>(epoch_seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(epoch_seconds);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+std::string describe_holder(const HolderRecord& rec) {
+  std::string s = (rec.single_user ? "single-user pid " : "pid ") + std::to_string(rec.pid);
+  if (!rec.host.empty()) s += " on host " + rec.host;
+  if (rec.start_time > 0) s += ", started " + format_time(rec.start_time);
+  if (!rec.status.empty()) s += ", status " + rec.status;
+  if (!rec.data_directory.empty()) s += ", data directory " + rec.data_directory;
+  return s;
+}
+
+}  // namespace pidlock::detail

@@ -1,0 +1,226 @@
+#include <pidlock/lock_handle.hpp>
+
+#include "held_lock.hpp"
+#include "log.hpp"
+#include "process_table.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+namespace pidlock {
+
+using namespace detail;
+
+namespace {
+
+const boost::filesystem::path kEmptyPath;
+const std::optional<Inspection> kNoInspection;
+
+// Does the path still name the handle's inode? ENOENT and another inode
+// are "no" (with the reason in *why); other failures are errors.
+Failure check_still_ours(const HeldLock& s, bool* ours, std::string* why) {
+  struct stat st {};
+  *ours = false;
+  if (sys().fstatat(AT_FDCWD, s.path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      *why = "the lock file was deleted or renamed";
+      return {};
+    }
+    return system_failure("stat lock file");
+  }
+  if (st.st_dev != s.dev || st.st_ino != s.ino) {
+    *why = "the lock file was replaced by another file";
+    return {};
+  }
+  *ours = true;
+  return {};
+}
+
+// Rewrites the record in place (see update_status in the header).
+Failure rewrite(HeldLock& s, const HolderRecord& next) {
+  if (!s.fd.valid()) return pidlock_failure(errc::not_held, "update lock file");
+  bool ours = false;
+  std::string why;
+  if (Failure f = check_still_ours(s, &ours, &why)) return f;
+  if (!ours) return pidlock_failure(errc::lock_lost, "update lock file", why + "; nothing was written");
+  struct stat st {};
+  if (sys().fstat(s.fd.get(), &st) != 0) return system_failure("stat lock file");
+  // Never shorter than the file: a truncate would show readers an empty
+  // or cut record, and a shorter write would leave old bytes at the end.
+  std::string bytes = format_record(next, static_cast<size_t>(st.st_size));
+  sys().checkpoint("update.before_write");
+  if (!write_all_at(s.fd.get(), bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
+  sys().checkpoint("update.written");
+  if (s.durable && fsync_fd(s.fd.get()) != 0) return system_failure("fsync lock file");
+  s.record = next;
+  return {};
+}
+
+bool valid_status(std::string_view status) {
+  if (status.empty() || status.size() > kMaxStatusLength) return false;
+  for (unsigned char c : status)
+    if (c <= ' ' || c >= 0x7f) return false;
+  return true;
+}
+
+std::error_code report(const Failure& f, const HeldLock& s) {
+  if (f) log_failure(f, s.path.string());
+  return f.code;
+}
+
+}  // namespace
+
+LockHandle::LockHandle() noexcept = default;
+LockHandle::LockHandle(std::shared_ptr<HeldLock> state) noexcept : state_(std::move(state)) {}
+LockHandle::~LockHandle() {
+  if (state_) (void)release();
+}
+LockHandle::LockHandle(LockHandle&& other) noexcept = default;
+LockHandle& LockHandle::operator=(LockHandle&& other) noexcept {
+  if (this != &other) {
+    if (state_) (void)release();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+bool LockHandle::held() const noexcept { return state_ != nullptr; }
+const boost::filesystem::path& LockHandle::path() const noexcept { return state_ ? state_->path : kEmptyPath; }
+const HolderRecord& LockHandle::record() const {
+  if (!state_) throw Error(make_error_code(errc::not_held), "read record", "");
+  return state_->record;
+}
+bool LockHandle::took_over() const noexcept { return state_ && state_->took_over; }
+const std::optional<Inspection>& LockHandle::previous_holder() const noexcept {
+  return state_ ? state_->previous : kNoInspection;
+}
+int LockHandle::native_handle() const noexcept { return state_ ? state_->fd.get() : -1; }
+
+void LockHandle::update_status(std::string_view status, std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = make_error_code(errc::not_held);
+    return;
+  }
+  if (!valid_status(status)) {
+    ec = make_error_code(errc::invalid_argument);
+    return;
+  }
+  std::lock_guard<std::mutex> guard(state_->mutex);
+  try {
+    HolderRecord next = state_->record;
+    next.status = std::string(status);
+    ec = report(rewrite(*state_, next), *state_);
+    if (!ec) {
+      PIDLOCK_LOG(debug) << "lock file \"" << state_->path.string() << "\": status " << status;
+    }
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+void LockHandle::update_status(std::string_view status) {
+  std::error_code ec;
+  update_status(status, ec);
+  if (ec) throw Error(ec, "update status of lock file", state_ ? state_->path.string() : std::string());
+}
+
+void LockHandle::update_holder_pid(pid_t pid, std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = make_error_code(errc::not_held);
+    return;
+  }
+  if (pid <= 0) {
+    ec = make_error_code(errc::invalid_argument);
+    return;
+  }
+  std::lock_guard<std::mutex> guard(state_->mutex);
+  try {
+    HolderRecord next = make_record(self_identity(), pid);
+    next.data_directory = state_->record.data_directory;
+    next.status = state_->record.status;
+    ec = report(rewrite(*state_, next), *state_);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+void LockHandle::update_holder_pid(pid_t pid) {
+  std::error_code ec;
+  update_holder_pid(pid, ec);
+  if (ec) throw Error(ec, "update holder of lock file", state_ ? state_->path.string() : std::string());
+}
+
+bool LockHandle::recheck(std::error_code& ec) const noexcept {
+  ec.clear();
+  if (!state_) {
+    ec = make_error_code(errc::not_held);
+    return false;
+  }
+  std::lock_guard<std::mutex> guard(state_->mutex);
+  bool ours = false;
+  std::string why;
+  if (Failure f = check_still_ours(*state_, &ours, &why)) {
+    ec = f.code;
+    return false;
+  }
+  if (ours) {
+    ParsedRecord parsed;
+    if (Failure f = read_record(state_->fd.get(), state_->path.string(), &parsed)) {
+      ec = f.code;
+      return false;
+    }
+    if (parsed.record && parsed.record->pid == state_->record.pid) return true;
+    why = "the lock file's record was overwritten by someone else";
+  }
+  PIDLOCK_LOG(warning) << "lost lock file \"" << state_->path.string() << "\": " << why;
+  return false;
+}
+
+bool LockHandle::recheck() const {
+  std::error_code ec;
+  bool ours = recheck(ec);
+  if (ec) throw Error(ec, "recheck lock file", state_ ? state_->path.string() : std::string());
+  return ours;
+}
+
+std::error_code LockHandle::release() noexcept {
+  if (!state_) return make_error_code(errc::not_held);
+  std::shared_ptr<HeldLock> state = std::move(state_);
+  std::lock_guard<std::mutex> guard(state->mutex);
+  if (!state->fd.valid()) return make_error_code(errc::not_held);
+  Failure failure;
+  if (state->owner_pid == sys().getpid()) {
+    try {
+      bool ours = false;
+      std::string why;
+      failure = check_still_ours(*state, &ours, &why);
+      if (!failure && ours) {
+        sys().checkpoint("release.verified");
+        // Remove the name before the kernel lock drops: a contender that
+        // gets the lock afterwards finds either no file or its own.
+        if (sys().unlinkat(AT_FDCWD, state->path.c_str(), 0) != 0 && errno != ENOENT)
+          failure = system_failure("remove lock file");
+        sys().checkpoint("release.removed");
+      } else if (!failure) {
+        failure = pidlock_failure(errc::lock_lost, "release lock file", why + "; nothing was removed");
+      }
+      if (!failure) {
+        PIDLOCK_LOG(info) << "released lock file \"" << state->path.string() << "\"";
+      } else if (failure.code == make_error_code(errc::lock_lost)) {
+        PIDLOCK_LOG(warning) << describe_error(failure.code, failure.operation, state->path.string(),
+                                               failure.detail);
+      } else {
+        log_failure(failure, state->path.string());
+      }
+    } catch (...) {
+      failure = Failure{std::make_error_code(std::errc::not_enough_memory), "release lock file", ""};
+    }
+    table_erase(state->dev, state->ino);
+  }
+  // A forked child only closes its inherited descriptor: the parent's
+  // description stays open, so the kernel lock stays the parent's.
+  state->fd.reset();
+  return failure.code;
+}
+
+}  // namespace pidlock

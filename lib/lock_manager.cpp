@@ -1,0 +1,590 @@
+#include <pidlock/lock_manager.hpp>
+
+#include "held_lock.hpp"
+#include "log.hpp"
+#include "process_table.hpp"
+
+#include <boost/filesystem/operations.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <thread>
+
+namespace pidlock {
+namespace detail {
+
+void log_failure(const Failure& failure, const std::string& path) {
+  PIDLOCK_LOG(error) << describe_error(failure.code, failure.operation, path, failure.detail);
+}
+
+void throw_failure(const Failure& failure, const std::string& path) {
+  throw Error(failure.code, failure.operation, path, failure.detail);
+}
+
+Failure open_location(const boost::filesystem::path& path, LockLocation* out) {
+  out->path = path.string();
+  if (path.empty()) return pidlock_failure(errc::invalid_argument, "acquire", "the lock path is empty");
+  boost::filesystem::path name = path.filename();
+  if (name.empty() || name == "." || name == ".." || name == "/")
+    return pidlock_failure(errc::invalid_argument, "acquire", "the lock path does not name a file");
+  out->name = name.string();
+  boost::filesystem::path folder = path.parent_path();
+  if (folder.empty()) folder = ".";
+  int fd = open_at(AT_FDCWD, folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return system_failure("open lock folder", folder.string());
+  out->dir.reset(fd);
+  return {};
+}
+
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  return "not a regular file";
+}
+
+Failure refuse_kind(mode_t mode) {
+  if (S_ISLNK(mode))
+    return pidlock_failure(errc::symlink_at_lock_path, "open lock file",
+                           "refusing to follow it; remove the link or point pidlock at the real path");
+  return pidlock_failure(errc::not_a_regular_file, "open lock file",
+                         std::string("the path is ") + file_kind(mode) + "; nothing was opened or removed");
+}
+
+}  // namespace
+
+Failure open_existing(const LockLocation& loc, bool for_write, ExistingFile* out) {
+  *out = ExistingFile{};
+  // lstat first: opening a device or FIFO could block or have side effects
+  // (a tape rewinds on open). O_NOFOLLOW|O_NONBLOCK below closes the race
+  // with a swap after this check.
+  struct stat lst {};
+  if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) {
+      out->vanished = true;
+      return {};
+    }
+    return system_failure("stat lock file");
+  }
+  if (!S_ISREG(lst.st_mode)) return refuse_kind(lst.st_mode);
+
+  const int common = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  int fd = -1;
+  if (for_write) {
+    fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDWR | common);
+    if (fd >= 0) out->writable = true;
+  }
+  if (fd < 0 && (!for_write || errno == EACCES || errno == EROFS)) {
+    fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDONLY | common);
+  }
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      out->vanished = true;
+      return {};
+    }
+    if (errno == ELOOP) return refuse_kind(S_IFLNK);
+    return system_failure("open lock file");
+  }
+  out->fd.reset(fd);
+  if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
+  if (!S_ISREG(out->st.st_mode)) return refuse_kind(out->st.st_mode);
+  if (out->st.st_dev != lst.st_dev || out->st.st_ino != lst.st_ino) {
+    // Replaced between lstat and open: look again.
+    *out = ExistingFile{};
+    out->vanished = true;
+  }
+  return {};
+}
+
+Failure read_record(int fd, const std::string& /*path*/, ParsedRecord* out) {
+  // A holder rewrites its record with one pwrite; a read that overlaps it
+  // can see a mix of old and new bytes, which the checksum exposes. Such a
+  // window is microseconds long, so a few quick re-reads settle it; a
+  // record still torn after that was damaged for good (its writer died
+  // mid-write) and is judged as unparsable.
+  char buf[kMaxRecordBytes + 1];
+  for (int attempt = 0;; ++attempt) {
+    ssize_t n = read_at(fd, buf, sizeof buf, 0);
+    if (n < 0) return system_failure("read lock file");
+    *out = parse_record(std::string_view(buf, static_cast<size_t>(n)));
+    if (!out->torn || attempt >= 20) return {};
+    std::this_thread::sleep_for(std::chrono::microseconds(50 * (attempt + 1)));
+  }
+}
+
+bool still_names(const LockLocation& loc, const struct stat& st) {
+  struct stat now {};
+  if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) return false;
+  return now.st_dev == st.st_dev && now.st_ino == st.st_ino;
+}
+
+Failure remove_if_same(const LockLocation& loc, const struct stat& st, bool* removed) {
+  *removed = false;
+  if (!still_names(loc, st)) return {};
+  sys().checkpoint("takeover.verified");
+  if (sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0) != 0) {
+    if (errno == ENOENT) return {};
+    return system_failure("remove stale lock file");
+  }
+  *removed = true;
+  sys().checkpoint("takeover.removed");
+  return {};
+}
+
+namespace {
+
+// Is the status word acceptable? Printable, no spaces, bounded.
+bool valid_status(const std::string& status) {
+  if (status.empty() || status.size() > kMaxStatusLength) return false;
+  for (unsigned char c : status)
+    if (!std::isgraph(c)) return false;
+  return true;
+}
+
+// The lock file this process is about to publish: an unnamed (or, where the
+// file system has no O_TMPFILE, a temporarily named) inode, already locked
+// and holding the complete record.
+struct Prepared {
+  UniqueFd fd;
+  std::string temp_name;  // empty for an unnamed file
+  struct stat st {};
+  bool in_table = false;
+  const LockLocation* loc = nullptr;
+
+  ~Prepared() {
+    if (in_table) table_erase(st.st_dev, st.st_ino);
+    if (!temp_name.empty()) sys().unlinkat(loc->dir.get(), temp_name.c_str(), 0);
+  }
+};
+
+std::atomic<unsigned> temp_counter{0};
+
+Failure prepare(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
+                Prepared* out) {
+  out->loc = &loc;
+  int fd = sys().open_unnamed(loc.dir.get(), options.mode, !options.inheritable);
+  if (fd < 0 && errno == EOPNOTSUPP) {
+    // No O_TMPFILE here (some network and FUSE file systems): fall back to a
+    // hidden name beside the lock, removed right after the link. A crash in
+    // that window leaves the hidden file behind; O_TMPFILE cannot.
+    std::string temp = "." + loc.name + ".pidlock-" + std::to_string(sys().getpid()) + "-" +
+                       std::to_string(temp_counter.fetch_add(1));
+    fd = open_at(loc.dir.get(), temp.c_str(),
+                 O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | (options.inheritable ? 0 : O_CLOEXEC),
+                 options.mode);
+    if (fd >= 0) out->temp_name = temp;
+  }
+  if (fd < 0) return system_failure("create lock file");
+  out->fd.reset(fd);
+  sys().checkpoint("acquire.created");
+  // The mode must not depend on the umask.
+  if (sys().fchmod(fd, options.mode) != 0) return system_failure("set mode of lock file");
+  // Lock before the file has a name: no one can ever see our file unlocked.
+  switch (sys().try_lock(fd)) {
+    case KernelLock::kAcquired:
+    case KernelLock::kUnsupported:  // no locks here: pid evidence only
+      break;
+    case KernelLock::kHeldByOther:
+      errno = EDEADLK;  // impossible for a brand-new inode
+      return system_failure("lock new lock file");
+    case KernelLock::kError:
+      return system_failure("lock new lock file");
+  }
+  sys().checkpoint("acquire.locked");
+  std::string bytes = format_record(record);
+  if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
+  sys().checkpoint("acquire.written");
+  if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");
+  if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
+  // Enter the table before the file has a name, so that another thread of
+  // this process that finds the file knows it is ours.
+  if (!table_insert(out->st.st_dev, out->st.st_ino))
+    return pidlock_failure(errc::already_held_by_this_process, "acquire");
+  out->in_table = true;
+  return {};
+}
+
+int publish(const LockLocation& loc, const Prepared& prepared) {
+  if (prepared.temp_name.empty())
+    return sys().link_unnamed(prepared.fd.get(), loc.dir.get(), loc.name.c_str());
+  return sys().linkat(loc.dir.get(), prepared.temp_name.c_str(), loc.dir.get(), loc.name.c_str());
+}
+
+// What a look at an existing lock file found.
+struct Examined {
+  ExistingFile file;
+  KernelEvidence kernel = KernelEvidence::kNone;
+  bool locked_by_us = false;
+  Inspection inspection;
+};
+
+// Opens, locks (when `take_lock`) or queries, reads and judges the file at
+// `loc`. With take_lock, a stale verdict backed by kernel evidence leaves
+// us holding the stale inode's kernel lock.
+Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_lock, Examined* out) {
+  Failure f = open_existing(loc, take_lock, &out->file);
+  if (f || out->file.vanished) return f;
+  const int fd = out->file.fd.get();
+  if (table_contains(out->file.st.st_dev, out->file.st.st_ino)) {
+    ParsedRecord parsed;
+    if (Failure rf = read_record(fd, loc.path, &parsed)) return rf;
+    out->inspection.verdict = Verdict::kHeld;
+    out->inspection.reason = Reason::kHeldByThisProcess;
+    out->inspection.detail = "this process holds the lock";
+    out->inspection.holder = parsed.record;
+    out->inspection.kernel_lock_evidence = true;
+    return {};
+  }
+  if (take_lock && out->file.writable) {
+    switch (sys().try_lock(fd)) {
+      case KernelLock::kAcquired:
+        out->kernel = KernelEvidence::kFree;
+        out->locked_by_us = true;
+        break;
+      case KernelLock::kHeldByOther: out->kernel = KernelEvidence::kHeld; break;
+      case KernelLock::kUnsupported: out->kernel = KernelEvidence::kNone; break;
+      case KernelLock::kError: return system_failure("lock existing lock file");
+    }
+  } else {
+    switch (sys().query_lock(fd)) {
+      case LockQuery::kFree: out->kernel = KernelEvidence::kFree; break;
+      case LockQuery::kHeld: out->kernel = KernelEvidence::kHeld; break;
+      case LockQuery::kUnsupported: out->kernel = KernelEvidence::kNone; break;
+      case LockQuery::kError: return system_failure("query kernel lock of lock file");
+    }
+  }
+  ParsedRecord parsed;
+  if (Failure rf = read_record(fd, loc.path, &parsed)) return rf;
+  out->inspection = judge(parsed, out->kernel, options, self_identity());
+  return {};
+}
+
+Inspection free_inspection() {
+  Inspection i;
+  i.verdict = Verdict::kFree;
+  i.reason = Reason::kNoLockFile;
+  i.detail = "there is no lock file";
+  return i;
+}
+
+// Retries of one attempt while a kernel lock is held by someone other than
+// the recorded (dead) holder: usually a contender between taking a stale
+// file's lock and removing it, which lasts microseconds. 40 x 250 us
+// covers scheduling delays; a lock still held after that is held for real
+// (a child that inherited the descriptor outlived the holder).
+constexpr int kContestedRetries = 40;
+
+}  // namespace
+}  // namespace detail
+
+using namespace detail;
+
+LockManager::LockManager() noexcept = default;
+
+namespace detail {
+namespace {
+
+// The whole acquire; reports failures with their context through `failure`
+// (and the holder's verdict through `held` when failure is errc::held).
+LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOptions& options,
+                        Failure& failure, Inspection& held) {
+  if (!valid_status(options.status)) {
+    failure = pidlock_failure(errc::invalid_argument, "acquire",
+                              "status must be 1 to " + std::to_string(kMaxStatusLength) +
+                                  " printable characters without spaces");
+    return {};
+  }
+  if (options.max_attempts < 1) {
+    failure = pidlock_failure(errc::invalid_argument, "acquire", "max_attempts must be at least 1");
+    return {};
+  }
+  LockLocation loc;
+  if ((failure = open_location(path, &loc))) return {};
+
+  const SelfIdentity self = self_identity();
+  HolderRecord record = make_record(self, self.pid);
+  record.status = options.status;
+  boost::system::error_code fs_ec;
+  boost::filesystem::path data_dir = options.data_directory.empty()
+                                         ? boost::filesystem::canonical(path.parent_path().empty()
+                                                                            ? boost::filesystem::path(".")
+                                                                            : path.parent_path(),
+                                                                        fs_ec)
+                                         : boost::filesystem::absolute(options.data_directory);
+  if (fs_ec) {
+    failure = Failure{std::error_code(fs_ec.value(), std::system_category()), "resolve data directory", ""};
+    return {};
+  }
+  record.data_directory = data_dir.lexically_normal().string();
+  if (record.data_directory.find('\n') != std::string::npos) {
+    failure = pidlock_failure(errc::invalid_argument, "acquire", "the data directory contains a newline");
+    return {};
+  }
+
+  Prepared prepared;
+  std::optional<Inspection> previous;
+  int contested = 0;
+  for (int attempt = 0; attempt < options.max_attempts;) {
+    if (!prepared.fd.valid() && (failure = prepare(loc, options, record, &prepared))) return {};
+    sys().checkpoint("acquire.before_link");
+    if (publish(loc, prepared) == 0) {
+      sys().checkpoint("acquire.linked");
+      if (!prepared.temp_name.empty()) {
+        sys().unlinkat(loc.dir.get(), prepared.temp_name.c_str(), 0);
+        prepared.temp_name.clear();
+      }
+      if (options.durable && fsync_fd(loc.dir.get()) != 0) {
+        failure = system_failure("fsync lock folder");
+        sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);  // ours: same inode, locked
+        return {};
+      }
+      if (!still_names(loc, prepared.st)) {
+        failure = pidlock_failure(errc::lock_lost, "acquire",
+                                  "the lock file was removed or replaced right after it was created");
+        return {};
+      }
+      auto state = std::make_shared<HeldLock>();
+      state->dev = prepared.st.st_dev;
+      state->ino = prepared.st.st_ino;
+      state->fd = std::move(prepared.fd);
+      state->path = boost::filesystem::absolute(path);
+      state->record = record;
+      state->took_over = previous.has_value();
+      state->previous = std::move(previous);
+      state->owner_pid = self.pid;
+      state->durable = options.durable;
+      prepared.in_table = false;  // the handle owns the table entry now
+      if (state->took_over) {
+        PIDLOCK_LOG(warning) << "acquired lock file \"" << loc.path << "\" by taking over a stale lock of "
+                             << (state->previous->holder ? describe_holder(*state->previous->holder)
+                                                         : std::string("an unknown holder"))
+                             << " [" << to_string(state->previous->reason) << ": "
+                             << state->previous->detail << "]";
+      } else {
+        PIDLOCK_LOG(info) << "acquired lock file \"" << loc.path << "\" (pid " << self.pid << ")";
+      }
+      return HandleAccess::make(std::move(state));
+    }
+    if (errno != EEXIST) {
+      failure = system_failure("create lock file");
+      return {};
+    }
+    ++attempt;
+    Examined found;
+    if ((failure = examine(loc, options.judge, /*take_lock=*/true, &found))) return {};
+    if (found.file.vanished) continue;
+    const Inspection& insp = found.inspection;
+    if (insp.reason == Reason::kHeldByThisProcess) {
+      failure = pidlock_failure(errc::already_held_by_this_process, "acquire",
+                                "release the existing handle first; a second acquire never breaks or drops it");
+      return {};
+    }
+    if (insp.verdict == Verdict::kStale) {
+      if (found.file.st.st_nlink > 1) {
+        failure = pidlock_failure(errc::hard_linked_lock_file, "acquire",
+                                  "it has " + std::to_string(found.file.st.st_nlink) +
+                                      " links; remove it by hand if it really is a stale lock");
+        return {};
+      }
+      if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
+        // We could only open it read-only: we may not take it over.
+        errno = EACCES;
+        failure = system_failure("take over stale lock file",
+                                 "the file is stale but cannot be opened for writing, which a safe take-over needs");
+        return {};
+      }
+      bool removed = false;
+      if ((failure = remove_if_same(loc, found.file.st, &removed))) return {};
+      if (removed) {
+        previous = insp;
+        PIDLOCK_LOG(debug) << "removed stale lock file \"" << loc.path << "\": " << insp.detail;
+      }
+      continue;  // found.file closes here, dropping the stale inode's lock
+    }
+    // Held or unknown. If the path no longer names the file we judged,
+    // it changed under us: look again.
+    if (!still_names(loc, found.file.st)) continue;
+    if (found.kernel == KernelEvidence::kHeld && insp.holder && contested < kContestedRetries) {
+      Inspection by_pid = judge(ParsedRecord{insp.holder, false, false, {}}, KernelEvidence::kNone,
+                                options.judge, self);
+      if (by_pid.verdict == Verdict::kStale) {
+        // The recorded holder is gone yet the kernel lock is held: a
+        // contender is taking the stale file over, or a process that
+        // inherited the descriptor lives on. Give the first a moment.
+        ++contested;
+        --attempt;
+        std::this_thread::sleep_for(std::chrono::microseconds(250));
+        continue;
+      }
+    }
+    held = insp;
+    failure = pidlock_failure(errc::held, "acquire");
+    return {};
+  }
+  failure = pidlock_failure(errc::too_many_attempts, "acquire",
+                            "the lock file was re-created " + std::to_string(options.max_attempts) +
+                                " times while we tried to take it over");
+  return {};
+}
+
+// Runs `f` (which reports through a Failure) for a noexcept entry point,
+// turning stray exceptions into error codes.
+template <typename F>
+void guarded(Failure& failure, F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::bad_alloc&) {
+    failure = Failure{std::make_error_code(std::errc::not_enough_memory), "allocate", ""};
+  } catch (const boost::filesystem::filesystem_error& e) {
+    failure = Failure{std::error_code(e.code().value(), std::system_category()), "resolve path", e.what()};
+  } catch (const std::exception& e) {
+    failure = Failure{std::make_error_code(std::errc::io_error), "unexpected failure", e.what()};
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+using namespace detail;
+
+namespace {
+
+// Both acquire() forms: reports through `failure` and `held`.
+LockHandle acquire_reporting(const boost::filesystem::path& path, const AcquireOptions& options,
+                             Failure& failure, Inspection& held) noexcept {
+  LockHandle handle;
+  guarded(failure, [&] { handle = acquire_impl(path, options, failure, held); });
+  if (failure.code == make_error_code(errc::held)) {
+    PIDLOCK_LOG(info) << LockHeldError(path.string(), held).what();
+  } else if (failure) {
+    log_failure(failure, path.string());
+  }
+  return handle;
+}
+
+}  // namespace
+
+LockHandle LockManager::acquire(const boost::filesystem::path& path, const AcquireOptions& options,
+                                std::error_code& ec, Inspection* holder) noexcept {
+  Failure failure;
+  Inspection held;
+  LockHandle handle = acquire_reporting(path, options, failure, held);
+  ec = failure.code;
+  if (failure.code == make_error_code(errc::held) && holder != nullptr) *holder = std::move(held);
+  return handle;
+}
+
+LockHandle LockManager::acquire(const boost::filesystem::path& path, const AcquireOptions& options) {
+  Failure failure;
+  Inspection held;
+  LockHandle handle = acquire_reporting(path, options, failure, held);
+  if (failure.code == make_error_code(errc::held)) throw LockHeldError(path.string(), std::move(held));
+  if (failure) throw_failure(failure, path.string());
+  return handle;
+}
+
+namespace {
+
+Inspection inspect_impl(const boost::filesystem::path& path, const JudgeOptions& options, Failure& failure) {
+  LockLocation loc;
+  if ((failure = open_location(path, &loc))) return {};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    Examined found;
+    if ((failure = examine(loc, options, /*take_lock=*/false, &found))) return {};
+    if (!found.file.vanished) return found.inspection;
+    struct stat st {};
+    if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+      return free_inspection();
+  }
+  failure = pidlock_failure(errc::too_many_attempts, "inspect lock file", "the file kept changing");
+  return {};
+}
+
+BreakResult break_impl(const boost::filesystem::path& path, const JudgeOptions& options, Failure& failure) {
+  BreakResult result;
+  LockLocation loc;
+  if ((failure = open_location(path, &loc))) return result;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    Examined found;
+    if ((failure = examine(loc, options, /*take_lock=*/true, &found))) return result;
+    if (found.file.vanished) {
+      result.inspection = free_inspection();
+      return result;
+    }
+    result.inspection = found.inspection;
+    if (found.inspection.verdict != Verdict::kStale) return result;
+    if (found.file.st.st_nlink > 1) {
+      failure = pidlock_failure(errc::hard_linked_lock_file, "break lock file",
+                                "it has " + std::to_string(found.file.st.st_nlink) + " links");
+      return result;
+    }
+    if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
+      errno = EACCES;
+      failure = system_failure("break lock file", "the file cannot be opened for writing, which a safe removal needs");
+      return result;
+    }
+    if ((failure = remove_if_same(loc, found.file.st, &result.removed))) return result;
+    if (result.removed) {
+      PIDLOCK_LOG(warning) << "removed stale lock file \"" << loc.path << "\" of "
+                           << (found.inspection.holder ? describe_holder(*found.inspection.holder)
+                                                       : std::string("an unknown holder"))
+                           << " [" << to_string(found.inspection.reason) << ": " << found.inspection.detail << "]";
+      return result;
+    }
+    // Replaced while we judged it: judge the new file.
+  }
+  failure = pidlock_failure(errc::too_many_attempts, "break lock file", "the file kept changing");
+  return result;
+}
+
+}  // namespace
+
+Inspection LockManager::inspect(const boost::filesystem::path& path, const JudgeOptions& options,
+                                std::error_code& ec) const noexcept {
+  Failure failure;
+  Inspection result;
+  guarded(failure, [&] { result = inspect_impl(path, options, failure); });
+  ec = failure.code;
+  return result;
+}
+
+Inspection LockManager::inspect(const boost::filesystem::path& path, const JudgeOptions& options) const {
+  Failure failure;
+  Inspection result;
+  guarded(failure, [&] { result = inspect_impl(path, options, failure); });
+  if (failure) throw_failure(failure, path.string());
+  return result;
+}
+
+BreakResult LockManager::break_stale(const boost::filesystem::path& path, const JudgeOptions& options,
+                                     std::error_code& ec) noexcept {
+  Failure failure;
+  BreakResult result;
+  guarded(failure, [&] { result = break_impl(path, options, failure); });
+  if (failure) log_failure(failure, path.string());
+  ec = failure.code;
+  return result;
+}
+
+BreakResult LockManager::break_stale(const boost::filesystem::path& path, const JudgeOptions& options) {
+  Failure failure;
+  BreakResult result;
+  guarded(failure, [&] { result = break_impl(path, options, failure); });
+  if (failure) {
+    log_failure(failure, path.string());
+    throw_failure(failure, path.string());
+  }
+  return result;
+}
+
+}  // namespace pidlock

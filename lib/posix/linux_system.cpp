@@ -1,0 +1,209 @@
+// The real System on Linux.
+#include "posix/system.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+namespace pidlock::detail {
+namespace {
+
+// Reads a small /proc file whole; false if it cannot be read.
+bool read_small_file(const char* path, std::string* out) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  out->clear();
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out->append(buf, static_cast<size_t>(n));
+    if (out->size() > 64 * 1024) break;
+  }
+  int saved = errno;
+  ::close(fd);
+  errno = saved;
+  return true;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+class LinuxSystem final : public System {
+ public:
+  int openat(int dirfd, const char* name, int flags, mode_t mode) override {
+    return ::openat(dirfd, name, flags, mode);
+  }
+  int close(int fd) override { return ::close(fd); }
+  ssize_t pread(int fd, void* buf, size_t count, off_t offset) override {
+    return ::pread(fd, buf, count, offset);
+  }
+  ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) override {
+    return ::pwrite(fd, buf, count, offset);
+  }
+  int fsync(int fd) override { return ::fsync(fd); }
+  int fstat(int fd, struct stat* st) override { return ::fstat(fd, st); }
+  int fstatat(int dirfd, const char* name, struct stat* st, int flags) override {
+    return ::fstatat(dirfd, name, st, flags);
+  }
+  int unlinkat(int dirfd, const char* name, int flags) override {
+    return ::unlinkat(dirfd, name, flags);
+  }
+  int fchmod(int fd, mode_t mode) override { return ::fchmod(fd, mode); }
+  int futimens(int fd, const struct timespec times[2]) override {
+    return ::futimens(fd, times);
+  }
+  int set_cloexec(int fd, bool on) override {
+    int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+    return ::fcntl(fd, F_SETFD, flags);
+  }
+
+  int open_unnamed(int dirfd, mode_t mode, bool cloexec) override {
+    int fd = ::openat(dirfd, ".", O_TMPFILE | O_RDWR | (cloexec ? O_CLOEXEC : 0), mode);
+    if (fd < 0 && (errno == EISDIR || errno == EINVAL || errno == ENOTSUP)) {
+      // Kernels and file systems without O_TMPFILE report one of these.
+      errno = EOPNOTSUPP;
+    }
+    return fd;
+  }
+
+  int link_unnamed(int fd, int dirfd, const char* name) override {
+    // linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the
+    // /proc/self/fd route works for everyone, so try it first.
+    char proc_path[64];
+    std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+    if (::linkat(AT_FDCWD, proc_path, dirfd, name, AT_SYMLINK_FOLLOW) == 0) return 0;
+    if (errno != ENOENT) return -1;
+    // ENOENT: either /proc is not mounted or the folder vanished; the
+    // AT_EMPTY_PATH form tells which.
+    return ::linkat(fd, "", dirfd, name, AT_EMPTY_PATH);
+  }
+
+  int linkat(int olddirfd, const char* oldname, int newdirfd, const char* newname) override {
+    return ::linkat(olddirfd, oldname, newdirfd, newname, 0);
+  }
+
+  // Open-file-description locks (Linux >= 3.15): owned by the open file
+  // description, not the process, so that (unlike classic POSIX locks) a
+  // close() of another descriptor of the same file elsewhere in the process
+  // does not drop them, two descriptions in one process conflict, and the
+  // lock is released by the kernel when the last descriptor closes, which
+  // includes the holder being killed.
+  KernelLock try_lock(int fd) override {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_OFD_SETLK, &fl) == 0) return KernelLock::kAcquired;
+    switch (errno) {
+      case EAGAIN:
+      case EACCES:
+        return KernelLock::kHeldByOther;
+      case ENOLCK:
+      case EOPNOTSUPP:
+      case EINVAL:  // kernel without OFD locks
+        return KernelLock::kUnsupported;
+      default:
+        return KernelLock::kError;
+    }
+  }
+
+  LockQuery query_lock(int fd) override {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+      if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) return LockQuery::kUnsupported;
+      return LockQuery::kError;
+    }
+    return fl.l_type == F_UNLCK ? LockQuery::kFree : LockQuery::kHeld;
+  }
+
+  int kill(pid_t pid, int sig) override { return ::kill(pid, sig); }
+  pid_t getpid() override { return ::getpid(); }
+  pid_t getppid() override { return ::getppid(); }
+
+  bool process_stat(pid_t pid, ProcessStat* out) override {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    std::string text;
+    if (!read_small_file(path, &text)) return false;
+    // The command name (field 2) may contain spaces and ')': the fields we
+    // want follow the last ')'.
+    auto close_paren = text.rfind(')');
+    if (close_paren == std::string::npos) return false;
+    const char* p = text.c_str() + close_paren + 1;
+    char state = '?';
+    int ppid = 0;
+    unsigned long long start = 0;
+    // Fields 3 (state), 4 (ppid), then 5..21 skipped, 22 starttime.
+    if (std::sscanf(p, " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                    &state, &ppid, &start) != 3) {
+      return false;
+    }
+    out->state = state;
+    out->parent = ppid;
+    out->start_ticks = start;
+    return true;
+  }
+
+  std::string boot_id() override {
+    std::string text;
+    if (!read_small_file("/proc/sys/kernel/random/boot_id", &text)) return {};
+    return trim(text);
+  }
+
+  std::optional<std::uint64_t> pid_namespace(pid_t pid) override {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/ns/pid", static_cast<int>(pid));
+    struct stat st {};
+    if (::stat(path, &st) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.st_ino);
+  }
+
+  std::string hostname() override {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return {};
+    return buf;
+  }
+
+  std::int64_t boot_time() override {
+    std::string text;
+    if (!read_small_file("/proc/stat", &text)) return 0;
+    auto at = text.find("\nbtime ");
+    if (at == std::string::npos) return 0;
+    return std::strtoll(text.c_str() + at + 7, nullptr, 10);
+  }
+
+  long clock_ticks_per_second() override { return ::sysconf(_SC_CLK_TCK); }
+
+  pid_t pid_max() override {
+    std::string text;
+    if (!read_small_file("/proc/sys/kernel/pid_max", &text)) return 4194304;  // Linux's limit
+    long v = std::strtol(text.c_str(), nullptr, 10);
+    return v > 0 ? static_cast<pid_t>(v) : 4194304;
+  }
+
+  std::int64_t now() override { return static_cast<std::int64_t>(std::time(nullptr)); }
+};
+
+}  // namespace
+
+System& real_system() noexcept {
+  static LinuxSystem instance;
+  return instance;
+}
+
+}  // namespace pidlock::detail

@@ -1,0 +1,152 @@
+// The operating-system seam (STYLE.md, point 7).
+//
+// Every system call pidlock makes goes through the current System, so that
+// tests can fail any call (ENOSPC, EIO, EINTR, EMFILE, ...), shorten writes,
+// or end the process between any two steps. The default System is the real
+// one for this platform (linux_system.cpp). Functions return what the system
+// call returns and leave errno set, exactly like the call they stand for;
+// retrying EINTR is the caller's job (syscalls.hpp), never the seam's.
+//
+// Platform specifics live behind the same seam: the kind of kernel lock
+// (Linux: open-file-description locks), unnamed files (O_TMPFILE), and the
+// identity of processes (/proc, boot id, pid namespaces). Another Unix is a
+// new implementation of this class, not a rewrite of the callers.
+#ifndef PIDLOCK_POSIX_SYSTEM_HPP
+#define PIDLOCK_POSIX_SYSTEM_HPP
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace pidlock::detail {
+
+// What the platform knows of one process, read without signalling it.
+struct ProcessStat {
+  char state = '?';               // 'R', 'S', 'Z' (zombie), 'X' (dead), ...
+  std::uint64_t start_ticks = 0;  // start time, clock ticks since boot
+  pid_t parent = 0;
+};
+
+// Answer of a non-blocking kernel-lock call.
+enum class KernelLock {
+  kAcquired,     // the lock is now ours
+  kHeldByOther,  // another open file description holds it
+  kUnsupported,  // the file system has no locks (ENOLCK, EOPNOTSUPP, ...)
+  kError,        // any other failure; errno is set
+};
+
+// Answer of a kernel-lock query.
+enum class LockQuery { kFree, kHeld, kUnsupported, kError };
+
+class System {
+ public:
+  virtual ~System() = default;
+
+  // --- files (same contracts as the POSIX calls of the same name) ---
+  virtual int openat(int dirfd, const char* name, int flags, mode_t mode) = 0;
+  virtual int close(int fd) = 0;
+  virtual ssize_t pread(int fd, void* buf, size_t count, off_t offset) = 0;
+  virtual ssize_t pwrite(int fd, const void* buf, size_t count, off_t offset) = 0;
+  virtual int fsync(int fd) = 0;
+  virtual int fstat(int fd, struct stat* st) = 0;
+  virtual int fstatat(int dirfd, const char* name, struct stat* st, int flags) = 0;
+  virtual int unlinkat(int dirfd, const char* name, int flags) = 0;
+  virtual int fchmod(int fd, mode_t mode) = 0;
+  virtual int futimens(int fd, const struct timespec times[2]) = 0;
+  virtual int set_cloexec(int fd, bool on) = 0;
+
+  // --- unnamed files ---
+  // Opens a new, unnamed, writable regular file in the folder `dirfd`, or
+  // returns -1 with errno EOPNOTSUPP where the file system cannot.
+  virtual int open_unnamed(int dirfd, mode_t mode, bool cloexec) = 0;
+  // Gives the unnamed file `fd` the name `name` in `dirfd`; fails with
+  // EEXIST if the name exists (it never replaces anything).
+  virtual int link_unnamed(int fd, int dirfd, const char* name) = 0;
+  // Gives an existing name a second name (link(2)); EEXIST if taken.
+  virtual int linkat(int olddirfd, const char* oldname, int newdirfd,
+                     const char* newname) = 0;
+
+  // --- kernel locks: exclusive, whole file, owned by the open file
+  // description (so they survive fork, die with the last descriptor, and
+  // conflict between two descriptions in one process). ---
+  virtual KernelLock try_lock(int fd) = 0;
+  virtual LockQuery query_lock(int fd) = 0;
+
+  // --- processes ---
+  virtual int kill(pid_t pid, int sig) = 0;
+  virtual pid_t getpid() = 0;
+  virtual pid_t getppid() = 0;
+  // Reads the state and start time of `pid`; false if it cannot be read
+  // (no such process, or no /proc).
+  virtual bool process_stat(pid_t pid, ProcessStat* out) = 0;
+
+  // --- identity of this machine and boot ---
+  virtual std::string boot_id() = 0;  // empty if unknown
+  virtual std::optional<std::uint64_t> pid_namespace(pid_t pid) = 0;
+  virtual std::string hostname() = 0;
+  virtual std::int64_t boot_time() = 0;       // epoch seconds, 0 if unknown
+  virtual long clock_ticks_per_second() = 0;
+  virtual pid_t pid_max() = 0;
+  virtual std::int64_t now() = 0;             // epoch seconds
+
+  // Called between the steps of every operation with the step's name
+  // ("acquire.linked", ...). Does nothing in the real system; a test System
+  // may end the process here to simulate a crash at that step.
+  virtual void checkpoint(const char* step) { (void)step; }
+};
+
+// The System that pidlock calls. Never null.
+System& sys() noexcept;
+
+// Makes `replacement` (or, for nullptr, the real system) current and returns
+// the previous one. For tests; not thread-safe against concurrent calls.
+System* set_system(System* replacement) noexcept;
+
+// The real system of this platform.
+System& real_system() noexcept;
+
+// Forwards every call to another System; tests derive from it and override
+// only the calls they want to fail (LevelDB's EnvWrapper).
+class SystemWrapper : public System {
+ public:
+  explicit SystemWrapper(System& target) : target_(target) {}
+  int openat(int d, const char* n, int f, mode_t m) override { return target_.openat(d, n, f, m); }
+  int close(int fd) override { return target_.close(fd); }
+  ssize_t pread(int fd, void* b, size_t c, off_t o) override { return target_.pread(fd, b, c, o); }
+  ssize_t pwrite(int fd, const void* b, size_t c, off_t o) override { return target_.pwrite(fd, b, c, o); }
+  int fsync(int fd) override { return target_.fsync(fd); }
+  int fstat(int fd, struct stat* st) override { return target_.fstat(fd, st); }
+  int fstatat(int d, const char* n, struct stat* st, int f) override { return target_.fstatat(d, n, st, f); }
+  int unlinkat(int d, const char* n, int f) override { return target_.unlinkat(d, n, f); }
+  int fchmod(int fd, mode_t m) override { return target_.fchmod(fd, m); }
+  int futimens(int fd, const struct timespec t[2]) override { return target_.futimens(fd, t); }
+  int set_cloexec(int fd, bool on) override { return target_.set_cloexec(fd, on); }
+  int open_unnamed(int d, mode_t m, bool c) override { return target_.open_unnamed(d, m, c); }
+  int link_unnamed(int fd, int d, const char* n) override { return target_.link_unnamed(fd, d, n); }
+  int linkat(int od, const char* o, int nd, const char* n) override { return target_.linkat(od, o, nd, n); }
+  KernelLock try_lock(int fd) override { return target_.try_lock(fd); }
+  LockQuery query_lock(int fd) override { return target_.query_lock(fd); }
+  int kill(pid_t p, int s) override { return target_.kill(p, s); }
+  pid_t getpid() override { return target_.getpid(); }
+  pid_t getppid() override { return target_.getppid(); }
+  bool process_stat(pid_t p, ProcessStat* o) override { return target_.process_stat(p, o); }
+  std::string boot_id() override { return target_.boot_id(); }
+  std::optional<std::uint64_t> pid_namespace(pid_t p) override { return target_.pid_namespace(p); }
+  std::string hostname() override { return target_.hostname(); }
+  std::int64_t boot_time() override { return target_.boot_time(); }
+  long clock_ticks_per_second() override { return target_.clock_ticks_per_second(); }
+  pid_t pid_max() override { return target_.pid_max(); }
+  std::int64_t now() override { return target_.now(); }
+  void checkpoint(const char* step) override { target_.checkpoint(step); }
+
+ protected:
+  System& target_;
+};
+
+}  // namespace pidlock::detail
+
+#endif  // PIDLOCK_POSIX_SYSTEM_HPP
