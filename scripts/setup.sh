@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what pidlock needs to build and test (Debian/Ubuntu, via apt),
+# then configures and builds it into build/. Safe to run again: apt is
+# skipped when every package is already installed, and the build is
+# incremental.
+#
+# Environment:
+#   PIDLOCK_SKIP_APT=1     never call apt (you installed the packages yourself)
+#   PIDLOCK_BUILD_DIR=dir  build somewhere other than build/
+#   PIDLOCK_CMAKE_ARGS     extra arguments for the configure step
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Build: compiler, CMake, Boost.Filesystem and Boost.Log (the library's
+# only dependencies), GoogleTest and Google Benchmark (tests, bench).
+# Tests and benchmarks also compare pidlock with peers and use: flock(1)
+# (util-linux), Python's filelock, dotlockfile (liblockfile-bin), clang.
+packages=(
+  g++ make cmake
+  libboost-filesystem-dev libboost-log-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  util-linux python3 python3-filelock liblockfile-bin clang
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ] && [ "${PIDLOCK_SKIP_APT:-0}" != 1 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" apt-get install -y --no-install-recommends "${packages[@]}"
+else
+  echo "setup: all packages present"
+fi
+
+build_dir="${PIDLOCK_BUILD_DIR:-build}"
+# shellcheck disable=SC2086  # PIDLOCK_CMAKE_ARGS is a list of words
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${PIDLOCK_CMAKE_ARGS:-}
+cmake --build "$build_dir" -j2
