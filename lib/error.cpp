@@ -21,6 +21,7 @@ class Category final : public std::error_category {
       case errc::invalid_argument: return "invalid argument";
       case errc::unsafe_data_directory: return "unsafe data directory";
       case errc::cancelled: return "cancelled";
+      case errc::not_a_socket: return "not a socket; refusing to remove it";
     }
     return "unknown pidlock error";
   }

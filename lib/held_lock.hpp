@@ -16,6 +16,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,7 +35,16 @@ struct HeldLock {
   std::optional<Inspection> previous;
   pid_t owner_pid = 0;  // the process that acquired; others never unlink
   bool durable = true;
+  std::atomic<bool> active{true};  // false once released
 };
+
+// Releases `state` (see LockHandle::release); idempotent.
+std::error_code release_state(HeldLock& state) noexcept;
+// Is `state`'s file still ours (same inode at the path, same pid on line
+// 1)? On "no", *why says what happened; on an I/O error *ec is set.
+bool recheck_state(HeldLock& state, std::string* why, std::error_code* ec) noexcept;
+// Sets the file's times to now through its descriptor.
+std::error_code touch_state(HeldLock& state) noexcept;
 
 // Builds handles from state (LockHandle's constructor is private).
 struct HandleAccess {
@@ -76,11 +86,10 @@ struct ExistingFile {
   struct stat st {};
   bool writable = false;
 };
-// Opens what is at `loc` without following a symlink, without blocking on a
-// FIFO and without opening devices; refuses anything but a regular file.
-// `for_write`: open read-write so that the kernel lock can be taken
-// (falls back to read-only on EACCES).
-Failure open_existing(const LockLocation& loc, bool for_write, ExistingFile* out);
+// Opens what is at `loc` read-only, without following a symlink, without
+// blocking on a FIFO and without opening devices; refuses anything but a
+// regular file.
+Failure open_existing(const LockLocation& loc, ExistingFile* out);
 
 // Reads and parses the record behind `fd`, reading again (briefly) while
 // the checksum shows a rewrite in progress.

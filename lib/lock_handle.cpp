@@ -73,7 +73,7 @@ std::error_code report(const Failure& f, const HeldLock& s) {
 LockHandle::LockHandle() noexcept = default;
 LockHandle::LockHandle(std::shared_ptr<HeldLock> state) noexcept : state_(std::move(state)) {}
 LockHandle::~LockHandle() {
-  if (state_) (void)release();
+  if (state_) (void)release();  // errors are logged by release_state
 }
 LockHandle::LockHandle(LockHandle&& other) noexcept = default;
 LockHandle& LockHandle::operator=(LockHandle&& other) noexcept {
@@ -84,7 +84,7 @@ LockHandle& LockHandle::operator=(LockHandle&& other) noexcept {
   return *this;
 }
 
-bool LockHandle::held() const noexcept { return state_ != nullptr; }
+bool LockHandle::held() const noexcept { return state_ != nullptr && state_->active.load(); }
 const boost::filesystem::path& LockHandle::path() const noexcept { return state_ ? state_->path : kEmptyPath; }
 const HolderRecord& LockHandle::record() const {
   if (!state_) throw Error(make_error_code(errc::not_held), "read record", "");
@@ -156,25 +156,42 @@ bool LockHandle::recheck(std::error_code& ec) const noexcept {
     ec = make_error_code(errc::not_held);
     return false;
   }
-  std::lock_guard<std::mutex> guard(state_->mutex);
-  bool ours = false;
   std::string why;
-  if (Failure f = check_still_ours(*state_, &ours, &why)) {
-    ec = f.code;
+  return recheck_state(*state_, &why, &ec);
+}
+
+namespace detail {
+
+bool recheck_state(HeldLock& state, std::string* why, std::error_code* ec) noexcept {
+  ec->clear();
+  std::lock_guard<std::mutex> guard(state.mutex);
+  if (!state.fd.valid()) {
+    *why = "the lock was released";
     return false;
   }
-  if (ours) {
-    ParsedRecord parsed;
-    if (Failure f = read_record(state_->fd.get(), state_->path.string(), &parsed)) {
-      ec = f.code;
+  try {
+    bool ours = false;
+    if (Failure f = check_still_ours(state, &ours, why)) {
+      *ec = f.code;
       return false;
     }
-    if (parsed.record && parsed.record->pid == state_->record.pid) return true;
-    why = "the lock file's record was overwritten by someone else";
+    if (ours) {
+      ParsedRecord parsed;
+      if (Failure f = read_record(state.fd.get(), state.path.string(), &parsed)) {
+        *ec = f.code;
+        return false;
+      }
+      if (parsed.record && parsed.record->pid == state.record.pid) return true;
+      *why = "the lock file's record was overwritten by someone else";
+    }
+    PIDLOCK_LOG(warning) << "lost lock file \"" << state.path.string() << "\": " << *why;
+  } catch (const std::bad_alloc&) {
+    *ec = std::make_error_code(std::errc::not_enough_memory);
   }
-  PIDLOCK_LOG(warning) << "lost lock file \"" << state_->path.string() << "\": " << why;
   return false;
 }
+
+}  // namespace detail
 
 bool LockHandle::recheck() const {
   std::error_code ec;
@@ -186,41 +203,71 @@ bool LockHandle::recheck() const {
 std::error_code LockHandle::release() noexcept {
   if (!state_) return make_error_code(errc::not_held);
   std::shared_ptr<HeldLock> state = std::move(state_);
-  std::lock_guard<std::mutex> guard(state->mutex);
-  if (!state->fd.valid()) return make_error_code(errc::not_held);
+  return release_state(*state);
+}
+
+void LockHandle::touch(std::error_code& ec) noexcept {
+  ec = state_ ? touch_state(*state_) : make_error_code(errc::not_held);
+}
+
+void LockHandle::touch() {
+  std::error_code ec;
+  touch(ec);
+  if (ec) throw Error(ec, "touch lock file", state_ ? state_->path.string() : std::string());
+}
+
+namespace detail {
+
+std::error_code touch_state(HeldLock& state) noexcept {
+  std::lock_guard<std::mutex> guard(state.mutex);
+  if (!state.fd.valid()) return make_error_code(errc::not_held);
+  if (sys().futimens(state.fd.get(), nullptr) != 0) {
+    Failure f = system_failure("touch lock file");
+    log_failure(f, state.path.string());
+    return f.code;
+  }
+  return {};
+}
+
+std::error_code release_state(HeldLock& state) noexcept {
+  std::lock_guard<std::mutex> guard(state.mutex);
+  if (!state.fd.valid()) return make_error_code(errc::not_held);
+  state.active.store(false);
   Failure failure;
-  if (state->owner_pid == sys().getpid()) {
+  if (state.owner_pid == sys().getpid()) {
     try {
       bool ours = false;
       std::string why;
-      failure = check_still_ours(*state, &ours, &why);
+      failure = check_still_ours(state, &ours, &why);
       if (!failure && ours) {
         sys().checkpoint("release.verified");
         // Remove the name before the kernel lock drops: a contender that
         // gets the lock afterwards finds either no file or its own.
-        if (sys().unlinkat(AT_FDCWD, state->path.c_str(), 0) != 0 && errno != ENOENT)
+        if (sys().unlinkat(AT_FDCWD, state.path.c_str(), 0) != 0 && errno != ENOENT)
           failure = system_failure("remove lock file");
         sys().checkpoint("release.removed");
       } else if (!failure) {
         failure = pidlock_failure(errc::lock_lost, "release lock file", why + "; nothing was removed");
       }
       if (!failure) {
-        PIDLOCK_LOG(info) << "released lock file \"" << state->path.string() << "\"";
+        PIDLOCK_LOG(info) << "released lock file \"" << state.path.string() << "\"";
       } else if (failure.code == make_error_code(errc::lock_lost)) {
-        PIDLOCK_LOG(warning) << describe_error(failure.code, failure.operation, state->path.string(),
+        PIDLOCK_LOG(warning) << describe_error(failure.code, failure.operation, state.path.string(),
                                                failure.detail);
       } else {
-        log_failure(failure, state->path.string());
+        log_failure(failure, state.path.string());
       }
     } catch (...) {
       failure = Failure{std::make_error_code(std::errc::not_enough_memory), "release lock file", ""};
     }
-    table_erase(state->dev, state->ino);
+    table_erase(state.dev, state.ino);
   }
   // A forked child only closes its inherited descriptor: the parent's
   // description stays open, so the kernel lock stays the parent's.
-  state->fd.reset();
+  state.fd.reset();
   return failure.code;
 }
+
+}  // namespace detail
 
 }  // namespace pidlock

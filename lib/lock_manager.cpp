@@ -1,7 +1,9 @@
+#include <pidlock/canceller.hpp>
 #include <pidlock/lock_manager.hpp>
 
 #include "held_lock.hpp"
 #include "log.hpp"
+#include "posix/notifier.hpp"
 #include "process_table.hpp"
 
 #include <boost/filesystem/operations.hpp>
@@ -10,7 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
 #include <cctype>
 #include <chrono>
 #include <thread>
@@ -63,7 +69,7 @@ Failure refuse_kind(mode_t mode) {
 
 }  // namespace
 
-Failure open_existing(const LockLocation& loc, bool for_write, ExistingFile* out) {
+Failure open_existing(const LockLocation& loc, ExistingFile* out) {
   *out = ExistingFile{};
   // lstat first: opening a device or FIFO could block or have side effects
   // (a tape rewinds on open). O_NOFOLLOW|O_NONBLOCK below closes the race
@@ -77,16 +83,7 @@ Failure open_existing(const LockLocation& loc, bool for_write, ExistingFile* out
     return system_failure("stat lock file");
   }
   if (!S_ISREG(lst.st_mode)) return refuse_kind(lst.st_mode);
-
-  const int common = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
-  int fd = -1;
-  if (for_write) {
-    fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDWR | common);
-    if (fd >= 0) out->writable = true;
-  }
-  if (fd < 0 && (!for_write || errno == EACCES || errno == EROFS)) {
-    fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDONLY | common);
-  }
+  int fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
       out->vanished = true;
@@ -231,13 +228,20 @@ struct Examined {
 // Opens, locks (when `take_lock`) or queries, reads and judges the file at
 // `loc`. With take_lock, a stale verdict backed by kernel evidence leaves
 // us holding the stale inode's kernel lock.
-Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_lock, Examined* out) {
-  Failure f = open_existing(loc, take_lock, &out->file);
+Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_lock, Examined* out,
+                ChangeNotifier* notifier = nullptr) {
+  Failure f = open_existing(loc, &out->file);
   if (f || out->file.vanished) return f;
-  const int fd = out->file.fd.get();
+  if (notifier != nullptr) {
+    // Watch the inode before asking about its lock: a release or death after
+    // the question then always produces an event, so a waiter cannot sleep
+    // through it.
+    if (std::error_code ec = notifier->watch_file(out->file.fd.get(), FileEvents::kHolderGone))
+      return Failure{ec, "watch lock file", ""};
+  }
   if (table_contains(out->file.st.st_dev, out->file.st.st_ino)) {
     ParsedRecord parsed;
-    if (Failure rf = read_record(fd, loc.path, &parsed)) return rf;
+    if (Failure rf = read_record(out->file.fd.get(), loc.path, &parsed)) return rf;
     out->inspection.verdict = Verdict::kHeld;
     out->inspection.reason = Reason::kHeldByThisProcess;
     out->inspection.detail = "this process holds the lock";
@@ -245,26 +249,45 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
     out->inspection.kernel_lock_evidence = true;
     return {};
   }
-  if (take_lock && out->file.writable) {
-    switch (sys().try_lock(fd)) {
-      case KernelLock::kAcquired:
-        out->kernel = KernelEvidence::kFree;
-        out->locked_by_us = true;
-        break;
-      case KernelLock::kHeldByOther: out->kernel = KernelEvidence::kHeld; break;
-      case KernelLock::kUnsupported: out->kernel = KernelEvidence::kNone; break;
-      case KernelLock::kError: return system_failure("lock existing lock file");
+  // Ask first, through the read-only descriptor: a held lock (the common
+  // case for waiters) then costs no writable open, whose close would wake
+  // every waiter watching the file (see linux_notifier.cpp).
+  switch (sys().query_lock(out->file.fd.get())) {
+    case LockQuery::kFree: out->kernel = KernelEvidence::kFree; break;
+    case LockQuery::kHeld: out->kernel = KernelEvidence::kHeld; break;
+    case LockQuery::kUnsupported: out->kernel = KernelEvidence::kNone; break;
+    case LockQuery::kError: return system_failure("query kernel lock of lock file");
+  }
+  if (take_lock && out->kernel == KernelEvidence::kFree) {
+    // Taking an OFD write lock needs a writable description.
+    int fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      out->file = ExistingFile{};
+      out->file.vanished = true;
+      return {};
     }
-  } else {
-    switch (sys().query_lock(fd)) {
-      case LockQuery::kFree: out->kernel = KernelEvidence::kFree; break;
-      case LockQuery::kHeld: out->kernel = KernelEvidence::kHeld; break;
-      case LockQuery::kUnsupported: out->kernel = KernelEvidence::kNone; break;
-      case LockQuery::kError: return system_failure("query kernel lock of lock file");
+    if (fd < 0 && errno != EACCES && errno != EROFS && errno != EPERM) return system_failure("open lock file");
+    if (fd >= 0) {
+      UniqueFd rw(fd);
+      struct stat st {};
+      if (sys().fstat(fd, &st) != 0) return system_failure("stat lock file");
+      if (st.st_dev != out->file.st.st_dev || st.st_ino != out->file.st.st_ino) {
+        out->file = ExistingFile{};
+        out->file.vanished = true;  // replaced meanwhile: look again
+        return {};
+      }
+      out->file.fd = std::move(rw);
+      out->file.writable = true;
+      switch (sys().try_lock(fd)) {
+        case KernelLock::kAcquired: out->locked_by_us = true; break;
+        case KernelLock::kHeldByOther: out->kernel = KernelEvidence::kHeld; break;
+        case KernelLock::kUnsupported: out->kernel = KernelEvidence::kNone; break;
+        case KernelLock::kError: return system_failure("lock existing lock file");
+      }
     }
   }
   ParsedRecord parsed;
-  if (Failure rf = read_record(fd, loc.path, &parsed)) return rf;
+  if (Failure rf = read_record(out->file.fd.get(), loc.path, &parsed)) return rf;
   out->inspection = judge(parsed, out->kernel, options, self_identity());
   return {};
 }
@@ -276,6 +299,70 @@ Inspection free_inspection() {
   i.detail = "there is no lock file";
   return i;
 }
+
+// Sleeps between examinations of a held lock until the kernel reports a
+// change: the lock's name created, removed or renamed in its folder; the
+// watched file's last writable descriptor closed (release or death of the
+// holder); or, for holders known only by pid, the process's exit (pidfd).
+class Waiter {
+ public:
+  Waiter(std::optional<std::chrono::milliseconds> timeout, const Canceller* canceller,
+         std::chrono::milliseconds recheck_interval)
+      : canceller_(canceller), recheck_(recheck_interval) {
+    if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
+  }
+
+  // Creates the notifier and watches the folder; call before the first look.
+  Failure start(const LockLocation& loc) {
+    if (notifier_.error()) return Failure{notifier_.error(), "create inotify instance", ""};
+    if (std::error_code ec = notifier_.watch_folder(loc.dir.get(), loc.name))
+      return Failure{ec, "watch lock folder", ""};
+    return {};
+  }
+
+  ChangeNotifier* notifier() { return &notifier_; }
+
+  // Sleeps until something may have changed. `found` is what the last look
+  // saw; its holder's pid is watched when only pid evidence keeps it held.
+  Wake sleep(const Examined& found) {
+    const Inspection& insp = found.inspection;
+    if (found.kernel != KernelEvidence::kHeld && insp.holder &&
+        (insp.reason == Reason::kPidAlive || insp.reason == Reason::kPidAliveOtherUser)) {
+      if (pid_watched_ != insp.holder->pid) {
+        pidfd_ = open_process_watch(insp.holder->pid);
+        pid_watched_ = insp.holder->pid;
+        if (!pidfd_.valid()) return Wake::kEvent;  // gone already, or no pidfd: look again
+      }
+    } else {
+      pidfd_.reset();
+      pid_watched_ = 0;
+    }
+    std::chrono::steady_clock::duration limit = recheck_;
+    bool deadline_first = false;
+    if (deadline_) {
+      auto left = *deadline_ - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) return Wake::kTimeout;
+      if (left < limit) {
+        limit = left;
+        deadline_first = true;
+      }
+    }
+    Wake w = sleep_until({notifier_.fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1, limit);
+    if (w == Wake::kEvent) notifier_.drain();
+    if (w == Wake::kTimeout && !deadline_first) return Wake::kEvent;  // periodic recheck
+    return w;
+  }
+
+  bool cancelled() const { return canceller_ != nullptr && canceller_->cancelled(); }
+
+ private:
+  ChangeNotifier notifier_;
+  const Canceller* canceller_;
+  std::chrono::milliseconds recheck_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  UniqueFd pidfd_;
+  pid_t pid_watched_ = 0;
+};
 
 // Retries of one attempt while a kernel lock is held by someone other than
 // the recorded (dead) holder: usually a contender between taking a stale
@@ -289,7 +376,77 @@ constexpr int kContestedRetries = 40;
 
 using namespace detail;
 
-LockManager::LockManager() noexcept = default;
+struct LockManager::Impl {
+  mutable std::mutex mutex;
+  // Every lock acquired through this manager, in order of acquisition. The
+  // handles own the locks; the manager only remembers them for
+  // release_all() and touch_all().
+  std::vector<std::weak_ptr<HeldLock>> acquired;
+
+  void remember(const LockHandle& handle) {
+    std::lock_guard<std::mutex> guard(mutex);
+    // Forget released locks now and then, so the list stays proportional
+    // to the locks held.
+    if (acquired.size() >= 64 && acquired.size() == acquired.capacity()) {
+      acquired.erase(std::remove_if(acquired.begin(), acquired.end(),
+                                    [](const std::weak_ptr<HeldLock>& w) {
+                                      auto s = w.lock();
+                                      return !s || !s->active.load();
+                                    }),
+                     acquired.end());
+    }
+    acquired.push_back(HandleAccess::state(handle));
+  }
+
+  std::vector<std::shared_ptr<HeldLock>> held() const {
+    std::lock_guard<std::mutex> guard(mutex);
+    std::vector<std::shared_ptr<HeldLock>> out;
+    for (const auto& w : acquired)
+      if (auto s = w.lock(); s && s->active.load()) out.push_back(std::move(s));
+    return out;
+  }
+};
+
+LockManager::LockManager() : impl_(std::make_unique<Impl>()) {}
+
+LockManager::~LockManager() { (void)release_all(); }
+
+std::error_code LockManager::release_all() noexcept {
+  std::error_code first;
+  try {
+    auto locks = impl_->held();
+    for (auto it = locks.rbegin(); it != locks.rend(); ++it) {
+      std::error_code ec = release_state(**it);
+      if (ec && ec != make_error_code(errc::not_held) && !first) first = ec;
+    }
+    std::lock_guard<std::mutex> guard(impl_->mutex);
+    impl_->acquired.clear();
+  } catch (const std::bad_alloc&) {
+    first = std::make_error_code(std::errc::not_enough_memory);
+  }
+  return first;
+}
+
+std::error_code LockManager::touch_all() noexcept {
+  std::error_code first;
+  try {
+    for (const auto& s : impl_->held()) {
+      std::error_code ec = touch_state(*s);
+      if (ec && !first) first = ec;
+    }
+  } catch (const std::bad_alloc&) {
+    first = std::make_error_code(std::errc::not_enough_memory);
+  }
+  return first;
+}
+
+std::size_t LockManager::held_count() const noexcept {
+  try {
+    return impl_->held().size();
+  } catch (const std::bad_alloc&) {
+    return 0;
+  }
+}
 
 namespace detail {
 namespace {
@@ -334,6 +491,8 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
   Prepared prepared;
   std::optional<Inspection> previous;
   int contested = 0;
+  const bool waits = options.wait || options.timeout.has_value();
+  std::optional<Waiter> waiter;
   for (int attempt = 0; attempt < options.max_attempts;) {
     if (!prepared.fd.valid() && (failure = prepare(loc, options, record, &prepared))) return {};
     sys().checkpoint("acquire.before_link");
@@ -379,9 +538,16 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       failure = system_failure("create lock file");
       return {};
     }
-    ++attempt;
+    // A waiting acquire is bounded by its deadline; max_attempts bounds the
+    // races of an acquire that does not wait.
+    if (!waits) ++attempt;
+    if (waits && !waiter) {
+      waiter.emplace(options.timeout, options.canceller, options.recheck_interval);
+      if ((failure = waiter->start(loc))) return {};
+    }
     Examined found;
-    if ((failure = examine(loc, options.judge, /*take_lock=*/true, &found))) return {};
+    if ((failure = examine(loc, options.judge, /*take_lock=*/true, &found, waits ? waiter->notifier() : nullptr)))
+      return {};
     if (found.file.vanished) continue;
     const Inspection& insp = found.inspection;
     if (insp.reason == Reason::kHeldByThisProcess) {
@@ -414,7 +580,18 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     // Held or unknown. If the path no longer names the file we judged,
     // it changed under us: look again.
     if (!still_names(loc, found.file.st)) continue;
-    if (found.kernel == KernelEvidence::kHeld && insp.holder && contested < kContestedRetries) {
+    if (waits) {
+      switch (waiter->sleep(found)) {
+        case Wake::kEvent: continue;
+        case Wake::kTimeout: break;  // report the holder we last saw
+        case Wake::kCancelled:
+          failure = pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled");
+          return {};
+        case Wake::kError:
+          failure = system_failure("wait for lock file");
+          return {};
+      }
+    } else if (found.kernel == KernelEvidence::kHeld && insp.holder && contested < kContestedRetries) {
       Inspection by_pid = judge(ParsedRecord{insp.holder, false, false, {}}, KernelEvidence::kNone,
                                 options.judge, self);
       if (by_pid.verdict == Verdict::kStale) {
@@ -466,6 +643,8 @@ LockHandle acquire_reporting(const boost::filesystem::path& path, const AcquireO
   guarded(failure, [&] { handle = acquire_impl(path, options, failure, held); });
   if (failure.code == make_error_code(errc::held)) {
     PIDLOCK_LOG(info) << LockHeldError(path.string(), held).what();
+  } else if (failure.code == make_error_code(errc::cancelled)) {
+    PIDLOCK_LOG(info) << "acquire of \"" << path.string() << "\" cancelled";
   } else if (failure) {
     log_failure(failure, path.string());
   }
@@ -479,6 +658,13 @@ LockHandle LockManager::acquire(const boost::filesystem::path& path, const Acqui
   Failure failure;
   Inspection held;
   LockHandle handle = acquire_reporting(path, options, failure, held);
+  if (handle) {
+    try {
+      impl_->remember(handle);
+    } catch (const std::bad_alloc&) {
+      // Still a valid lock; only release_all() will not see it.
+    }
+  }
   ec = failure.code;
   if (failure.code == make_error_code(errc::held) && holder != nullptr) *holder = std::move(held);
   return handle;
@@ -488,6 +674,7 @@ LockHandle LockManager::acquire(const boost::filesystem::path& path, const Acqui
   Failure failure;
   Inspection held;
   LockHandle handle = acquire_reporting(path, options, failure, held);
+  if (handle) impl_->remember(handle);
   if (failure.code == make_error_code(errc::held)) throw LockHeldError(path.string(), std::move(held));
   if (failure) throw_failure(failure, path.string());
   return handle;
@@ -508,6 +695,37 @@ Inspection inspect_impl(const boost::filesystem::path& path, const JudgeOptions&
   }
   failure = pidlock_failure(errc::too_many_attempts, "inspect lock file", "the file kept changing");
   return {};
+}
+
+Inspection wait_impl(const boost::filesystem::path& path, std::optional<std::chrono::milliseconds> timeout,
+                     const Canceller* canceller, const JudgeOptions& options, Failure& failure) {
+  LockLocation loc;
+  if ((failure = open_location(path, &loc))) return {};
+  Waiter waiter(timeout, canceller, std::chrono::milliseconds(1000));
+  if ((failure = waiter.start(loc))) return {};
+  for (;;) {
+    Examined found;
+    if ((failure = examine(loc, options, /*take_lock=*/false, &found, waiter.notifier()))) return {};
+    if (found.file.vanished) {
+      struct stat st {};
+      if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+        return free_inspection();
+      continue;
+    }
+    if (found.inspection.verdict == Verdict::kStale) return found.inspection;
+    switch (waiter.sleep(found)) {
+      case Wake::kEvent: continue;
+      case Wake::kTimeout:
+        failure = pidlock_failure(errc::held, "wait for lock file", "timed out");
+        return found.inspection;
+      case Wake::kCancelled:
+        failure = pidlock_failure(errc::cancelled, "wait for lock file");
+        return found.inspection;
+      case Wake::kError:
+        failure = system_failure("wait for lock file");
+        return found.inspection;
+    }
+  }
 }
 
 BreakResult break_impl(const boost::filesystem::path& path, const JudgeOptions& options, Failure& failure) {
@@ -563,6 +781,19 @@ Inspection LockManager::inspect(const boost::filesystem::path& path, const Judge
   Inspection result;
   guarded(failure, [&] { result = inspect_impl(path, options, failure); });
   if (failure) throw_failure(failure, path.string());
+  return result;
+}
+
+Inspection LockManager::wait_until_free(const boost::filesystem::path& path,
+                                        std::optional<std::chrono::milliseconds> timeout,
+                                        const Canceller* canceller, const JudgeOptions& options,
+                                        std::error_code& ec) noexcept {
+  Failure failure;
+  Inspection result;
+  guarded(failure, [&] { result = wait_impl(path, timeout, canceller, options, failure); });
+  if (failure && failure.code != make_error_code(errc::held) && failure.code != make_error_code(errc::cancelled))
+    log_failure(failure, path.string());
+  ec = failure.code;
   return result;
 }
 

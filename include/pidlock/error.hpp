@@ -54,6 +54,8 @@ enum class errc {
   unsafe_data_directory,
   // The operation was cancelled through a Canceller.
   cancelled,
+  // Something other than a socket is at a socket path (lock_unix_socket).
+  not_a_socket,
 };
 
 PIDLOCK_EXPORT const std::error_category& error_category() noexcept;

@@ -98,6 +98,13 @@ class PIDLOCK_EXPORT [[nodiscard]] LockHandle {
   // Throwing form: returns false when lost, throws Error on I/O error.
   bool recheck() const;
 
+  // Sets the file's access and modification times to now, so that /tmp
+  // cleaners (systemd-tmpfiles, tmpreaper) leave it alone; PostgreSQL
+  // touches its socket lock files every 58 minutes. Uses the descriptor,
+  // so it never touches another file.
+  void touch();
+  void touch(std::error_code& ec) noexcept;
+
   // Releases the lock: if the path still names this handle's file, removes
   // it (and, if durable, fsyncs the folder) and only then closes the
   // descriptor, which drops the kernel lock. If the file was deleted,

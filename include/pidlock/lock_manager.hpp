@@ -25,6 +25,7 @@
 #ifndef PIDLOCK_LOCK_MANAGER_HPP
 #define PIDLOCK_LOCK_MANAGER_HPP
 
+#include <pidlock/canceller.hpp>
 #include <pidlock/error.hpp>
 #include <pidlock/export.hpp>
 #include <pidlock/inspection.hpp>
@@ -33,6 +34,10 @@
 
 #include <boost/filesystem/path.hpp>
 
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
 #include <system_error>
 
 namespace pidlock {
@@ -45,10 +50,20 @@ struct BreakResult {
 
 class PIDLOCK_EXPORT LockManager {
  public:
-  LockManager() noexcept;
+  LockManager();
+  // Releases, in reverse order of acquisition, every lock acquired through
+  // this manager whose handle still holds it (see release_all()).
+  ~LockManager();
+  LockManager(const LockManager&) = delete;
+  LockManager& operator=(const LockManager&) = delete;
 
-  // Acquires the lock file at `path`, creating it. Does not wait: if a live
-  // holder owns the lock, or the evidence cannot decide, fails at once.
+  // Acquires the lock file at `path`, creating it. Unless options.wait or
+  // options.timeout is set, does not wait: if a live holder owns the lock,
+  // or the evidence cannot decide, fails at once. A waiting acquire sleeps
+  // until the kernel reports the holder's release or death (see
+  // AcquireOptions); on timeout it fails with errc::held and the holder's
+  // verdict, on cancellation with errc::cancelled. Waiters that find the
+  // file removed and re-created follow the new file.
   //
   // On success the file at `path` holds this process's record (see
   // holder_record.hpp) and stays kernel-locked until the handle is
@@ -82,6 +97,28 @@ class PIDLOCK_EXPORT LockManager {
                      const JudgeOptions& options,
                      std::error_code& ec) const noexcept;
 
+  // Blocks until the lock at `path` is free or stale (without taking it),
+  // the timeout passes or the canceller fires. Returns the verdict that
+  // ended the wait: kFree or kStale when it became available; otherwise the
+  // last held/unknown verdict, with `ec` set to errc::held (timeout) or
+  // errc::cancelled. Woken by the kernel like a waiting acquire.
+  Inspection wait_until_free(const boost::filesystem::path& path,
+                             std::optional<std::chrono::milliseconds> timeout,
+                             const Canceller* canceller, const JudgeOptions& options,
+                             std::error_code& ec) noexcept;
+
+  // Releases every lock acquired through this manager and still held, in
+  // reverse order of acquisition (as PostgreSQL unlinks its lock files at
+  // exit), leaving their handles empty. Returns the first error met.
+  std::error_code release_all() noexcept;
+
+  // Refreshes the timestamps of every lock file this manager holds (see
+  // LockHandle::touch). Returns the first error met.
+  std::error_code touch_all() noexcept;
+
+  // The number of locks acquired through this manager and still held.
+  std::size_t held_count() const noexcept;
+
   // Removes the lock file at `path` if, and only if, it is stale, with the
   // same race-free rule as a take-over (kernel lock held by us, same inode).
   // A free path is not an error (removed == false, verdict kFree). Held and
@@ -91,6 +128,11 @@ class PIDLOCK_EXPORT LockManager {
   BreakResult break_stale(const boost::filesystem::path& path,
                           const JudgeOptions& options,
                           std::error_code& ec) noexcept;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pidlock

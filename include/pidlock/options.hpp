@@ -8,10 +8,14 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace pidlock {
+
+class Canceller;
 
 // What kill(pid, 0) == EPERM means for a foreign record (one whose file
 // carries no kernel-lock evidence). The process exists but belongs to
@@ -62,6 +66,20 @@ struct AcquireOptions {
   // Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
   // an exec'd program keeps the kernel lock. Off by default.
   bool inheritable = false;
+
+  // Waiting. By default acquire() fails at once when the lock is held. With
+  // `wait`, it blocks until the lock is ours; with a `timeout` (which implies
+  // waiting) it gives up after that long with errc::held and the holder's
+  // inspection. The waiter sleeps in poll() on inotify events of the lock's
+  // folder and file and, for holders known only by pid, a pidfd: it is woken
+  // by the kernel when the holder releases or dies, and uses no CPU while it
+  // waits. `recheck_interval` bounds each sleep as a safety net for file
+  // systems whose changes inotify cannot see (NFS).
+  bool wait = false;
+  std::optional<std::chrono::milliseconds> timeout;
+  // Cancels a waiting acquire from another thread (errc::cancelled).
+  const Canceller* canceller = nullptr;
+  std::chrono::milliseconds recheck_interval{1000};
 };
 
 }  // namespace pidlock

@@ -1,0 +1,175 @@
+#include <pidlock/canceller.hpp>
+#include <pidlock/error.hpp>
+#include <pidlock/lock_watch.hpp>
+
+#include "held_lock.hpp"
+#include "posix/notifier.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <thread>
+
+namespace pidlock {
+
+using namespace detail;
+
+struct LockWatch::Impl {
+  std::shared_ptr<HeldLock> state;
+  ChangeNotifier notifier;
+  UniqueFd folder;
+  UniqueFd timer;
+  UniqueFd epoll;
+  // The first check() always rechecks: the lock may have been lost before
+  // the watches were in place.
+  bool pending = true;
+  bool lost = false;
+  std::string reason;
+
+  Failure start(std::chrono::milliseconds interval) {
+    if (notifier.error()) return Failure{notifier.error(), "create inotify instance", ""};
+    boost::filesystem::path parent = state->path.parent_path();
+    int dfd = open_at(AT_FDCWD, parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return system_failure("open lock folder");
+    folder.reset(dfd);
+    if (auto ec = notifier.watch_folder(folder.get(), state->path.filename().string()))
+      return Failure{ec, "watch lock folder", ""};
+    {
+      std::lock_guard<std::mutex> guard(state->mutex);
+      if (!state->fd.valid()) return pidlock_failure(errc::not_held, "watch lock file");
+      if (auto ec = notifier.watch_file(state->fd.get(), FileEvents::kChanged))
+        return Failure{ec, "watch lock file", ""};
+    }
+    timer.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!timer.valid()) return system_failure("create recheck timer");
+    if (interval.count() > 0) {
+      struct itimerspec spec {};
+      spec.it_interval.tv_sec = interval.count() / 1000;
+      spec.it_interval.tv_nsec = (interval.count() % 1000) * 1000000;
+      spec.it_value = spec.it_interval;
+      if (::timerfd_settime(timer.get(), 0, &spec, nullptr) != 0) return system_failure("arm recheck timer");
+    }
+    epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll.valid()) return system_failure("create epoll instance");
+    for (int fd : {notifier.fd(), timer.get()}) {
+      struct epoll_event ev {};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return system_failure("add to epoll instance");
+    }
+    return {};
+  }
+
+  bool check() {
+    if (lost) return false;
+    bool changed = notifier.drain();
+    std::uint64_t expirations = 0;
+    if (::read(timer.get(), &expirations, sizeof expirations) == sizeof expirations && expirations > 0)
+      changed = true;
+    if (!changed && !pending) return true;
+    pending = false;
+    std::error_code ec;
+    std::string why;
+    if (recheck_state(*state, &why, &ec)) return true;
+    if (ec) return true;  // could not tell (I/O error): logged; try again later
+    lost = true;
+    reason = why;
+    return false;
+  }
+};
+
+LockWatch::LockWatch() noexcept = default;
+LockWatch::~LockWatch() = default;
+LockWatch::LockWatch(LockWatch&&) noexcept = default;
+LockWatch& LockWatch::operator=(LockWatch&&) noexcept = default;
+
+LockWatch::LockWatch(const LockHandle& handle, std::chrono::milliseconds interval, std::error_code& ec) noexcept {
+  ec.clear();
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->state = HandleAccess::state(handle);
+    if (!impl->state || !impl->state->active.load()) {
+      ec = make_error_code(errc::not_held);
+      return;
+    }
+    if (Failure f = impl->start(interval)) {
+      log_failure(f, impl->state->path.string());
+      ec = f.code;
+      return;
+    }
+    impl_ = std::move(impl);
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+LockWatch::LockWatch(const LockHandle& handle, std::chrono::milliseconds interval) {
+  std::error_code ec;
+  *this = LockWatch(handle, interval, ec);
+  if (ec) throw Error(ec, "watch lock file", handle.path().string());
+}
+
+int LockWatch::native_handle() const noexcept { return impl_ ? impl_->epoll.get() : -1; }
+
+bool LockWatch::check() { return impl_ && impl_->check(); }
+
+bool LockWatch::wait_for_loss(std::optional<std::chrono::milliseconds> timeout, const Canceller* canceller) {
+  if (!impl_) return true;
+  auto deadline = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  for (;;) {
+    if (!impl_->check()) return true;
+    std::optional<std::chrono::steady_clock::duration> left;
+    if (deadline) {
+      left = *deadline - std::chrono::steady_clock::now();
+      if (*left <= std::chrono::steady_clock::duration::zero()) return false;
+    }
+    Wake w = sleep_until({impl_->epoll.get()}, canceller ? canceller->native_handle() : -1, left);
+    if (w == Wake::kCancelled) return false;
+    if (w == Wake::kError) throw Error(last_error(), "wait for loss of lock file", impl_->state->path.string());
+  }
+}
+
+bool LockWatch::lost() const noexcept { return impl_ == nullptr || impl_->lost; }
+
+const std::string& LockWatch::loss_reason() const noexcept {
+  static const std::string kNoWatch = "the watch is empty";
+  return impl_ ? impl_->reason : kNoWatch;
+}
+
+struct LossMonitor::Impl {
+  LockWatch watch;
+  Callback on_loss;
+  UniqueFd stop;
+  std::thread thread;
+
+  void run() {
+    for (;;) {
+      if (!watch.check()) {
+        on_loss(watch.loss_reason());
+        return;
+      }
+      if (sleep_until({watch.native_handle()}, stop.get(), std::nullopt) == Wake::kCancelled) return;
+    }
+  }
+};
+
+LossMonitor::LossMonitor(const LockHandle& handle, Callback on_loss, std::chrono::milliseconds interval)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->watch = LockWatch(handle, interval);
+  impl_->on_loss = std::move(on_loss);
+  impl_->stop.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl_->stop.valid()) throw Error(last_error(), "create loss monitor", handle.path().string());
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+LossMonitor::~LossMonitor() {
+  std::uint64_t one = 1;
+  ssize_t n = ::write(impl_->stop.get(), &one, sizeof one);
+  (void)n;
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace pidlock

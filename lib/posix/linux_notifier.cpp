@@ -1,0 +1,109 @@
+#include "posix/notifier.hpp"
+
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace pidlock::detail {
+namespace {
+
+constexpr std::uint32_t kFolderMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+
+// A waiter must not watch IN_CLOSE_WRITE of a file every waiter opens for
+// writing, or waiters would wake each other forever; waiters therefore open
+// lock files read-only while waiting (IN_CLOSE_NOWRITE, not watched) and
+// only the holder's (or a breaker's) writable descriptor reports a close.
+constexpr std::uint32_t kHolderGoneMask = IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+constexpr std::uint32_t kChangedMask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+
+std::string fd_path(int fd) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  return path;
+}
+
+}  // namespace
+
+ChangeNotifier::ChangeNotifier() {
+  int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) error_ = last_error();
+  inotify_.reset(fd);
+}
+
+std::error_code ChangeNotifier::watch_folder(int dirfd, const std::string& name) {
+  name_ = name;
+  int wd = ::inotify_add_watch(inotify_.get(), fd_path(dirfd).c_str(), kFolderMask);
+  if (wd < 0) return last_error();
+  folder_wd_ = wd;
+  return {};
+}
+
+std::error_code ChangeNotifier::watch_file(int fd, FileEvents events) {
+  // inotify follows the /proc/self/fd magic link to the inode itself, so the
+  // watch is on the file we opened even if the path changed meanwhile.
+  int wd = ::inotify_add_watch(inotify_.get(), fd_path(fd).c_str(),
+                               events == FileEvents::kHolderGone ? kHolderGoneMask : kChangedMask);
+  if (wd < 0) return last_error();
+  if (file_wd_ >= 0 && file_wd_ != wd && file_wd_ != folder_wd_)
+    ::inotify_rm_watch(inotify_.get(), file_wd_);  // the old inode may be gone: ignore errors
+  file_wd_ = wd;
+  return {};
+}
+
+bool ChangeNotifier::drain() {
+  alignas(struct inotify_event) char buf[16 * 1024];
+  bool relevant = false;
+  for (;;) {
+    ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(p);
+      if (ev->mask & IN_Q_OVERFLOW) {
+        relevant = true;  // lost events: assume the worst
+      } else if (ev->wd == folder_wd_) {
+        if (ev->len > 0 && name_ == ev->name) relevant = true;
+      } else if (ev->wd == file_wd_) {
+        relevant = true;
+      }
+      p += sizeof(struct inotify_event) + ev->len;
+    }
+  }
+  return relevant;
+}
+
+UniqueFd open_process_watch(pid_t pid) {
+#ifdef SYS_pidfd_open
+  long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (fd >= 0) return UniqueFd(static_cast<int>(fd));
+#else
+  (void)pid;
+#endif
+  return UniqueFd();
+}
+
+Wake sleep_until(std::initializer_list<int> fds, int cancel_fd,
+                 std::optional<std::chrono::steady_clock::duration> timeout) {
+  std::vector<struct pollfd> pfds;
+  for (int fd : fds)
+    if (fd >= 0) pfds.push_back({fd, POLLIN, 0});
+  if (cancel_fd >= 0) pfds.push_back({cancel_fd, POLLIN, 0});
+  int ms = -1;
+  if (timeout) {
+    auto count = std::chrono::ceil<std::chrono::milliseconds>(*timeout).count();
+    ms = count < 0 ? 0 : count > 1000000000 ? 1000000000 : static_cast<int>(count);
+  }
+  int rc = ::poll(pfds.data(), pfds.size(), ms);
+  if (rc < 0) return errno == EINTR ? Wake::kEvent : Wake::kError;
+  if (rc == 0) return Wake::kTimeout;
+  if (cancel_fd >= 0 && (pfds.back().revents & POLLIN)) return Wake::kCancelled;
+  return Wake::kEvent;
+}
+
+}  // namespace pidlock::detail
