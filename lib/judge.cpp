@@ -198,11 +198,15 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
               : verdict(Verdict::kStale, Reason::kUnparsable,
                         "the record cannot be read (" + parsed.problem +
                             ") and no process holds its kernel lock");
-  } else if (kernel == KernelEvidence::kFree && parsed.record->format == RecordFormat::kPidlock) {
+  } else if (kernel == KernelEvidence::kFree && parsed.record->format == RecordFormat::kPidlock &&
+             (parsed.record->host.empty() || self.host.empty() || parsed.record->host == self.host)) {
     // Every pidlock holder keeps the kernel lock of its file for as long as
     // it (or a process that inherited the descriptor) lives; the lock was
     // taken before the file got its name. A free lock is proof of absence,
-    // across pid namespaces and whatever the pid now names.
+    // across pid namespaces and whatever the pid now names. Not for a record
+    // from another host: on a network file system whose locks do not reach
+    // the server (NFS mounted with "nolock"), a remote holder's lock is
+    // invisible here, so only the pid rules (which answer "unknown") apply.
     out = verdict(Verdict::kStale, Reason::kKernelLockFree,
                   "no process holds the kernel lock of this pidlock record (holder " +
                       pid_text(parsed.record->pid) + " is gone)");
