@@ -10,6 +10,7 @@
 #include <pidlock/options.hpp>
 
 #include "judge.hpp"
+#include "remote_lock.hpp"
 #include "posix/syscalls.hpp"
 
 #include <boost/filesystem/path.hpp>
@@ -36,6 +37,8 @@ struct HeldLock {
   pid_t owner_pid = 0;  // the process that acquired; others never unlink
   bool durable = true;
   std::atomic<bool> active{true};  // false once released
+  // Set for a lock in a remote store; then fd, dev and ino are unused.
+  std::unique_ptr<RemoteLock> remote;
 };
 
 // Releases `state` (see LockHandle::release); idempotent.

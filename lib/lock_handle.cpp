@@ -38,6 +38,12 @@ Failure check_still_ours(const HeldLock& s, bool* ours, std::string* why) {
 
 // Rewrites the record in place (see update_status in the header).
 Failure rewrite(HeldLock& s, const HolderRecord& next) {
+  if (s.remote) {
+    if (!s.active.load()) return pidlock_failure(errc::not_held, "update lock");
+    if (std::error_code ec = s.remote->update(next)) return Failure{ec, "update lock", ""};
+    s.record = next;
+    return {};
+  }
   if (!s.fd.valid()) return pidlock_failure(errc::not_held, "update lock file");
   bool ours = false;
   std::string why;
@@ -95,6 +101,10 @@ const std::optional<Inspection>& LockHandle::previous_holder() const noexcept {
   return state_ ? state_->previous : kNoInspection;
 }
 int LockHandle::native_handle() const noexcept { return state_ ? state_->fd.get() : -1; }
+std::optional<std::uint64_t> LockHandle::fencing_token() const noexcept {
+  if (state_ && state_->remote) return state_->remote->fencing_token();
+  return std::nullopt;
+}
 
 void LockHandle::update_status(std::string_view status, std::error_code& ec) noexcept {
   if (!state_) {
@@ -165,6 +175,13 @@ namespace detail {
 bool recheck_state(HeldLock& state, std::string* why, std::error_code* ec) noexcept {
   ec->clear();
   std::lock_guard<std::mutex> guard(state.mutex);
+  if (state.remote) {
+    if (!state.active.load()) {
+      *why = "the lock was released";
+      return false;
+    }
+    return state.remote->recheck(why, ec);
+  }
   if (!state.fd.valid()) {
     *why = "the lock was released";
     return false;
@@ -220,6 +237,7 @@ namespace detail {
 
 std::error_code touch_state(HeldLock& state) noexcept {
   std::lock_guard<std::mutex> guard(state.mutex);
+  if (state.remote) return state.active.load() ? state.remote->touch() : make_error_code(errc::not_held);
   if (!state.fd.valid()) return make_error_code(errc::not_held);
   if (sys().futimens(state.fd.get(), nullptr) != 0) {
     Failure f = system_failure("touch lock file");
@@ -231,6 +249,11 @@ std::error_code touch_state(HeldLock& state) noexcept {
 
 std::error_code release_state(HeldLock& state) noexcept {
   std::lock_guard<std::mutex> guard(state.mutex);
+  if (state.remote) {
+    if (!state.active.exchange(false)) return make_error_code(errc::not_held);
+    // Like a lock file, a forked child never gives up its parent's lock.
+    return state.owner_pid == sys().getpid() ? state.remote->release() : std::error_code();
+  }
   if (!state.fd.valid()) return make_error_code(errc::not_held);
   state.active.store(false);
   Failure failure;

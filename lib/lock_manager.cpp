@@ -455,6 +455,14 @@ namespace {
 // (and the holder's verdict through `held` when failure is errc::held).
 LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOptions& options,
                         Failure& failure, Inspection& held) {
+  if (is_remote_address(path.string())) {
+    if (!valid_status(options.status)) {
+      failure = pidlock_failure(errc::invalid_argument, "acquire", "malformed status word");
+      return {};
+    }
+    auto state = remote_acquire(path.string(), options, failure, held);
+    return state ? HandleAccess::make(std::move(state)) : LockHandle();
+  }
   if (!valid_status(options.status)) {
     failure = pidlock_failure(errc::invalid_argument, "acquire",
                               "status must be 1 to " + std::to_string(kMaxStatusLength) +
@@ -683,6 +691,7 @@ LockHandle LockManager::acquire(const boost::filesystem::path& path, const Acqui
 namespace {
 
 Inspection inspect_impl(const boost::filesystem::path& path, const JudgeOptions& options, Failure& failure) {
+  if (is_remote_address(path.string())) return remote_inspect(path.string(), options, failure);
   LockLocation loc;
   if ((failure = open_location(path, &loc))) return {};
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -699,6 +708,7 @@ Inspection inspect_impl(const boost::filesystem::path& path, const JudgeOptions&
 
 Inspection wait_impl(const boost::filesystem::path& path, std::optional<std::chrono::milliseconds> timeout,
                      const Canceller* canceller, const JudgeOptions& options, Failure& failure) {
+  if (is_remote_address(path.string())) return remote_wait_until_free(path.string(), timeout, canceller, failure);
   LockLocation loc;
   if ((failure = open_location(path, &loc))) return {};
   Waiter waiter(timeout, canceller, std::chrono::milliseconds(1000));
@@ -730,6 +740,11 @@ Inspection wait_impl(const boost::filesystem::path& path, std::optional<std::chr
 
 BreakResult break_impl(const boost::filesystem::path& path, const JudgeOptions& options, Failure& failure) {
   BreakResult result;
+  if (is_remote_address(path.string())) {
+    // A lease-based lock is never stale: it vanishes when its lease ends.
+    result.inspection = remote_inspect(path.string(), options, failure);
+    return result;
+  }
   LockLocation loc;
   if ((failure = open_location(path, &loc))) return result;
   for (int attempt = 0; attempt < 100; ++attempt) {

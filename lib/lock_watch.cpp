@@ -6,6 +6,7 @@
 #include "posix/notifier.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -31,6 +32,7 @@ struct LockWatch::Impl {
 
   Failure start(std::chrono::milliseconds interval) {
     if (notifier.error()) return Failure{notifier.error(), "create inotify instance", ""};
+    if (state->remote) return start_timer_and_epoll(interval, state->remote->loss_fd());
     boost::filesystem::path parent = state->path.parent_path();
     int dfd = open_at(AT_FDCWD, parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) return system_failure("open lock folder");
@@ -43,6 +45,11 @@ struct LockWatch::Impl {
       if (auto ec = notifier.watch_file(state->fd.get(), FileEvents::kChanged))
         return Failure{ec, "watch lock file", ""};
     }
+    return start_timer_and_epoll(interval, notifier.fd());
+  }
+
+  // The periodic recheck timer and the epoll set of `events` and the timer.
+  Failure start_timer_and_epoll(std::chrono::milliseconds interval, int events) {
     timer.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
     if (!timer.valid()) return system_failure("create recheck timer");
     if (interval.count() > 0) {
@@ -54,7 +61,8 @@ struct LockWatch::Impl {
     }
     epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
     if (!epoll.valid()) return system_failure("create epoll instance");
-    for (int fd : {notifier.fd(), timer.get()}) {
+    for (int fd : {events, timer.get()}) {
+      if (fd < 0) continue;
       struct epoll_event ev {};
       ev.events = EPOLLIN;
       ev.data.fd = fd;
@@ -63,9 +71,18 @@ struct LockWatch::Impl {
     return {};
   }
 
+  bool remote_signalled() const {
+    int fd = state->remote->loss_fd();
+    if (fd < 0) return false;
+    struct pollfd p {fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1;
+  }
+
   bool check() {
     if (lost) return false;
-    bool changed = notifier.drain();
+    // A remote lock's loss descriptor is level-triggered: recheck while it
+    // is readable.
+    bool changed = state->remote ? remote_signalled() : notifier.drain();
     std::uint64_t expirations = 0;
     if (::read(timer.get(), &expirations, sizeof expirations) == sizeof expirations && expirations > 0)
       changed = true;

@@ -7,6 +7,7 @@
 #include <pidlock/export.hpp>
 #include <pidlock/holder_record.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -47,6 +48,13 @@ enum class Reason {
                           //   no kernel-lock evidence
 };
 
+// For locks in a lease-based store (etcd): the lease behind the holder.
+struct LeaseInfo {
+  std::int64_t lease_id = 0;
+  std::int64_t ttl_seconds = 0;        // time left on the lease
+  std::uint64_t fencing_token = 0;     // grows with each new holder
+};
+
 struct Inspection {
   Verdict verdict = Verdict::kFree;
   Reason reason = Reason::kNoLockFile;
@@ -58,6 +66,8 @@ struct Inspection {
   // Whether kernel-lock evidence was available (false on file systems
   // without locks and for files no pidlock process locked).
   bool kernel_lock_evidence = false;
+  // Set for locks in a lease-based store.
+  std::optional<LeaseInfo> lease;
 };
 
 PIDLOCK_EXPORT const char* to_string(Verdict verdict) noexcept;  // "held", ...

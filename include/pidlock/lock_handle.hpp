@@ -26,6 +26,7 @@
 
 #include <boost/filesystem/path.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -66,6 +67,11 @@ class PIDLOCK_EXPORT [[nodiscard]] LockHandle {
   // The previous holder's inspection (its record and why it was judged
   // stale) when took_over() is true.
   const std::optional<Inspection>& previous_holder() const noexcept;
+
+  // For a lock in a lease-based store (etcd): a number that grows with each
+  // new holder of the lock, to pass to the storage you write to so that it
+  // can reject a former holder that woke up late. Empty for lock files.
+  std::optional<std::uint64_t> fencing_token() const noexcept;
 
   // The lock file's descriptor (-1 for an empty handle). Owned by the
   // handle; do not close it.
