@@ -6,7 +6,7 @@
 #if defined(PIDLOCK_STATIC_DEFINE)
 #define PIDLOCK_EXPORT
 #elif defined(__GNUC__) || defined(__clang__)
-#define PIDLOCK_EXPORT __attribute__((visibility("default")))
+#define PIDLOCK_EXPORT [[gnu::visibility("default")]]
 #else
 #define PIDLOCK_EXPORT
 #endif

@@ -39,7 +39,7 @@ struct HeldLock;
 struct HandleAccess;
 }  // namespace detail
 
-class PIDLOCK_EXPORT [[nodiscard]] LockHandle {
+class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
  public:
   // An empty handle.
   LockHandle() noexcept;
