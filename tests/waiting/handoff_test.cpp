@@ -1,7 +1,314 @@
-// Waiting acquires: hand-off on release and on death, deadline,
-// cancellation, many waiters, a lock file re-created under its waiters.
+// Waiting acquires with real processes: hand-off on release and on death,
+// the deadline, cancellation, sixteen contending processes, a lock file
+// re-created under its waiters, and an idle waiter's CPU use.
 #include "waiting_support.hpp"
 
 #include <pidlock/pidlock.hpp>
 
 #include <gtest/gtest.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <new>
+#include <thread>
+
+namespace waiting_test {
+namespace {
+
+using namespace std::chrono_literals;
+using pidlock::AcquireOptions;
+using pidlock::errc;
+using pidlock::Inspection;
+using pidlock::LockHandle;
+using pidlock::LockManager;
+using Clock = std::chrono::steady_clock;
+
+AcquireOptions waiting(std::optional<milliseconds> timeout = std::nullopt) {
+  AcquireOptions o;
+  o.wait = true;
+  // Every wait is bounded, so that a bug shows as a failure, not a hang.
+  o.timeout = timeout ? *timeout : milliseconds(20000);
+  return o;
+}
+
+// Runs `action` on another thread once this thread sleeps in poll(): the
+// waiter below it is then really blocked, not about to look.
+std::future<bool> when_this_thread_waits(std::function<void()> action) {
+  pid_t pid = ::getpid();
+  pid_t tid = current_tid();
+  return std::async(std::launch::async, [pid, tid, action = std::move(action)] {
+    bool waiting = wait_until_sleeping_in_poll(pid, tid);
+    action();  // unconditionally, so the waiter never hangs
+    return waiting;
+  });
+}
+
+TEST(Handoff, WaiterGetsTheLockWhenTheHolderReleases) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+
+  LockManager manager;
+  std::error_code ec;
+  // Not waiting: held.
+  LockHandle refused = manager.acquire(path, {}, ec);
+  ASSERT_EQ(ec, errc::held);
+
+  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
+  LockHandle handle = manager.acquire(path, waiting(), ec);
+  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(handle.held());
+  EXPECT_FALSE(handle.took_over()) << "a released lock is not a take-over";
+  EXPECT_FALSE(handle.previous_holder().has_value());
+  EXPECT_EQ(handle.record().pid, ::getpid());
+  EXPECT_FALSE(handle.release());
+}
+
+TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  const pid_t holder_pid = holder.pid();
+
+  LockManager manager;
+  std::error_code ec;
+  std::future<bool> killed = when_this_thread_waits([&] { holder.kill(); });
+  LockHandle handle = manager.acquire(path, waiting(), ec);
+  EXPECT_TRUE(killed.get()) << "the acquire never blocked in poll()";
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(handle.held());
+  EXPECT_TRUE(handle.took_over());
+  ASSERT_TRUE(handle.previous_holder().has_value());
+  ASSERT_TRUE(handle.previous_holder()->holder.has_value());
+  EXPECT_EQ(handle.previous_holder()->holder->pid, holder_pid);
+  EXPECT_EQ(handle.previous_holder()->verdict, pidlock::Verdict::kStale);
+}
+
+TEST(Handoff, DeadlineExpiresWithTheHolderNamed) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+
+  LockManager manager;
+  std::error_code ec;
+  Inspection seen;
+  AcquireOptions options;
+  options.timeout = 300ms;  // implies waiting
+  auto start = Clock::now();
+  LockHandle handle = manager.acquire(path, options, ec, &seen);
+  auto elapsed = Clock::now() - start;
+  EXPECT_EQ(ec, errc::held);
+  EXPECT_FALSE(handle.held());
+  EXPECT_EQ(seen.verdict, pidlock::Verdict::kHeld);
+  ASSERT_TRUE(seen.holder.has_value());
+  EXPECT_EQ(seen.holder->pid, holder.pid());
+  EXPECT_GE(elapsed, 300ms);
+  EXPECT_LT(elapsed, 5s) << "sanity bound only";
+
+  // The throwing form throws LockHeldError with the same evidence.
+  start = Clock::now();
+  try {
+    LockHandle never = manager.acquire(path, options);
+    ADD_FAILURE() << "acquire of a held lock returned";
+  } catch (const pidlock::LockHeldError& e) {
+    EXPECT_EQ(e.code(), errc::held);
+    ASSERT_TRUE(e.holder().holder.has_value());
+    EXPECT_EQ(e.holder().holder->pid, holder.pid());
+  }
+  EXPECT_GE(Clock::now() - start, 300ms);
+  EXPECT_TRUE(holder.release()) << "the holder's lock was disturbed by the timed-out waiters";
+}
+
+TEST(Handoff, CancellerStopsAWaitFromAnotherThreadAndResetRearms) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+
+  LockManager manager;
+  pidlock::Canceller canceller;
+  AcquireOptions options = waiting();
+  options.canceller = &canceller;
+  std::error_code ec;
+  std::future<bool> cancelled = when_this_thread_waits([&] { canceller.cancel(); });
+  auto start = Clock::now();
+  LockHandle handle = manager.acquire(path, options, ec);
+  auto elapsed = Clock::now() - start;
+  EXPECT_TRUE(cancelled.get()) << "the acquire never blocked in poll()";
+  EXPECT_EQ(ec, errc::cancelled);
+  EXPECT_FALSE(handle.held());
+  EXPECT_LT(elapsed, 10s) << "the cancel did not wake the waiter (its deadline did)";
+  EXPECT_TRUE(canceller.cancelled());
+
+  // Still cancelled: a new wait ends at once.
+  handle = manager.acquire(path, options, ec);
+  EXPECT_EQ(ec, errc::cancelled);
+
+  // Re-armed: the next wait runs to its deadline, then reports the holder.
+  canceller.reset();
+  EXPECT_FALSE(canceller.cancelled());
+  options.timeout = 200ms;
+  handle = manager.acquire(path, options, ec);
+  EXPECT_EQ(ec, errc::held);
+
+  // And after the holder leaves, a re-armed canceller does not get in the way.
+  options.timeout = 20s;
+  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
+  handle = manager.acquire(path, options, ec);
+  EXPECT_TRUE(released.get());
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(handle.held());
+}
+
+// Shared by the contending processes (MAP_SHARED|MAP_ANONYMOUS survives
+// fork). Lock-free atomics work across processes.
+struct Arena {
+  static constexpr int kProcesses = 16;
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+  std::atomic<int> acquisitions{0};
+  std::atomic<int> errors{0};
+  std::atomic<int> wrong_record{0};
+  std::atomic<int> took_over{0};
+  std::atomic<int> done[kProcesses];
+};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+TEST(Handoff, SixteenProcessesEachGetTheLockInTurn) {
+  constexpr int kRounds = 10;
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  void* memory = ::mmap(nullptr, sizeof(Arena), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  Arena* arena = new (memory) Arena();
+  for (auto& d : arena->done) d.store(0);
+
+  Pipe start;  // EOF on it starts every contender at once
+  std::vector<Child> contenders;
+  for (int i = 0; i < Arena::kProcesses; ++i) {
+    contenders.push_back(Child::fork([&, i]() -> int {
+      start.close_write();
+      read_byte(start.read_end(), 30s);
+      LockManager manager;
+      for (int round = 0; round < kRounds; ++round) {
+        std::error_code ec;
+        LockHandle handle = manager.acquire(path, waiting(30s), ec);
+        if (ec || !handle.held()) {
+          arena->errors.fetch_add(1);
+          return 1;
+        }
+        int now = arena->inside.fetch_add(1) + 1;
+        int max = arena->max_inside.load();
+        while (now > max && !arena->max_inside.compare_exchange_weak(max, now)) {
+        }
+        arena->acquisitions.fetch_add(1);
+        if (handle.took_over()) arena->took_over.fetch_add(1);
+        if (handle.record().pid != ::getpid()) arena->wrong_record.fetch_add(1);
+        std::this_thread::sleep_for(1500us);  // the critical section
+        arena->inside.fetch_sub(1);
+        if (handle.release()) {
+          arena->errors.fetch_add(1);
+          return 2;
+        }
+        arena->done[i].fetch_add(1);
+      }
+      return 0;
+    }));
+  }
+  start.close_read();
+  start.close_write();  // go
+  for (size_t i = 0; i < contenders.size(); ++i)
+    EXPECT_TRUE(contenders[i].exited_with(0, 45s)) << "contender " << i;
+
+  EXPECT_EQ(arena->max_inside.load(), 1) << "two holders at once";
+  EXPECT_EQ(arena->errors.load(), 0);
+  EXPECT_EQ(arena->wrong_record.load(), 0);
+  EXPECT_EQ(arena->took_over.load(), 0) << "every hand-off was a release";
+  EXPECT_EQ(arena->acquisitions.load(), Arena::kProcesses * kRounds);
+  for (int i = 0; i < Arena::kProcesses; ++i) EXPECT_EQ(arena->done[i].load(), kRounds) << "contender " << i;
+  // Nothing left behind: no lock file, no hidden temporary file.
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{});
+  ::munmap(memory, sizeof(Arena));
+}
+
+// Waiters blocked on holder A's file. The file is deleted (A lives on,
+// holding the kernel lock of an inode that has no name any more) and B
+// creates a new one. Everyone must get the lock in turn; nobody may stay
+// stuck on A's orphaned inode.
+TEST(Handoff, WaitersFollowALockFileDeletedAndRecreated) {
+  constexpr int kWaiters = 3;
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild a(path);
+  ASSERT_TRUE(a.ok());
+
+  Pipe results;
+  std::vector<Child> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.push_back(Child::fork([&]() -> int {
+      results.close_read();
+      LockManager manager;
+      std::error_code ec;
+      LockHandle handle = manager.acquire(path, waiting(20s), ec);
+      if (ec) return 1;
+      write_byte(results.write_end(), 'G');
+      std::this_thread::sleep_for(2ms);
+      return handle.release() ? 2 : 0;
+    }));
+  }
+  results.close_write();
+  for (auto& w : waiters) ASSERT_TRUE(wait_until_sleeping_in_poll(w.pid())) << "waiter " << w.pid();
+
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  // B, this process, re-creates the lock. A waiter may beat it to the new
+  // name (the deletion woke them all): then B waits its turn.
+  LockManager b;
+  std::error_code ec;
+  LockHandle handle = b.acquire(path, waiting(20s), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(handle.took_over());
+  EXPECT_FALSE(handle.release());
+
+  for (int i = 0; i < kWaiters; ++i) EXPECT_EQ(read_byte(results.read_end(), 25s), 'G') << "waiter " << i;
+  for (auto& w : waiters) EXPECT_TRUE(w.exited_with(0, 25s));
+  EXPECT_FALSE(exists(path));
+  // A still holds its orphan, and its release reports the loss instead of
+  // removing anybody else's file.
+  a.kill();
+}
+
+TEST(Handoff, AnIdleWaiterUsesNoCpu) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+
+  Child waiter = Child::fork([&]() -> int {
+    LockManager manager;
+    std::error_code ec;
+    LockHandle handle = manager.acquire(path, waiting(30s), ec);
+    return ec ? 1 : 0;
+  });
+  ASSERT_TRUE(wait_until_sleeping_in_poll(waiter.pid()));
+  std::optional<milliseconds> before = cpu_time(waiter.pid());
+  std::this_thread::sleep_for(1s);  // the window measured, not a synchronisation
+  std::optional<milliseconds> after = cpu_time(waiter.pid());
+  ASSERT_TRUE(before && after);
+  EXPECT_LT(*after - *before, 50ms) << "a waiter should sleep in the kernel";
+  EXPECT_FALSE(waiter.wait(0ms).has_value()) << "the waiter stopped waiting";
+
+  EXPECT_TRUE(holder.release());
+  EXPECT_TRUE(waiter.exited_with(0));
+}
+
+}  // namespace
+}  // namespace waiting_test

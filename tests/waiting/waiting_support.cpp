@@ -1,14 +1,18 @@
 #include "waiting_support.hpp"
 
+#include <pidlock/lock_manager.hpp>
 #include <pidlock/logging.hpp>
+#include <pidlock/unix_socket.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,15 +25,16 @@
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace waiting_test {
 
 namespace {
 
-// Take-overs and losses are the point of these tests: keep their warnings
-// visible, silence the info records of every acquire and release.
+// Take-overs and losses are what these tests provoke, hundreds of times:
+// their warnings would bury a failure's output. Errors stay visible.
 const bool kQuiet = [] {
-  pidlock::set_log_threshold(pidlock::LogThreshold::kWarning);
+  pidlock::set_log_threshold(pidlock::LogThreshold::kError);
   return true;
 }();
 
@@ -223,6 +228,93 @@ std::optional<struct timespec> mtime_of(const std::string& path) {
 bool exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace waiting_test
+
+// --- waiting and holding ----------------------------------------------------
+
+namespace waiting_test {
+
+pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+namespace {
+
+// Is the thread in poll (or ppoll) with a timeout other than zero? A
+// zero-timeout poll is a readiness probe (Canceller::cancelled), not a wait.
+bool sleeping_in_poll(pid_t pid, pid_t tid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall");
+  long nr = -1;
+  if (!(in >> nr)) return false;  // "running"
+  std::string fds, nfds, timeout;
+  in >> fds >> nfds >> timeout;
+#ifdef SYS_poll
+  if (nr == SYS_poll) return timeout != "0x0";
+#endif
+  return nr == SYS_ppoll;  // the timeout is a pointer there: any wait counts
+}
+
+}  // namespace
+
+bool wait_until_sleeping_in_poll(pid_t pid, pid_t tid, milliseconds timeout) {
+  // The only polling loop of these tests: it watches for a state, it does
+  // not guess a delay, and it needs the state to hold for two looks.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int seen = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    seen = sleeping_in_poll(pid, tid) ? seen + 1 : 0;
+    if (seen >= 2) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
+HeldInChild::HeldInChild(const std::string& path, Kind kind) {
+  child_ = Child::fork([&]() -> int {
+    ready_.close_read();
+    go_.close_write();
+    pidlock::LockManager manager;
+    std::error_code ec;
+    pidlock::LockHandle handle;
+    int listener = -1;
+    if (kind == Kind::kUnixSocket) {
+      handle = pidlock::lock_unix_socket(manager, path, {}, ec);
+      if (!ec) {
+        listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un addr {};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        if (listener < 0 || ::bind(listener, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(listener, 4) != 0)
+          ec = std::error_code(errno, std::generic_category());
+      }
+    } else {
+      handle = manager.acquire(path, {}, ec);
+    }
+    if (ec) {
+      write_byte(ready_.write_end(), 'E');
+      return 1;
+    }
+    write_byte(ready_.write_end(), 'R');
+    // Hold until told (or until the test process goes away: EOF).
+    read_byte(go_.read_end(), std::chrono::hours(1));
+    if (listener >= 0) ::unlink(path.c_str());  // as a server does at shutdown
+    return handle.release() ? 2 : 0;
+  });
+  ready_.close_write();
+  go_.close_read();
+  std::optional<char> answer = read_byte(ready_.read_end());
+  ok_ = answer == 'R';
+}
+
+bool HeldInChild::release() {
+  write_byte(go_.write_end());
+  return child_.exited_with(0);
+}
+
+void HeldInChild::kill() {
+  child_.kill(SIGKILL);
+  child_.wait();
 }
 
 }  // namespace waiting_test

@@ -84,6 +84,39 @@ class Child {
   pid_t pid_ = -1;
 };
 
+// Blocks until thread `tid` of process `pid` sleeps in poll() with a
+// non-zero timeout -- where a waiting acquire, wait_until_free and
+// wait_for_loss sleep -- as /proc/<pid>/task/<tid>/syscall shows. This is how
+// a test knows a waiter is really waiting before it changes the lock,
+// without guessing with a sleep. False if that does not happen in time.
+bool wait_until_sleeping_in_poll(pid_t pid, pid_t tid, milliseconds timeout = kPatience);
+inline bool wait_until_sleeping_in_poll(pid_t pid, milliseconds timeout = kPatience) {
+  return wait_until_sleeping_in_poll(pid, pid, timeout);
+}
+pid_t current_tid();
+
+// A lock held by a forked child: the child acquires `path` (or, with
+// `socket`, lock_unix_socket(path) and binds and listens on a socket there),
+// reports through a pipe, and holds until release() or kill().
+class HeldInChild {
+ public:
+  enum class Kind { kLockFile, kUnixSocket };
+  explicit HeldInChild(const std::string& path, Kind kind = Kind::kLockFile);
+  // Did the child acquire the lock?
+  bool ok() const { return ok_; }
+  pid_t pid() const { return child_.pid(); }
+  // Asks the child to release and exit; true if it released without error.
+  bool release();
+  // SIGKILLs the child and reaps it (its lock file stays behind).
+  void kill();
+
+ private:
+  Pipe ready_;
+  Pipe go_;
+  Child child_;
+  bool ok_ = false;
+};
+
 // CPU time (user + system) a process has used, from /proc/<pid>/stat.
 std::optional<milliseconds> cpu_time(pid_t pid);
 
