@@ -1,0 +1,746 @@
+// Tests of the pidlock program (docs/pidlock.1), run as a user runs it.
+//
+// Every test forks and execs the built binary and checks its exit status
+// and output. Holders are real processes: `pidlock run LOCK -- sh -c 'echo
+// $$ >FILE; exec sleep 30'` writes COMMAND's pid to FILE (exec keeps the
+// pid), so a test knows COMMAND's pid without asking pidlock. The test
+// process is a child subreaper, so that a COMMAND orphaned by a SIGKILLed
+// pidlock becomes the test's child and is reaped, not left behind.
+#include "mini_json.hpp"
+#include "process.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <algorithm>
+#include <memory>
+#include <thread>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace cli_test {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kUsage = 64;
+constexpr int kSoftware = 70;
+constexpr int kHeld = 75;
+
+// A COMMAND that records its pid in `pid_file`, then sleeps as that pid.
+std::vector<std::string> sleeper(const std::string& pid_file) {
+  return {"/bin/sh", "-c", "echo $$ > '" + pid_file + ".tmp' && mv '" + pid_file + ".tmp' '" +
+                               pid_file + "' && exec sleep 30"};
+}
+
+pid_t parent_of(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  // ") S ppid ..."
+  return static_cast<pid_t>(std::atol(stat.c_str() + close + 4));
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { prctl(PR_SET_CHILD_SUBREAPER, 1); }
+
+  void SetUp() override {
+    char templ[] = "/tmp/pidlock-cli-test.XXXXXX";
+    ASSERT_NE(mkdtemp(templ), nullptr);
+    char resolved[PATH_MAX];
+    ASSERT_NE(realpath(templ, resolved), nullptr);
+    dir_ = resolved;
+    lock_ = dir_ + "/job.lock";
+  }
+
+  void TearDown() override {
+    // COMMANDs orphaned by a killed pidlock are our children now.
+    for (pid_t pid : commands_)
+      if (parent_of(pid) == getpid()) kill(pid, SIGKILL);
+    reap_orphans();
+    std::string rm = "rm -rf '" + dir_ + "'";
+    (void)std::system(rm.c_str());
+  }
+
+  Outcome pl(const std::vector<std::string>& args, std::chrono::milliseconds limit = 15000ms) {
+    return pidlock(args, dir_, limit);
+  }
+
+  std::unique_ptr<Process> start(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{pidlock_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<Process>(argv, dir_);
+  }
+
+  Json status_json(const std::string& lock, int* exit_code = nullptr) {
+    Outcome o = pl({"status", "--json", lock});
+    if (exit_code) *exit_code = o.exited ? o.code : -1;
+    try {
+      return parse_json(o.out);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what() << " in: " << o.out << " stderr: " << o.err;
+      return Json{};
+    }
+  }
+
+  // A running `pidlock run [extra...] LOCK -- sleeper`, once COMMAND runs.
+  struct Holder {
+    std::unique_ptr<Process> pidlock;
+    pid_t command = -1;
+  };
+  Holder hold(const std::string& lock, const std::vector<std::string>& extra = {}) {
+    Holder h;
+    std::string pid_file = dir_ + "/command." + std::to_string(++holders_) + ".pid";
+    std::vector<std::string> args{"run"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(lock);
+    args.push_back("--");
+    for (const std::string& a : sleeper(pid_file)) args.push_back(a);
+    h.pidlock = start(args);
+    EXPECT_TRUE(eventually([&] { return exists(pid_file) || !h.pidlock->running(); }));
+    h.command = static_cast<pid_t>(std::atol(read_file(pid_file).c_str()));
+    EXPECT_GT(h.command, 0) << "COMMAND did not start";
+    if (h.command > 0) commands_.push_back(h.command);
+    return h;
+  }
+
+  // Kills a COMMAND orphaned by its pidlock (so it is our child) and reaps it.
+  void kill_orphan(pid_t command) {
+    ASSERT_TRUE(eventually([&] { return parent_of(command) == getpid(); }))
+        << "COMMAND " << command << " was not reparented to the test";
+    kill(command, SIGKILL);
+    int status;
+    waitpid(command, &status, 0);
+  }
+
+  // Leaves a stale pidlock lock file at `lock`: its pidlock and its
+  // COMMAND were both SIGKILLed.
+  void make_stale(const std::string& lock) {
+    Holder h = hold(lock);
+    h.pidlock->kill(SIGKILL);
+    h.pidlock->wait();
+    kill_orphan(h.command);
+  }
+
+  std::string dir_;
+  std::string lock_;
+  std::vector<pid_t> commands_;
+  int holders_ = 0;
+};
+
+#define EXPECT_EXIT_CODE(outcome, expected)                                              \
+  do {                                                                                   \
+    const Outcome& o_ = (outcome);                                                       \
+    EXPECT_TRUE(o_.exited) << "killed by signal " << o_.signal << "; stderr: " << o_.err; \
+    EXPECT_EQ(o_.code, (expected)) << "stdout: " << o_.out << "\nstderr: " << o_.err;    \
+  } while (0)
+
+// ---------------------------------------------------------------- top level
+
+TEST_F(CliTest, VersionPrintsTheVersion) {
+  Outcome o = pl({"--version"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(o.out, "pidlock 0.1.0\n");
+  EXPECT_EQ(o.err, "");
+}
+
+TEST_F(CliTest, HelpListsEveryCommand) {
+  Outcome o = pl({"--help"});
+  EXPECT_EXIT_CODE(o, 0);
+  for (const char* word : {"run", "status", "break", "wait", "--conflict-exit-code", "--json"})
+    EXPECT_THAT(o.out, HasSubstr(word));
+  EXPECT_EXIT_CODE(pl({"-h"}), 0);
+}
+
+TEST_F(CliTest, EveryCommandHasItsOwnHelp) {
+  for (const char* command : {"run", "status", "break", "wait"}) {
+    Outcome o = pl({command, "--help"});
+    EXPECT_EXIT_CODE(o, 0);
+    EXPECT_THAT(o.out, HasSubstr(std::string("Usage: pidlock ") + command));
+  }
+  // --help wins even where the rest of the line is incomplete.
+  Outcome o = pl({"run", "--wait", "--help"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_THAT(o.out, HasSubstr("--conflict-exit-code"));
+  EXPECT_FALSE(exists(lock_));
+}
+
+// ------------------------------------------------------------- usage errors
+
+TEST_F(CliTest, UsageErrorsExit64WithAHint) {
+  const std::vector<std::vector<std::string>> bad = {
+      {},
+      {"frobnicate"},
+      {"--frobnicate"},
+      {"--version", "extra"},
+      {"run"},
+      {"run", "--", "true"},                                // no LOCKFILE
+      {"run", lock_, "true"},                               // no --
+      {"run", lock_},                                       // no -- COMMAND
+      {"run", lock_, "--"},                                 // no COMMAND
+      {"run", "--bogus", lock_, "--", "true"},              // unknown option
+      {"run", "--timeout", "abc", lock_, "--", "true"},     // not a number
+      {"run", "--timeout", "-1", lock_, "--", "true"},      // negative
+      {"run", "--timeout", "1e3", lock_, "--", "true"},     // no exponents
+      {"run", "--timeout", "inf", lock_, "--", "true"},
+      {"run", "--timeout", "", lock_, "--", "true"},
+      {"run", "--timeout=", lock_, "--", "true"},
+      {"run", lock_, "--timeout"},                          // missing value... and no --
+      {"run", "--conflict-exit-code", "300", lock_, "--", "true"},
+      {"run", "--conflict-exit-code", "-1", lock_, "--", "true"},
+      {"run", "--conflict-exit-code", "x", lock_, "--", "true"},
+      {"run", "--wait=yes", lock_, "--", "true"},
+      {"run", "--data-dir", "", lock_, "--", "true"},
+      {"status"},
+      {"status", lock_, lock_},
+      {"status", "--jsonx", lock_},
+      {"break"},
+      {"break", "--force", lock_},
+      {"wait"},
+      {"wait", "--timeout", "soon", lock_},
+      {"wait", "--timeout"},
+  };
+  for (const auto& args : bad) {
+    std::string line;
+    for (const auto& a : args) line += " '" + a + "'";
+    SCOPED_TRACE("pidlock" + line);
+    Outcome o = pl(args);
+    EXPECT_EXIT_CODE(o, kUsage);
+    EXPECT_THAT(o.err, HasSubstr("Try 'pidlock"));
+    EXPECT_THAT(o.err, HasSubstr("--help'."));
+    EXPECT_EQ(o.out, "");
+    EXPECT_FALSE(exists(lock_)) << "a usage error must not take the lock";
+  }
+}
+
+TEST_F(CliTest, UsageErrorNamesTheProblem) {
+  Outcome o = pl({"run", "--timeout", "abc", lock_, "--", "true"});
+  EXPECT_THAT(o.err, HasSubstr("pidlock run: invalid value 'abc' for '--timeout'"));
+  EXPECT_THAT(o.err, HasSubstr("Try 'pidlock run --help'."));
+  o = pl({"run", lock_, "true"});
+  EXPECT_THAT(o.err, HasSubstr("missing '--'"));
+  o = pl({"run", "--", "true"});
+  EXPECT_THAT(o.err, HasSubstr("missing LOCKFILE"));
+  o = pl({"frobnicate"});
+  EXPECT_THAT(o.err, HasSubstr("unknown command 'frobnicate'"));
+  EXPECT_THAT(o.err, HasSubstr("Try 'pidlock --help'."));
+}
+
+// -------------------------------------------------------------------- run
+
+TEST_F(CliTest, RunRunsTheCommandAndRemovesTheLock) {
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "echo out; echo err >&2"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(o.out, "out\n");
+  EXPECT_EQ(o.err, "err\n");
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, RunPassesTheCommandsArgumentsUntouched) {
+  // Options after "--" belong to COMMAND, not to pidlock.
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "printf '%s|' \"$@\"", "sh", "--help", "--", "a b"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(o.out, "--help|--|a b|");
+}
+
+TEST_F(CliTest, RunExitsWithTheCommandsStatus) {
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "/bin/sh", "-c", "exit 3"}), 3);
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "/bin/sh", "-c", "exit 255"}), 255);
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "false"}), 1);
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, RunReports128PlusTheSignalThatKilledTheCommand) {
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "/bin/sh", "-c", "kill -TERM $$"}), 128 + SIGTERM);
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "/bin/sh", "-c", "kill -KILL $$"}), 128 + SIGKILL);
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, RunReports127ForAMissingCommand) {
+  Outcome o = pl({"run", lock_, "--", "pidlock-test-no-such-command"});
+  EXPECT_EXIT_CODE(o, 127);
+  EXPECT_THAT(o.err, HasSubstr("pidlock-test-no-such-command"));
+  EXPECT_THAT(o.err, HasSubstr("No such file or directory"));
+  EXPECT_FALSE(exists(lock_));
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", dir_ + "/missing/command"}), 127);
+}
+
+TEST_F(CliTest, RunReports126ForACommandThatCannotBeExecuted) {
+  std::string script = dir_ + "/not-executable";
+  write_file(script, "#!/bin/sh\necho ran\n");
+  chmod(script.c_str(), 0644);
+  Outcome o = pl({"run", lock_, "--", script});
+  EXPECT_EXIT_CODE(o, 126);
+  EXPECT_THAT(o.err, HasSubstr("Permission denied"));
+  EXPECT_EQ(o.out, "");
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", dir_}), 126);  // a directory
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, WhileTheCommandRunsTheRecordNamesItAndStatusSaysHeld) {
+  Holder h = hold(lock_);
+  int code = -1;
+  Json j = status_json(lock_, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(j["state"].text, "held");
+  EXPECT_EQ(j["reason"].text, "kernel-lock-held");
+  EXPECT_EQ(j["pid"].number, h.command);
+  EXPECT_EQ(j["format"].text, "pidlock");
+  EXPECT_EQ(j["data_dir"].text, dir_);
+  EXPECT_EQ(j["status"].text, "running");
+  EXPECT_TRUE(j["kernel_lock_evidence"].boolean);
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  EXPECT_EQ(j["host"].text, host);
+  EXPECT_NEAR(j["start_time"].number, static_cast<double>(time(nullptr)), 30);
+  // Line 1 alone is the pid, for `kill $(head -1 FILE)` and PIDFile=.
+  std::string record = read_file(lock_);
+  EXPECT_EQ(record.substr(0, record.find('\n')), std::to_string(h.command));
+  EXPECT_EQ(parent_of(h.command), h.pidlock->pid());
+
+  Outcome human = pl({"status", lock_});
+  EXPECT_EXIT_CODE(human, 0);
+  EXPECT_THAT(human.out, HasSubstr("held"));
+  EXPECT_THAT(human.out, HasSubstr(std::to_string(h.command)));
+
+  kill(h.command, SIGTERM);
+  EXPECT_EXIT_CODE(h.pidlock->wait(), 128 + SIGTERM);
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, RunRecordsTheDataDirectory) {
+  Outcome o = pl({"run", "--data-dir", "/srv/db", lock_, "--", "sed", "-n", "2p", lock_});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(o.out, "/srv/db\n");
+  o = pl({"run", "--data-dir=/srv/other", lock_, "--", "sed", "-n", "2p", lock_});
+  EXPECT_EQ(o.out, "/srv/other\n");
+  o = pl({"run", lock_, "--", "sed", "-n", "2p", lock_});
+  EXPECT_EQ(o.out, dir_ + "\n");
+}
+
+TEST_F(CliTest, ConflictExits75AndNamesTheHolder) {
+  Holder h = hold(lock_, {"--data-dir", "/srv/data"});
+  std::string marker = dir_ + "/ran";
+  Outcome o = pl({"run", lock_, "--", "touch", marker});
+  EXPECT_EXIT_CODE(o, kHeld);
+  EXPECT_FALSE(exists(marker)) << "COMMAND must not run without the lock";
+  EXPECT_THAT(o.err, HasSubstr(std::to_string(h.command)));  // pid
+  EXPECT_THAT(o.err, HasSubstr("/srv/data"));                // data directory
+  EXPECT_THAT(o.err, HasSubstr("status running"));           // status
+  EXPECT_THAT(o.err, HasSubstr("started 20"));               // start time
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  EXPECT_THAT(o.err, HasSubstr(std::string("host ") + host));
+  EXPECT_EQ(o.out, "");
+
+  o = pl({"run", "--conflict-exit-code", "9", lock_, "--", "touch", marker});
+  EXPECT_EXIT_CODE(o, 9);
+  EXPECT_THAT(o.err, HasSubstr(std::to_string(h.command)));
+  EXPECT_EXIT_CODE(pl({"run", "--conflict-exit-code=0", lock_, "--", "touch", marker}), 0);
+  EXPECT_FALSE(exists(marker));
+  // The holder was not disturbed.
+  EXPECT_TRUE(h.pidlock->running());
+  EXPECT_EQ(status_json(lock_)["pid"].number, h.command);
+}
+
+TEST_F(CliTest, RunTimeoutGivesUpAfterTheTimeout) {
+  Holder h = hold(lock_);
+  Outcome o = pl({"run", "--timeout", "0.2", lock_, "--", "true"});
+  EXPECT_EXIT_CODE(o, kHeld);
+  EXPECT_GE(o.elapsed.count(), 0.19);
+  EXPECT_LT(o.elapsed.count(), 5.0);
+  EXPECT_THAT(o.err, HasSubstr("timed out"));
+  EXPECT_THAT(o.err, HasSubstr(std::to_string(h.command)));
+  EXPECT_EXIT_CODE(pl({"run", "--timeout", "0.1", "--conflict-exit-code", "5", lock_, "--", "true"}), 5);
+}
+
+TEST_F(CliTest, RunWaitTakesTheLockOnceTheHolderExits) {
+  Holder h = hold(lock_);
+  std::string marker = dir_ + "/second";
+  auto waiter = start({"run", "--wait", lock_, "--", "/bin/sh", "-c", "echo $$ > '" + marker + "'"});
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(waiter->running());
+  EXPECT_FALSE(exists(marker));
+  kill(h.command, SIGTERM);
+  EXPECT_EXIT_CODE(h.pidlock->wait(), 128 + SIGTERM);
+  Outcome o = waiter->wait(5000ms);
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_TRUE(exists(marker));
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, RunWithATimeoutTakesTheLockWhenItIsReleasedInTime) {
+  Holder h = hold(lock_);
+  auto waiter = start({"run", "--timeout", "10", lock_, "--", "true"});
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(waiter->running());
+  kill(h.command, SIGTERM);
+  Outcome o = waiter->wait(5000ms);
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_LT(o.elapsed.count(), 5.0);
+}
+
+TEST_F(CliTest, CommandKilledWhilePidlockLivesFreesTheLock) {
+  Holder h = hold(lock_);
+  kill(h.command, SIGKILL);
+  EXPECT_EXIT_CODE(h.pidlock->wait(), 128 + SIGKILL);
+  EXPECT_FALSE(exists(lock_));
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), 0);
+}
+
+TEST_F(CliTest, PidlockKilledLeavesTheLockHeldByTheCommandThenStale) {
+  Holder h = hold(lock_);
+  h.pidlock->kill(SIGKILL);
+  Outcome killed = h.pidlock->wait();
+  EXPECT_EQ(killed.signal, SIGKILL);
+
+  // COMMAND still runs, and still holds the lock through its descriptor.
+  int code = -1;
+  Json j = status_json(lock_, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(j["state"].text, "held");
+  EXPECT_EQ(j["pid"].number, h.command);
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), kHeld);
+  EXPECT_EXIT_CODE(pl({"break", lock_}), kHeld);
+  EXPECT_TRUE(exists(lock_));
+
+  // Once COMMAND is gone the lock is stale, and the next run takes over.
+  kill_orphan(h.command);
+  j = status_json(lock_, &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(j["state"].text, "stale");
+  EXPECT_EQ(j["reason"].text, "kernel-lock-free");
+  EXPECT_EQ(j["pid"].number, h.command);
+  Outcome o = pl({"run", lock_, "--", "sed", "-n", "1p", lock_});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_NE(o.out, std::to_string(h.command) + "\n");
+  EXPECT_FALSE(exists(lock_));
+  EXPECT_EQ(pl({"status", lock_}).code, 3);
+}
+
+TEST_F(CliTest, RunTakesOverAStaleLock) {
+  make_stale(lock_);
+  EXPECT_EQ(pl({"status", lock_}).code, 1);
+  Outcome o = pl({"run", "--verbose", lock_, "--", "true"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, TheCommandInheritsTheLockDescriptorAndNothingElse) {
+  // COMMAND inherits the lock's descriptor (that is what keeps the lock
+  // alive without pidlock) besides what it would inherit anyway.
+  const std::string list_fds = "ls /proc/$$/fd | sort -n | tr '\\n' ' '";
+  Process plain({"/bin/sh", "-c", list_fds}, dir_);
+  std::string without = plain.wait().out;
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", list_fds});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(std::count(o.out.begin(), o.out.end(), ' '), std::count(without.begin(), without.end(), ' ') + 1)
+      << "with pidlock: " << o.out << "; without: " << without;
+}
+
+// ---------------------------------------------------------------- signals
+
+class SignalForwardingTest : public CliTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(SignalForwardingTest, ReachesTheCommand) {
+  const int signal = GetParam();
+  std::string ready = dir_ + "/ready", got = dir_ + "/got";
+  std::string script =
+      "trap 'echo TERM > " + got + "; kill $!; exit 7' TERM; "
+      "trap 'echo INT > " + got + "; kill $!; exit 7' INT; "
+      "trap 'echo HUP > " + got + "; kill $!; exit 7' HUP; "
+      "sleep 30 & echo ready > " + ready + "; wait $!";
+  auto p = start({"run", lock_, "--", "/bin/sh", "-c", script});
+  ASSERT_TRUE(eventually([&] { return exists(ready); }));
+  p->kill(signal);
+  Outcome o = p->wait(5000ms);
+  EXPECT_EXIT_CODE(o, 7);  // pidlock survived the signal and reports COMMAND's status
+  const char* name = signal == SIGTERM ? "TERM\n" : signal == SIGINT ? "INT\n" : "HUP\n";
+  EXPECT_EQ(read_file(got), name);
+  EXPECT_FALSE(exists(lock_));
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, SignalForwardingTest, ::testing::Values(SIGTERM, SIGINT, SIGHUP),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == SIGTERM ? "SIGTERM" : info.param == SIGINT ? "SIGINT" : "SIGHUP";
+                         });
+
+TEST_F(CliTest, ASignalWhileWaitingEndsTheWaitWithoutRunningTheCommand) {
+  Holder h = hold(lock_);
+  std::string marker = dir_ + "/ran";
+  auto waiter = start({"run", "--wait", lock_, "--", "touch", marker});
+  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(waiter->running());
+  waiter->kill(SIGTERM);
+  Outcome o = waiter->wait(5000ms);
+  EXPECT_FALSE(o.exited);
+  EXPECT_EQ(o.signal, SIGTERM);
+  EXPECT_FALSE(exists(marker));
+  EXPECT_EQ(status_json(lock_)["pid"].number, h.command);
+}
+
+// ----------------------------------------------------------------- status
+
+TEST_F(CliTest, StatusOfAMissingFileIsFree) {
+  Outcome o = pl({"status", lock_});
+  EXPECT_EXIT_CODE(o, 3);
+  EXPECT_THAT(o.out, HasSubstr("free"));
+  int code = -1;
+  Json j = status_json(lock_, &code);
+  EXPECT_EQ(code, 3);
+  EXPECT_EQ(j["state"].text, "free");
+  EXPECT_EQ(j["reason"].text, "no-lock-file");
+  EXPECT_TRUE(j["pid"].is_null());
+  EXPECT_TRUE(j["format"].is_null());
+  for (const char* key : {"state", "reason", "detail", "pid", "start_time", "data_dir", "host", "status",
+                          "format", "port", "socket_dir", "boot_id", "kernel_lock_evidence"})
+    EXPECT_TRUE(j.has(key)) << key;
+}
+
+TEST_F(CliTest, StatusOfAStaleLockExits1) {
+  make_stale(lock_);
+  Outcome o = pl({"status", lock_});
+  EXPECT_EXIT_CODE(o, 1);
+  EXPECT_THAT(o.out, HasSubstr("stale"));
+  EXPECT_TRUE(exists(lock_)) << "status must never change anything";
+}
+
+TEST_F(CliTest, StatusOfAPlainPidFile) {
+  std::string pid_file = dir_ + "/daemon.pid";
+  write_file(pid_file, std::to_string(getpid()) + "\n");
+  int code = -1;
+  Json j = status_json(pid_file, &code);
+  EXPECT_EQ(j["format"].text, "pidfile");
+  EXPECT_EQ(j["pid"].number, getpid());
+  EXPECT_EQ(code, j["state"].text == "held" ? 0 : 4) << j["detail"].text;
+}
+
+TEST_F(CliTest, StatusOfSomethingThatIsNotALockFileIsUnknown) {
+  std::string target = dir_ + "/target";
+  write_file(target, "1\n");
+  std::string link = dir_ + "/link.lock";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  Outcome o = pl({"status", link});
+  EXPECT_EXIT_CODE(o, 4);
+  EXPECT_THAT(o.err, HasSubstr("symbolic link"));
+  int code = -1;
+  Json j = status_json(link, &code);
+  EXPECT_EQ(code, 4);
+  EXPECT_EQ(j["state"].text, "unknown");
+  EXPECT_THAT(j["error"].text, HasSubstr("symbolic link"));
+  EXPECT_EXIT_CODE(pl({"status", dir_}), 4);  // a directory
+}
+
+TEST_F(CliTest, StatusJsonEscapesEveryByte) {
+  // A PostgreSQL socket lock file (5 lines) of a dead server whose data
+  // directory holds a quote, a backslash, a tab and a byte that is not
+  // UTF-8: the JSON must still parse, with U+FFFD for that byte.
+  Process gone({"true"}, dir_);
+  pid_t dead = gone.pid();
+  gone.wait();
+  std::string lock = dir_ + "/.s.PGSQL.5432.lock";
+  write_file(lock, std::to_string(dead) + "\n/srv/\xff\"q\\b\tz\n" + std::to_string(time(nullptr)) +
+                       "\n5432\n/tmp\n");
+  int code = -1;
+  Outcome raw = pl({"status", "--json", lock});
+  Json j = status_json(lock, &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(j["state"].text, "stale");
+  EXPECT_EQ(j["format"].text, "postgresql");
+  EXPECT_EQ(j["data_dir"].text, "/srv/\xEF\xBF\xBD\"q\\b\tz");
+  EXPECT_EQ(j["port"].number, 5432);
+  EXPECT_EQ(j["socket_dir"].text, "/tmp");
+  EXPECT_EQ(raw.out.find('\xff'), std::string::npos);
+  EXPECT_EQ(raw.out.find('\t'), std::string::npos);
+  EXPECT_EQ(raw.out.back(), '\n');
+  EXPECT_EQ(std::count(raw.out.begin(), raw.out.end(), '\n'), 1) << "one JSON object, one line";
+}
+
+// -------------------------------------------------------------- PostgreSQL
+
+std::string postmaster_pid(pid_t pid, const std::string& data_dir) {
+  return std::to_string(pid) + "\n" + data_dir + "\n" + std::to_string(time(nullptr)) +
+         "\n5433\n/var/run/postgresql\nlocalhost\n  5433001    32768\nready   \n";
+}
+
+TEST_F(CliTest, PostgresqlPostmasterPidOfALiveServerIsHeld) {
+  Process server({"sleep", "30"}, dir_);
+  std::string lock = dir_ + "/postmaster.pid";
+  write_file(lock, postmaster_pid(server.pid(), dir_));
+  int code = -1;
+  Json j = status_json(lock, &code);
+  EXPECT_EQ(code, 0) << j["detail"].text;
+  EXPECT_EQ(j["state"].text, "held");
+  EXPECT_EQ(j["format"].text, "postgresql");
+  EXPECT_EQ(j["pid"].number, server.pid());
+  EXPECT_EQ(j["port"].number, 5433);
+  EXPECT_EQ(j["socket_dir"].text, "/var/run/postgresql");
+  EXPECT_EQ(j["data_dir"].text, dir_);
+  EXPECT_EQ(j["status"].text.substr(0, 5), "ready");
+  Outcome human = pl({"status", lock});
+  EXPECT_EXIT_CODE(human, 0);
+  EXPECT_THAT(human.out, HasSubstr("5433"));
+
+  EXPECT_EXIT_CODE(pl({"break", lock}), kHeld);
+  EXPECT_TRUE(exists(lock));
+  EXPECT_EXIT_CODE(pl({"run", lock, "--", "true"}), kHeld);
+}
+
+TEST_F(CliTest, PostgresqlPostmasterPidOfADeadServerIsStaleAndBreakRemovesIt) {
+  Process server({"true"}, dir_);
+  pid_t dead = server.pid();
+  server.wait();
+  std::string lock = dir_ + "/postmaster.pid";
+  write_file(lock, postmaster_pid(dead, dir_));
+  int code = -1;
+  Json j = status_json(lock, &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(j["state"].text, "stale");
+  EXPECT_EQ(j["reason"].text, "pid-dead");
+  EXPECT_EQ(j["format"].text, "postgresql");
+  Outcome o = pl({"break", lock});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_THAT(o.out, HasSubstr("removed"));
+  EXPECT_THAT(o.out, HasSubstr(std::to_string(dead)));
+  EXPECT_FALSE(exists(lock));
+}
+
+TEST_F(CliTest, PostgresqlRecordOfAZombieIsStale) {
+  // A dead child this test has not reaped: kill(pid, 0) still succeeds.
+  pid_t zombie = fork();
+  if (zombie == 0) _exit(0);
+  std::string lock = dir_ + "/postmaster.pid";
+  ASSERT_TRUE(eventually([&] {
+    std::string stat = read_file("/proc/" + std::to_string(zombie) + "/stat");
+    return stat.find(") Z ") != std::string::npos;
+  }));
+  write_file(lock, postmaster_pid(zombie, dir_));
+  int code = -1;
+  Json j = status_json(lock, &code);
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(j["reason"].text, "zombie");
+  int status;
+  waitpid(zombie, &status, 0);
+}
+
+// ------------------------------------------------------------------ break
+
+TEST_F(CliTest, BreakRefusesAHeldLock) {
+  Holder h = hold(lock_);
+  Outcome o = pl({"break", lock_});
+  EXPECT_EXIT_CODE(o, kHeld);
+  EXPECT_THAT(o.err, HasSubstr(std::to_string(h.command)));
+  EXPECT_TRUE(exists(lock_));
+  EXPECT_TRUE(h.pidlock->running());
+}
+
+TEST_F(CliTest, BreakRemovesAStaleLock) {
+  make_stale(lock_);
+  Outcome o = pl({"break", lock_});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_THAT(o.out, HasSubstr("removed stale lock file"));
+  EXPECT_FALSE(exists(lock_));
+  o = pl({"break", lock_});  // now free
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_THAT(o.out, HasSubstr("nothing to remove"));
+}
+
+TEST_F(CliTest, BreakNeverRemovesWhatIsNotALockFile) {
+  std::string target = dir_ + "/precious";
+  write_file(target, "99999999\n");
+  std::string link = dir_ + "/link.lock";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  Outcome o = pl({"break", link});
+  EXPECT_EXIT_CODE(o, kSoftware);
+  EXPECT_THAT(o.err, HasSubstr("symbolic link"));
+  EXPECT_TRUE(exists(link));
+  EXPECT_TRUE(exists(target));
+
+  std::string folder = dir_ + "/folder.lock";
+  ASSERT_EQ(mkdir(folder.c_str(), 0700), 0);
+  EXPECT_EXIT_CODE(pl({"break", folder}), kSoftware);
+  EXPECT_TRUE(exists(folder));
+
+  std::string fifo = dir_ + "/fifo.lock";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EXIT_CODE(pl({"break", fifo}), kSoftware);
+  EXPECT_TRUE(exists(fifo));
+
+  std::string linked = dir_ + "/linked.lock";
+  ASSERT_EQ(::link(target.c_str(), linked.c_str()), 0);
+  o = pl({"break", linked});
+  EXPECT_EXIT_CODE(o, kSoftware);
+  EXPECT_THAT(o.err, HasSubstr("hard link"));
+  EXPECT_TRUE(exists(linked));
+}
+
+TEST_F(CliTest, FailuresNameThePathAndMapToExitCodes) {
+  // A missing folder: the lock file cannot be created (I/O class, 74).
+  std::string nowhere = dir_ + "/no/such/folder/job.lock";
+  Outcome o = pl({"run", nowhere, "--", "true"});
+  EXPECT_EXIT_CODE(o, 74);
+  EXPECT_THAT(o.err, HasSubstr(dir_ + "/no/such/folder"));
+  if (geteuid() != 0) {  // root ignores permissions
+    std::string locked = dir_ + "/locked";
+    ASSERT_EQ(mkdir(locked.c_str(), 0500), 0);
+    o = pl({"run", locked + "/job.lock", "--", "true"});
+    EXPECT_EXIT_CODE(o, 77);
+    EXPECT_THAT(o.err, HasSubstr("Permission denied"));
+  }
+}
+
+// ------------------------------------------------------------------- wait
+
+TEST_F(CliTest, WaitOnAFreeOrStaleLockReturnsAtOnce) {
+  EXPECT_EXIT_CODE(pl({"wait", lock_}, 3000ms), 0);
+  make_stale(lock_);
+  EXPECT_EXIT_CODE(pl({"wait", lock_}, 3000ms), 0);
+  EXPECT_TRUE(exists(lock_)) << "wait never takes or removes the lock";
+}
+
+TEST_F(CliTest, WaitTimesOutOnAHeldLock) {
+  Holder h = hold(lock_);
+  Outcome o = pl({"wait", "--timeout", "0.3", lock_});
+  EXPECT_EXIT_CODE(o, kHeld);
+  EXPECT_GE(o.elapsed.count(), 0.29);
+  EXPECT_LT(o.elapsed.count(), 5.0);
+  EXPECT_THAT(o.err, HasSubstr("timed out"));
+  EXPECT_THAT(o.err, HasSubstr(std::to_string(h.command)));
+}
+
+TEST_F(CliTest, WaitReturnsWhenTheHolderExits) {
+  Holder h = hold(lock_);
+  auto waiter = start({"wait", lock_});
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(waiter->running());
+  auto released = std::chrono::steady_clock::now();
+  kill(h.command, SIGTERM);
+  Outcome o = waiter->wait(5000ms);
+  EXPECT_EXIT_CODE(o, 0);
+  std::chrono::duration<double> after = std::chrono::steady_clock::now() - released;
+  EXPECT_LT(after.count(), 3.0);
+}
+
+TEST_F(CliTest, WaitReturnsWhenAKilledHoldersLockBecomesStale) {
+  Holder h = hold(lock_);
+  h.pidlock->kill(SIGKILL);
+  h.pidlock->wait();
+  auto waiter = start({"wait", "--timeout", "10", lock_});
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(waiter->running());
+  kill_orphan(h.command);
+  Outcome o = waiter->wait(5000ms);
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_LT(o.elapsed.count(), 5.0);
+  EXPECT_TRUE(exists(lock_));
+}
+
+}  // namespace
+}  // namespace cli_test

@@ -1,0 +1,159 @@
+#include "inspection_output.hpp"
+
+#include "json_writer.hpp"
+
+#include <ctime>
+
+namespace pidlock::cli {
+
+namespace {
+
+void add_line(std::string& out, const char* label, const std::string& value) {
+  out += "  ";
+  out += label;
+  out += ':';
+  for (std::size_t n = std::string(label).size() + 1; n < 22; ++n) out += ' ';
+  out += value;
+  out += '\n';
+}
+
+// Control characters in a record (a garbage file, say) would garble the
+// terminal; show them escaped.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      static const char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string format_time(std::int64_t epoch_seconds) {
+  std::time_t t = static_cast<std::time_t>(epoch_seconds);
+  std::tm tm {};
+  char buf[64];
+  if (!gmtime_r(&t, &tm) || std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+    return std::to_string(epoch_seconds);
+  return buf;
+}
+
+std::string holder_summary(const Inspection& inspection) {
+  if (!inspection.holder) return {};
+  const HolderRecord& r = *inspection.holder;
+  std::string out = "pid " + std::to_string(r.pid);
+  if (r.start_time > 0) out += ", started " + format_time(r.start_time);
+  if (!r.data_directory.empty()) out += ", data directory " + printable(r.data_directory);
+  if (!r.host.empty()) out += ", host " + printable(r.host);
+  if (r.port) out += ", port " + std::to_string(*r.port);
+  if (!r.status.empty()) out += ", status " + printable(r.status);
+  return out;
+}
+
+std::string describe_inspection(const std::string& path, const Inspection& in) {
+  std::string out = printable(path) + ": " + to_string(in.verdict);
+  if (!in.detail.empty()) out += " (" + printable(in.detail) + ")";
+  out += '\n';
+  add_line(out, "reason", to_string(in.reason));
+  if (in.holder) {
+    const HolderRecord& r = *in.holder;
+    add_line(out, "pid", std::to_string(r.pid) +
+                             (r.single_user ? " (PostgreSQL single-user backend)" : ""));
+    if (r.start_time > 0)
+      add_line(out, "started", format_time(r.start_time) + " (" + std::to_string(r.start_time) + ")");
+    if (!r.data_directory.empty()) add_line(out, "data directory", printable(r.data_directory));
+    if (!r.host.empty()) add_line(out, "host", printable(r.host));
+    if (!r.status.empty()) add_line(out, "status", printable(r.status));
+    std::string format = to_string(r.format);
+    if (r.format == RecordFormat::kPidlock) format += " (version " + std::to_string(r.format_version) + ")";
+    add_line(out, "format", format);
+    if (r.port) add_line(out, "port", std::to_string(*r.port));
+    if (!r.socket_directory.empty()) add_line(out, "socket directory", printable(r.socket_directory));
+    if (!r.listen_address.empty()) add_line(out, "listen address", printable(r.listen_address));
+    if (!r.shared_memory_key.empty()) add_line(out, "shared memory key", printable(r.shared_memory_key));
+    if (!r.boot_id.empty()) add_line(out, "boot id", printable(r.boot_id));
+    if (r.pid_namespace) add_line(out, "pid namespace", std::to_string(*r.pid_namespace));
+    if (r.process_start_ticks) add_line(out, "process start ticks", std::to_string(*r.process_start_ticks));
+    for (const auto& [key, value] : r.unknown_fields) add_line(out, printable(key).c_str(), printable(value));
+  }
+  if (in.verdict != Verdict::kFree)
+    add_line(out, "kernel lock evidence", in.kernel_lock_evidence ? "yes" : "no");
+  return out;
+}
+
+std::string inspection_json(const std::string& path, const Inspection& in) {
+  JsonObject json;
+  json.add_string("path", path)
+      .add_string("state", to_string(in.verdict))
+      .add_string("reason", to_string(in.reason))
+      .add_string("detail", in.detail)
+      .add_bool("kernel_lock_evidence", in.kernel_lock_evidence);
+  const HolderRecord* r = in.holder ? &*in.holder : nullptr;
+  auto string_or_null = [&](const char* key, const std::string* value) {
+    if (value && !value->empty())
+      json.add_string(key, *value);
+    else
+      json.add_null(key);
+  };
+  if (r) {
+    json.add_string("format", to_string(r->format));
+    json.add_integer("pid", r->pid);
+    json.add_bool("single_user", r->single_user);
+  } else {
+    json.add_null("format").add_null("pid").add_null("single_user");
+  }
+  if (r && r->start_time > 0)
+    json.add_integer("start_time", r->start_time);
+  else
+    json.add_null("start_time");
+  string_or_null("data_dir", r ? &r->data_directory : nullptr);
+  string_or_null("host", r ? &r->host : nullptr);
+  string_or_null("status", r ? &r->status : nullptr);
+  if (r && r->format == RecordFormat::kPidlock)
+    json.add_integer("format_version", r->format_version);
+  else
+    json.add_null("format_version");
+  string_or_null("boot_id", r ? &r->boot_id : nullptr);
+  if (r && r->pid_namespace)
+    json.add_integer("pid_namespace", static_cast<std::int64_t>(*r->pid_namespace));
+  else
+    json.add_null("pid_namespace");
+  if (r && r->process_start_ticks)
+    json.add_integer("process_start_ticks", static_cast<std::int64_t>(*r->process_start_ticks));
+  else
+    json.add_null("process_start_ticks");
+  if (r && r->port)
+    json.add_integer("port", *r->port);
+  else
+    json.add_null("port");
+  string_or_null("socket_dir", r ? &r->socket_directory : nullptr);
+  string_or_null("listen_address", r ? &r->listen_address : nullptr);
+  string_or_null("shared_memory_key", r ? &r->shared_memory_key : nullptr);
+  if (r && !r->unknown_fields.empty()) {
+    JsonObject fields;
+    for (const auto& [key, value] : r->unknown_fields) fields.add_string(key, value);
+    json.add_raw("unknown_fields", fields.str());
+  } else {
+    json.add_null("unknown_fields");
+  }
+  return json.str();
+}
+
+std::string error_json(const std::string& path, const std::string& error) {
+  JsonObject json;
+  json.add_string("path", path)
+      .add_string("state", "unknown")
+      .add_string("reason", "error")
+      .add_string("detail", error)
+      .add_string("error", error);
+  return json.str();
+}
+
+}  // namespace pidlock::cli

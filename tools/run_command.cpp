@@ -1,0 +1,270 @@
+// pidlock run: hold a lock for as long as a command runs.
+//
+// The lock's descriptor is inherited by COMMAND (AcquireOptions::
+// inheritable), and the kernel lock on it, an open-file-description lock,
+// lasts as long as any process has that description open. So the lock is
+// held exactly as long as COMMAND (or pidlock) lives: if pidlock is
+// SIGKILLed, COMMAND keeps the lock; when COMMAND dies too, the next
+// acquire finds the kernel lock free and takes the file over as stale.
+#include "arguments.hpp"
+#include "cli.hpp"
+#include "signal_relay.hpp"
+
+#include <pidlock/canceller.hpp>
+#include <pidlock/error.hpp>
+#include <pidlock/lock_handle.hpp>
+#include <pidlock/lock_manager.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <optional>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace pidlock::cli {
+
+namespace {
+
+const char kRunHelp[] =
+    "Usage: pidlock run [OPTION]... LOCKFILE -- COMMAND [ARG]...\n"
+    "Take the lock LOCKFILE, run COMMAND while holding it, then remove it.\n"
+    "\n"
+    "While COMMAND runs the lock file names COMMAND's pid. pidlock exits\n"
+    "with COMMAND's status (128+N if signal N killed it, 127 if it was not\n"
+    "found, 126 if it could not be executed). SIGTERM, SIGINT and SIGHUP are\n"
+    "passed on to COMMAND.\n"
+    "\n"
+    "      --wait                  wait until the lock can be taken\n"
+    "      --timeout SECONDS       wait at most SECONDS (fractions allowed)\n"
+    "      --data-dir DIR          record DIR as the data directory\n"
+    "                              (default: the lock file's folder)\n"
+    "      --conflict-exit-code N  exit with N instead of 75 when the lock\n"
+    "                              is held by someone else\n"
+    "      --verbose               show the library's log records\n"
+    "  -h, --help                  show this help and exit\n"
+    "\n"
+    "Exit status: COMMAND's, or 75 if the lock is held, 64 on a usage\n"
+    "error, 77 on a permission error, 74 on an I/O error, 70 otherwise.\n";
+
+struct RunArguments {
+  std::string lock_file;
+  char** command = nullptr;  // null-terminated, as execvp wants it
+  bool wait = false;
+  std::optional<std::chrono::milliseconds> timeout;
+  std::string timeout_text;
+  std::string data_directory;
+  int conflict_exit_status = kHeld;
+};
+
+std::optional<RunArguments> parse(int argc, char** argv) {
+  RunArguments out;
+  ArgumentReader reader("run", argc, argv);
+  int operands = 0;
+  while (reader.next()) {
+    if (!reader.at_option()) {
+      if (operands++ == 0) {
+        out.lock_file = std::string(reader.operand());
+        continue;
+      }
+      throw UsageError("run", "missing '--' before COMMAND '" + std::string(reader.operand()) + "'");
+    }
+    std::string_view opt = reader.option();
+    if (opt == "--help" || opt == "-h") {
+      reader.expect_no_value();
+      std::fputs(kRunHelp, stdout);
+      return std::nullopt;
+    } else if (opt == "--wait") {
+      reader.expect_no_value();
+      out.wait = true;
+    } else if (opt == "--timeout") {
+      out.timeout_text = std::string(reader.value());
+      out.timeout = parse_seconds("run", opt, out.timeout_text);
+    } else if (opt == "--data-dir") {
+      out.data_directory = std::string(reader.value());
+      if (out.data_directory.empty()) throw UsageError("run", "option '--data-dir' needs a directory");
+    } else if (opt == "--conflict-exit-code") {
+      out.conflict_exit_status = parse_exit_status("run", opt, reader.value());
+    } else if (opt == "--verbose") {
+      reader.expect_no_value();
+      enable_verbose_logging();
+    } else {
+      reader.unknown_option();
+    }
+  }
+  if (operands == 0) throw UsageError("run", "missing LOCKFILE");
+  if (!reader.double_dash()) throw UsageError("run", "missing '-- COMMAND' after LOCKFILE");
+  if (reader.rest() >= argc) throw UsageError("run", "missing COMMAND after '--'");
+  out.command = argv + reader.rest();
+  return out;
+}
+
+// A pipe whose ends are closed on exec, so COMMAND inherits neither.
+struct Pipe {
+  int read_end = -1;
+  int write_end = -1;
+  bool open() noexcept {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return false;
+    read_end = fds[0];
+    write_end = fds[1];
+    return true;
+  }
+  static void close_end(int& fd) noexcept {
+    // Never retried: after EINTR the descriptor is already closed on Linux.
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  ~Pipe() {
+    close_end(read_end);
+    close_end(write_end);
+  }
+};
+
+ssize_t read_retrying(int fd, void* buf, std::size_t size) noexcept {
+  ssize_t n;
+  do n = ::read(fd, buf, size);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+ssize_t write_retrying(int fd, const void* buf, std::size_t size) noexcept {
+  ssize_t n;
+  do n = ::write(fd, buf, size);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+int wait_for(pid_t child) noexcept {
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return kSoftware;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return kSoftware;
+}
+
+// The forked child. Runs no destructor and returns to no caller: it either
+// becomes COMMAND or _exits.
+[[noreturn]] void become_command(char** command, const SignalRelay& relay, Pipe& go, Pipe& exec_error) {
+  Pipe::close_end(go.write_end);
+  Pipe::close_end(exec_error.read_end);
+  // Wait until the parent has written our pid into the lock file, so that
+  // the record names COMMAND from the moment COMMAND runs. EOF means the
+  // parent failed or died: then COMMAND must not run at all.
+  char go_byte;
+  if (read_retrying(go.read_end, &go_byte, 1) != 1) _exit(kSoftware);
+  relay.restore_in_child();
+  execvp(command[0], command);
+  // Tell the parent why, as posix_spawn does; the pipe closes on a
+  // successful exec, so the parent reads EOF then.
+  int error = errno;
+  (void)write_retrying(exec_error.write_end, &error, sizeof error);
+  _exit(error == ENOENT ? kNotFound : kCannotExecute);
+}
+
+int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay) {
+  Pipe go, exec_error;
+  if (!go.open() || !exec_error.open()) {
+    int error = errno;
+    print_error(describe_error(std::error_code(error, std::system_category()), "create pipe", ""));
+    return exit_status_for(std::error_code(error, std::system_category()));
+  }
+  pid_t child = fork();
+  if (child < 0) {
+    std::error_code ec(errno, std::system_category());
+    print_error(describe_error(ec, "fork", ""));
+    return exit_status_for(ec);
+  }
+  if (child == 0) become_command(args.command, relay, go, exec_error);
+
+  relay.set_child(child);
+  relay.unblock();  // signals pending since block() now reach the child
+  Pipe::close_end(go.read_end);
+  Pipe::close_end(exec_error.write_end);
+
+  std::error_code ec;
+  handle.update_holder_pid(child, ec);
+  if (ec) {
+    // Closing the pipe unwritten makes the child _exit without running.
+    Pipe::close_end(go.write_end);
+    (void)wait_for(child);
+    print_error(describe_error(ec, "record the command's pid in lock file", args.lock_file));
+    return exit_status_for(ec);
+  }
+  (void)write_retrying(go.write_end, "g", 1);
+  Pipe::close_end(go.write_end);
+
+  int error = 0;
+  bool exec_failed = read_retrying(exec_error.read_end, &error, sizeof error) == sizeof error;
+  int status = wait_for(child);
+  if (exec_failed) {
+    print_error("cannot run \"" + std::string(args.command[0]) + "\": " + std::strerror(error));
+    status = error == ENOENT ? kNotFound : kCannotExecute;
+  }
+  return status;
+}
+
+}  // namespace
+
+int run_main(int argc, char** argv) {
+  std::optional<RunArguments> parsed = parse(argc, argv);
+  if (!parsed) return kOk;
+  const RunArguments& args = *parsed;
+
+  SignalRelay relay;
+  AcquireOptions options;
+  // COMMAND must inherit the locked descriptor (see the top of this file).
+  options.inheritable = true;
+  options.status = "running";
+  options.data_directory = args.data_directory;
+  // No fsync: after a power loss the lock file can only be stale (the
+  // holder is gone, and its record names another boot, or is empty or
+  // missing, all of which the next acquire takes over), so durability would
+  // buy nothing but start-up time.
+  options.durable = false;
+  std::optional<Canceller> canceller;
+  if (args.wait || args.timeout) {
+    options.wait = true;
+    options.timeout = args.timeout;
+    canceller.emplace();
+    options.canceller = &*canceller;
+    relay.set_canceller(&*canceller);
+  }
+
+  LockManager manager;
+  LockHandle handle;
+  try {
+    handle = manager.acquire(args.lock_file, options);
+  } catch (const LockHeldError& e) {
+    if (int signal = relay.pending()) return relay.die_of(signal);
+    if (args.timeout)
+      print_error("timed out after " + args.timeout_text + " s: " + e.what());
+    else
+      print_error(e.what());
+    return args.conflict_exit_status;
+  } catch (const Error& e) {
+    if (int signal = relay.pending()) return relay.die_of(signal);
+    print_error(e.what());
+    return exit_status_for(e.code());
+  }
+
+  // Signals now wait until COMMAND exists to receive them; one that came
+  // during the acquire means the user no longer wants COMMAND to run.
+  relay.block();
+  if (int signal = relay.pending()) {
+    (void)handle.release();
+    return relay.die_of(signal);
+  }
+  int status = run_holding(handle, args, relay);
+  if (std::error_code ec = handle.release()) {
+    // COMMAND's status matters more to the caller than this, so it is kept.
+    print_error(describe_error(ec, "remove lock file", args.lock_file));
+  }
+  return status;
+}
+
+}  // namespace pidlock::cli
