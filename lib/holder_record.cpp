@@ -76,7 +76,7 @@ ParsedRecord parse_pidlock_fields(std::string_view bytes, const std::vector<std:
         return failure("malformed checksum line", true);
       if (crc32_of(bytes.substr(0, offset)) != stored)
         return failure("checksum mismatch (record read while being rewritten, or damaged)", true);
-      return ParsedRecord{std::move(record), false, false, {}};
+      return ParsedRecord{std::move(record), false, false, false, {}};
     }
     if (i >= 3) {
       auto eq = line.find('=');
@@ -118,9 +118,16 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
     r.empty = true;
     return r;
   }
-  if (bytes.size() > kMaxRecordBytes)
-    return failure("the file is larger than " + std::to_string(kMaxRecordBytes) + " bytes");
-  if (bytes.find('\0') != std::string_view::npos) return failure("the file contains NUL bytes");
+  if (bytes.size() > kMaxRecordBytes) {
+    ParsedRecord r = failure("the file is larger than " + std::to_string(kMaxRecordBytes) + " bytes");
+    r.implausible = true;
+    return r;
+  }
+  if (bytes.find('\0') != std::string_view::npos) {
+    ParsedRecord r = failure("the file contains NUL bytes");
+    r.implausible = true;
+    return r;
+  }
 
   bool ends_with_newline = true;
   std::vector<std::string_view> lines = split_lines(bytes, &ends_with_newline);
@@ -138,7 +145,7 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
   if (lines.size() == 1) {
     // A classic pidfile: the pid alone.
     record.format = RecordFormat::kPlainPid;
-    return ParsedRecord{std::move(record), false, false, {}};
+    return ParsedRecord{std::move(record), false, false, false, {}};
   }
   record.data_directory = std::string(trim_right(lines[1]));
   if (lines.size() < 3) return failure("truncated: no start time on line 3");
@@ -165,7 +172,7 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
   if (lines.size() >= 6) record.listen_address = std::string(trim_right(lines[5]));
   if (lines.size() >= 7) record.shared_memory_key = std::string(trim_right(lines[6]));
   if (lines.size() >= 8) record.status = std::string(trim_right(lines[7]));
-  return ParsedRecord{std::move(record), false, false, {}};
+  return ParsedRecord{std::move(record), false, false, false, {}};
 } catch (...) {
   // Only std::bad_alloc can get here; a record we cannot hold is garbage.
   return failure("out of memory while parsing");

@@ -178,6 +178,19 @@ HolderRecord make_record(const SelfIdentity& self, pid_t pid) {
   return rec;
 }
 
+namespace {
+
+// Was the record written under this very kernel (this boot of this
+// machine)? Containers share the kernel and its boot id but not the host
+// name, so the boot id decides; the host name only when a boot id is
+// missing.
+bool same_kernel(const HolderRecord& rec, const SelfIdentity& self) {
+  if (!rec.boot_id.empty() && !self.boot_id.empty()) return rec.boot_id == self.boot_id;
+  return rec.host.empty() || self.host.empty() || rec.host == self.host;
+}
+
+}  // namespace
+
 Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
                  const JudgeOptions& options, const SelfIdentity& self) {
   Inspection out;
@@ -191,6 +204,12 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
       Inspection by_pid = judge_by_pid(*parsed.record, options, self);
       out.detail += "; recorded " + by_pid.detail;
     }
+  } else if (!have && parsed.implausible) {
+    // A file no lock writer could have produced (binary, or larger than any
+    // record) may be somebody's data at a mistyped lock path: never stale.
+    out = verdict(Verdict::kUnknown, Reason::kUnreadable,
+                  "the file cannot be a lock record (" + parsed.problem +
+                      "); it is left alone: check the lock path, and remove the file by hand if it is junk");
   } else if (kernel == KernelEvidence::kFree && !have) {
     out = parsed.empty
               ? verdict(Verdict::kStale, Reason::kEmptyFile,
@@ -199,14 +218,15 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
                         "the record cannot be read (" + parsed.problem +
                             ") and no process holds its kernel lock");
   } else if (kernel == KernelEvidence::kFree && parsed.record->format == RecordFormat::kPidlock &&
-             (parsed.record->host.empty() || self.host.empty() || parsed.record->host == self.host)) {
+             same_kernel(*parsed.record, self)) {
     // Every pidlock holder keeps the kernel lock of its file for as long as
     // it (or a process that inherited the descriptor) lives; the lock was
     // taken before the file got its name. A free lock is proof of absence,
-    // across pid namespaces and whatever the pid now names. Not for a record
-    // from another host: on a network file system whose locks do not reach
-    // the server (NFS mounted with "nolock"), a remote holder's lock is
-    // invisible here, so only the pid rules (which answer "unknown") apply.
+    // across pid namespaces and containers and whatever the pid now names.
+    // Only for a record written under this kernel, though: on a network
+    // file system whose locks do not reach the server (NFS mounted with
+    // "nolock") another machine's lock is invisible here, so its records
+    // go to the pid rules, which answer "other boot" or "other host".
     out = verdict(Verdict::kStale, Reason::kKernelLockFree,
                   "no process holds the kernel lock of this pidlock record (holder " +
                       pid_text(parsed.record->pid) + " is gone)");

@@ -600,7 +600,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
           return {};
       }
     } else if (found.kernel == KernelEvidence::kHeld && insp.holder && contested < kContestedRetries) {
-      Inspection by_pid = judge(ParsedRecord{insp.holder, false, false, {}}, KernelEvidence::kNone,
+      Inspection by_pid = judge(ParsedRecord{insp.holder, false, false, false, {}}, KernelEvidence::kNone,
                                 options.judge, self);
       if (by_pid.verdict == Verdict::kStale) {
         // The recorded holder is gone yet the kernel lock is held: a

@@ -135,12 +135,12 @@ bool LockWatch::check() { return impl_ && impl_->check(); }
 
 bool LockWatch::wait_for_loss(std::optional<std::chrono::milliseconds> timeout, const Canceller* canceller) {
   if (!impl_) return true;
-  auto deadline = timeout ? std::optional(std::chrono::steady_clock::now() + *timeout) : std::nullopt;
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     if (!impl_->check()) return true;
     std::optional<std::chrono::steady_clock::duration> left;
-    if (deadline) {
-      left = *deadline - std::chrono::steady_clock::now();
+    if (timeout) {
+      left = start + *timeout - std::chrono::steady_clock::now();
       if (*left <= std::chrono::steady_clock::duration::zero()) return false;
     }
     Wake w = sleep_until({impl_->epoll.get()}, canceller ? canceller->native_handle() : -1, left);

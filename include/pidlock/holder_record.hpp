@@ -55,7 +55,7 @@ inline constexpr unsigned kRecordFormatVersion = 1;
 inline constexpr std::size_t kMaxStatusLength = 32;
 
 // Lock files longer than this are not read past this size: a huge file
-// costs one bounded read and is judged unparsable.
+// costs one bounded read, and is never taken for a stale lock.
 inline constexpr std::size_t kMaxRecordBytes = 4096;
 
 struct HolderRecord {
@@ -88,6 +88,9 @@ struct ParsedRecord {
   std::optional<HolderRecord> record;  // set when the bytes parsed
   bool empty = false;                  // the file had no bytes at all
   bool torn = false;                   // pidlock record, checksum mismatch
+  // The bytes cannot be a lock record of any writer (NUL bytes, or longer
+  // than kMaxRecordBytes): the file is judged unknown, never stale.
+  bool implausible = false;
   std::string problem;                 // why it did not parse
 };
 

@@ -59,8 +59,10 @@ struct AcquireOptions {
   // umask does not change them.
   mode_t mode = 0600;
 
-  // fsync the record and its folder after creating, and the folder after
-  // removing, a lock file. Off trades crash durability for speed.
+  // fsync the record and its folder after creating a lock file, so that a
+  // holder's record survives a power loss. Removals are not synced: a lock
+  // file that reappears after a power loss names another boot and is judged
+  // stale. Off trades crash durability for speed.
   bool durable = true;
 
   // Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
