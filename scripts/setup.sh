@@ -14,12 +14,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Build: compiler, CMake, Boost.Filesystem and Boost.Log (the library's
 # only dependencies), GoogleTest and Google Benchmark (tests, bench).
 # Tests and benchmarks also compare pidlock with peers and use: flock(1)
-# (util-linux), Python's filelock, dotlockfile (liblockfile-bin), clang.
+# (util-linux), Python's filelock, dotlockfile (liblockfile-bin), clang;
+# the packaging test builds a consumer with pkg-config (pkgconf).
 packages=(
   g++ make cmake
   libboost-filesystem-dev libboost-log-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  util-linux python3 python3-filelock liblockfile-bin clang
+  util-linux python3 python3-filelock liblockfile-bin clang pkgconf
 )
 
 missing=()
