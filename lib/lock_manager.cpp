@@ -324,8 +324,19 @@ class Waiter {
 
   // Sleeps until something may have changed. `found` is what the last look
   // saw; its holder's pid is watched when only pid evidence keeps it held.
-  Wake sleep(const Examined& found) {
+  // Closes found's descriptor first: a waiter must not sit on the kernel
+  // lock of a foreign file it took only to judge it.
+  Wake sleep(Examined& found) {
     const Inspection& insp = found.inspection;
+    if (found.kernel != KernelEvidence::kHeld && found.file.fd.valid()) {
+      // No kernel-lock holder to wait for: stop watching closes, so that
+      // closing our own writable descriptor below does not wake us.
+      if (std::error_code ec = notifier_.watch_file(found.file.fd.get(), FileEvents::kRenamed)) {
+        errno = ec.value();
+        return Wake::kError;
+      }
+    }
+    found.file.fd.reset();
     if (found.kernel != KernelEvidence::kHeld && insp.holder &&
         (insp.reason == Reason::kPidAlive || insp.reason == Reason::kPidAliveOtherUser)) {
       if (pid_watched_ != insp.holder->pid) {

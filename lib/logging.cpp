@@ -13,8 +13,10 @@ LogThreshold log_threshold() noexcept { return threshold.load(std::memory_order_
 namespace detail {
 
 Logger& logger() {
-  static Logger instance(boost::log::keywords::channel = std::string(kLogChannel));
-  return instance;
+  // Never destroyed, for the same reason as real_system(): locks released
+  // by static destructors at exit still log.
+  static Logger* instance = new Logger(boost::log::keywords::channel = std::string(kLogChannel));
+  return *instance;
 }
 
 bool log_enabled(boost::log::trivial::severity_level level) noexcept {

@@ -13,7 +13,10 @@
 namespace pidlock::detail {
 namespace {
 
-constexpr std::uint32_t kFolderMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
+// The folder's own rename or removal (IN_MOVE_SELF, IN_DELETE_SELF) changes
+// what the lock path names as surely as a change of the entry itself.
+constexpr std::uint32_t kFolderMask =
+    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR;
 
 // A waiter must not watch IN_CLOSE_WRITE of a file every waiter opens for
 // writing, or waiters would wake each other forever; waiters therefore open
@@ -21,6 +24,7 @@ constexpr std::uint32_t kFolderMask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN
 // only the holder's (or a breaker's) writable descriptor reports a close.
 constexpr std::uint32_t kHolderGoneMask = IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 constexpr std::uint32_t kChangedMask = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+constexpr std::uint32_t kRenamedMask = IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
 std::string fd_path(int fd) {
   char path[64];
@@ -48,7 +52,9 @@ std::error_code ChangeNotifier::watch_file(int fd, FileEvents events) {
   // inotify follows the /proc/self/fd magic link to the inode itself, so the
   // watch is on the file we opened even if the path changed meanwhile.
   int wd = ::inotify_add_watch(inotify_.get(), fd_path(fd).c_str(),
-                               events == FileEvents::kHolderGone ? kHolderGoneMask : kChangedMask);
+                               events == FileEvents::kHolderGone ? kHolderGoneMask
+                               : events == FileEvents::kChanged  ? kChangedMask
+                                                                 : kRenamedMask);
   if (wd < 0) return last_error();
   if (file_wd_ >= 0 && file_wd_ != wd && file_wd_ != folder_wd_)
     ::inotify_rm_watch(inotify_.get(), file_wd_);  // the old inode may be gone: ignore errors
@@ -68,7 +74,7 @@ bool ChangeNotifier::drain() {
       if (ev->mask & IN_Q_OVERFLOW) {
         relevant = true;  // lost events: assume the worst
       } else if (ev->wd == folder_wd_) {
-        if (ev->len > 0 && name_ == ev->name) relevant = true;
+        if (ev->len == 0 || name_ == ev->name) relevant = true;  // len 0: the folder itself
       } else if (ev->wd == file_wd_) {
         relevant = true;
       }

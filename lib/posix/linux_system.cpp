@@ -202,8 +202,11 @@ class LinuxSystem final : public System {
 }  // namespace
 
 System& real_system() noexcept {
-  static LinuxSystem instance;
-  return instance;
+  // Never destroyed: a LockManager with static storage duration releases
+  // its locks from its destructor at exit, possibly after this function's
+  // statics would have been destroyed.
+  static LinuxSystem* instance = new LinuxSystem;
+  return *instance;
 }
 
 }  // namespace pidlock::detail

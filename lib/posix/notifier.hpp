@@ -20,6 +20,11 @@ enum class FileEvents {
   kHolderGone,
   // A holder's view: the file was written, renamed, deleted or re-linked.
   kChanged,
+  // A waiter's view of a foreign file (PostgreSQL's, say) whose holder is
+  // known only by pid: its name changed. Not closes: the waiter itself
+  // opens such a file for writing to lock it, and its own close must not
+  // wake it.
+  kRenamed,
 };
 
 class ChangeNotifier {
