@@ -346,7 +346,7 @@ if handoff:
              "the instant the command they run (a static C helper whose first instruction reads the clock) "
              "starts, and the old holder's release includes that helper's exit and the CLI's own exit. "
              "Compare them with each other, not with the library rows.\n")
-    L.append("| implementation | hold | " + " | ".join(f"{w} waiter{'s' if w > 1 else ''} p50 / p99" for w in WAITERS)
+    L.append("| implementation | hold | " + " | ".join(f"{w} waiter{'s' if w > 1 else ''} p50 / p99 (min)" for w in WAITERS)
              + " | p50 × flock (1 / 4 / 16 / 64) |")
     L.append("|---|---|" + "---|" * len(WAITERS) + "---|")
     order = []
@@ -375,6 +375,8 @@ if handoff:
     notes = [r for r in handoff if r.get("note")]
     for r in notes:
         L.append(f"\n`{r['impl']}`: {r['note']}.")
+    L.append("\nOn a machine this loaded the median moves with the scheduler; *min* is the best case, the "
+             "cost of the hand-off path itself.")
     L.append("\nOn a machine this loaded the median moves with the scheduler; *min* is the best case, the "
              "cost of the hand-off path itself.")
     L.append("\nSamples per cell: 200 unless shown. `python filelock` polls every 50 ms (its default "
