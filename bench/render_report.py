@@ -305,7 +305,8 @@ if micro:
         L.append("")
     if all(entries.values()):
         L.append("### One process holding many locks (tmpfs, durable=false)\n")
-        L.append("Per lock, averaged over all locks held; *acquire, last 10 %* is the cost of the last tenth "
+        L.append("Wall time per lock (the machine's load is in it; compare rows, not with the CPU times above), "
+                 "averaged over all locks held; *acquire, last 10 %* is the cost of the last tenth "
                  "of the locks, i.e. with 90 % of them already held. RSS is the growth of the process's "
                  "resident memory while acquiring (user space only: the kernel's file, inode, dentry and lock "
                  "structures are not in RSS).\n")
@@ -380,7 +381,8 @@ if handoff:
     L.append("\nOn a machine this loaded the median moves with the scheduler; *min* is the best case, the "
              "cost of the hand-off path itself.")
     L.append("\nSamples per cell: 200 unless shown. `python filelock` polls every 50 ms (its default "
-             "`poll_interval`); `dotlockfile` sleeps 5 s after its first failed try (+5 s per retry).\n")
+             "`poll_interval`; with one waiter its first try fails at the start of the hold, so it sleeps "
+             "a whole interval); `dotlockfile` sleeps 5 s after its first failed try (+5 s per retry).\n")
 
 if takeover:
     L.append("## Take-over after SIGKILL of the holder (kill → new holder holds)\n")
@@ -425,7 +427,7 @@ if throughput:
     for r in throughput:
         if r["impl"] not in impls:
             impls.append(r["impl"])
-    L.append("| processes | " + " | ".join(impls) + " | " + " | ".join(f"{i} × flock" for i in impls if i != "flock") + " |")
+    L.append("| processes | " + " | ".join(impls) + " | " + " | ".join(f"{i} as % of flock" for i in impls if i != "flock") + " |")
     L.append("|---|" + "---|" * (len(impls) + len([i for i in impls if i != "flock"])))
     for p in PROCS:
         row = [str(p)]
@@ -434,7 +436,8 @@ if throughput:
             row.append(f"{float(r['per_second']):,.0f} ({r['min_share']}–{r['max_share']})" if r else "–")
         for impl in impls:
             if impl != "flock":
-                row.append(ratio(tp(impl, p), tp("flock", p)))
+                a, b = tp(impl, p), tp("flock", p)
+                row.append(f"{100 * a / b:.2f} %" if a is not None and b else "–")
         L.append("| " + " | ".join(row) + " |")
     L.append("")
 
