@@ -215,6 +215,9 @@ int run_main(int argc, char** argv) {
   if (!parsed) return kOk;
   const RunArguments& args = *parsed;
 
+  // Declared before the relay so that it outlives it: the relay's handler
+  // may cancel it until the relay is destroyed.
+  std::optional<Canceller> canceller;
   SignalRelay relay;
   AcquireOptions options;
   // COMMAND must inherit the locked descriptor (see the top of this file).
@@ -226,7 +229,6 @@ int run_main(int argc, char** argv) {
   // missing, all of which the next acquire takes over), so durability would
   // buy nothing but start-up time.
   options.durable = false;
-  std::optional<Canceller> canceller;
   if (args.wait || args.timeout) {
     options.wait = true;
     options.timeout = args.timeout;
