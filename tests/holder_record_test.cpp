@@ -1,0 +1,217 @@
+// Rule 21: the record parser and writer (holder_record.hpp), and the judge's
+// verdict on an impossible pid.
+#include <pidlock/holder_record.hpp>
+
+#include "helpers/test_support.hpp"
+#include "judge.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace {
+
+using pidlock::format_record;
+using pidlock::HolderRecord;
+using pidlock::parse_record;
+using pidlock::ParsedRecord;
+using pidlock::RecordFormat;
+
+HolderRecord sample_record() {
+  HolderRecord r;
+  r.format = RecordFormat::kPidlock;
+  r.format_version = pidlock::kRecordFormatVersion;
+  r.pid = 4242;
+  r.data_directory = "/srv/db";
+  r.start_time = 1795752900;
+  r.process_start_ticks = 81234;
+  r.boot_id = "3a94070e-1111-2222-3333-444455556666";
+  r.pid_namespace = 4026531836u;
+  r.host = "db1";
+  r.status = "ready";
+  return r;
+}
+
+// Appends the checksum line for `body`: CRC-32 (IEEE, as zlib), computed
+// here independently of the library, so that tests can build records with
+// fields format_record cannot write.
+std::string with_checksum(const std::string& body) {
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : body) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  crc ^= 0xFFFFFFFFu;
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08x", crc);
+  return body + "checksum=crc32:" + hex + "\n";
+}
+
+TEST(HolderRecord, RoundTripKeepsEveryField) {
+  HolderRecord r = sample_record();
+  std::string bytes = format_record(r);
+  EXPECT_EQ(bytes.substr(0, 5), "4242\n") << "line 1 must be the pid alone";
+  ParsedRecord parsed = parse_record(bytes);
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_FALSE(parsed.torn);
+  const HolderRecord& p = *parsed.record;
+  EXPECT_EQ(p.format, RecordFormat::kPidlock);
+  EXPECT_EQ(p.format_version, 1u);
+  EXPECT_EQ(p.pid, 4242);
+  EXPECT_FALSE(p.single_user);
+  EXPECT_EQ(p.data_directory, "/srv/db");
+  EXPECT_EQ(p.start_time, 1795752900);
+  EXPECT_EQ(p.process_start_ticks, std::optional<std::uint64_t>(81234));
+  EXPECT_EQ(p.boot_id, r.boot_id);
+  EXPECT_EQ(p.pid_namespace, r.pid_namespace);
+  EXPECT_EQ(p.host, "db1");
+  EXPECT_EQ(p.status, "ready");
+  EXPECT_TRUE(p.unknown_fields.empty());
+}
+
+TEST(HolderRecord, MinSizePadsWithoutChangingFields) {
+  HolderRecord r = sample_record();
+  std::string natural = format_record(r);
+  std::string padded = format_record(r, natural.size() + 100);
+  EXPECT_GE(padded.size(), natural.size() + 100);
+  ParsedRecord parsed = parse_record(padded);
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->status, "ready");
+  EXPECT_EQ(parsed.record->pid, 4242);
+  EXPECT_TRUE(parsed.record->unknown_fields.empty()) << "pad= is filler, not an unknown field";
+  // A min_size below the natural length changes nothing.
+  EXPECT_EQ(format_record(r, 10), natural);
+}
+
+TEST(HolderRecord, UnknownFieldsAreIgnoredAndKept) {
+  std::string bytes = format_record(sample_record());
+  std::string body = bytes.substr(0, bytes.rfind("checksum="));
+  body += "cluster=alpha\nreplica-of=db0\n";
+  ParsedRecord parsed = parse_record(with_checksum(body));
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->pid, 4242);
+  EXPECT_EQ(parsed.record->status, "ready");
+  ASSERT_EQ(parsed.record->unknown_fields.size(), 2u);
+  EXPECT_EQ(parsed.record->unknown_fields.at("cluster"), "alpha");
+  EXPECT_EQ(parsed.record->unknown_fields.at("replica-of"), "db0");
+}
+
+TEST(HolderRecord, NewerFormatVersionIsStillParsed) {
+  std::string bytes = format_record(sample_record());
+  std::string body = bytes.substr(0, bytes.rfind("checksum="));
+  auto at = body.find("pidlock-format=1");
+  ASSERT_NE(at, std::string::npos);
+  body.replace(at, 16, "pidlock-format=7");
+  body += "lease-expiry=1795753000\n";
+  ParsedRecord parsed = parse_record(with_checksum(body));
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->format, RecordFormat::kPidlock);
+  EXPECT_EQ(parsed.record->format_version, 7u);
+  EXPECT_EQ(parsed.record->pid, 4242);
+  EXPECT_EQ(parsed.record->unknown_fields.count("lease-expiry"), 1u);
+}
+
+TEST(HolderRecord, ChecksumMismatchIsTorn) {
+  std::string bytes = format_record(sample_record());
+  auto at = bytes.find("status=ready");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 7] = 'R';  // "status=Ready": same length, wrong checksum
+  ParsedRecord parsed = parse_record(bytes);
+  EXPECT_FALSE(parsed.record);
+  EXPECT_TRUE(parsed.torn);
+  EXPECT_FALSE(parsed.problem.empty());
+}
+
+TEST(HolderRecord, TruncatedPidlockRecordIsNotParsed) {
+  std::string bytes = format_record(sample_record());
+  // Cut in a field, before the checksum line, and inside the checksum.
+  const size_t checksum_at = bytes.rfind("checksum=");
+  for (size_t cut : {bytes.size() / 2, checksum_at, checksum_at + 3, bytes.size() - 3}) {
+    ParsedRecord parsed = parse_record(bytes.substr(0, cut));
+    EXPECT_FALSE(parsed.record) << "cut at " << cut;
+  }
+}
+
+TEST(HolderRecord, CrlfLineEndingsAreAccepted) {
+  ParsedRecord parsed = parse_record("4242\r\n/srv/db\r\n1795752900\r\n5432\r\n/tmp\r\n");
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->pid, 4242);
+  EXPECT_EQ(parsed.record->data_directory, "/srv/db");
+  EXPECT_EQ(parsed.record->start_time, 1795752900);
+  EXPECT_EQ(parsed.record->format, RecordFormat::kPostgresql);
+  EXPECT_EQ(parsed.record->port, std::optional<int>(5432));
+  EXPECT_EQ(parsed.record->socket_directory, "/tmp");
+}
+
+TEST(HolderRecord, PidZeroIsNotParsed) {
+  EXPECT_FALSE(parse_record("0\n/srv/db\n1795752900\n").record);
+  EXPECT_FALSE(parse_record("0\n").record);
+}
+
+TEST(HolderRecord, NegativePidIsPostgresqlSingleUser) {
+  ParsedRecord parsed = parse_record(pidlock_test::postmaster_pid(-4242, "/srv/db", 1795752900));
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->pid, 4242);
+  EXPECT_TRUE(parsed.record->single_user);
+  EXPECT_EQ(parsed.record->format, RecordFormat::kPostgresql);
+}
+
+TEST(HolderRecord, PlainPidFile) {
+  ParsedRecord parsed = parse_record("4242\n");
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->format, RecordFormat::kPlainPid);
+  EXPECT_EQ(parsed.record->pid, 4242);
+}
+
+TEST(HolderRecord, OverflowingDigitsAreNotParsedAndNeverCrash) {
+  for (const char* text :
+       {"99999999999999999999999999999999\n/srv/db\n1\n", "2147483648\n/srv/db\n1\n",
+        "-2147483649\n/srv/db\n1\n", "-\n", "+42\n", " 42\n", "42abc\n", "0x10\n",
+        "4242\n/srv/db\n999999999999999999999999999\n"}) {
+    ParsedRecord parsed = parse_record(text);
+    EXPECT_FALSE(parsed.record) << text;
+    EXPECT_FALSE(parsed.problem.empty()) << text;
+  }
+}
+
+TEST(HolderRecord, EmptyGarbageNulAndHugeInputs) {
+  ParsedRecord empty = parse_record("");
+  EXPECT_TRUE(empty.empty);
+  EXPECT_FALSE(empty.record);
+  EXPECT_FALSE(parse_record(std::string("4242\n/srv\0db\n1\n", 16)).record);
+  EXPECT_FALSE(parse_record("\xff\xfe garbage \x01\x02\n\n\n").record);
+  EXPECT_FALSE(parse_record(std::string(64 * 1024, '7')).record);
+  std::string lines(pidlock::kMaxRecordBytes, '\n');
+  EXPECT_FALSE(parse_record(lines).record);
+}
+
+TEST(HolderRecord, FieldsAfterFormatLineMustBeWellFormed) {
+  std::string bytes = format_record(sample_record());
+  std::string body = bytes.substr(0, bytes.rfind("checksum="));
+  EXPECT_FALSE(parse_record(with_checksum(body + "process-start-ticks=abc\n")).record);
+  EXPECT_FALSE(parse_record(with_checksum(body + "no equals sign\n")).record);
+  EXPECT_FALSE(parse_record(body + "checksum=crc32:xyz\n").record);
+}
+
+TEST(HolderRecord, PidAbovePidMaxIsImpossible) {
+  pidlock::detail::SelfIdentity self = pidlock::detail::self_identity();
+  ASSERT_GT(self.pid_max, 0);
+  // A foreign record (PostgreSQL) without kernel evidence: pid rules apply.
+  ParsedRecord parsed =
+      parse_record(pidlock_test::postmaster_pid(static_cast<long>(self.pid_max) + 1, "/srv/db",
+                                                pidlock_test::now()));
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  pidlock::Inspection i =
+      pidlock::detail::judge(parsed, pidlock::detail::KernelEvidence::kNone, {}, self);
+  EXPECT_EQ(i.verdict, pidlock::Verdict::kStale);
+  EXPECT_EQ(i.reason, pidlock::Reason::kPidImpossible) << i.detail;
+}
+
+TEST(HolderRecord, ToStringNamesFormats) {
+  EXPECT_STREQ(pidlock::to_string(RecordFormat::kPidlock), "pidlock");
+  EXPECT_STREQ(pidlock::to_string(RecordFormat::kPostgresql), "postgresql");
+  EXPECT_STREQ(pidlock::to_string(RecordFormat::kPlainPid), "pidfile");
+  EXPECT_STREQ(pidlock::to_string(RecordFormat::kNone), "none");
+}
+
+}  // namespace

@@ -1,0 +1,145 @@
+// Rule 4 (G2, G7): empty, garbage, truncated, binary and huge files with no
+// kernel lock held are taken over; the same files kernel-locked by a live
+// process are held and never removed.
+#include <pidlock/pidlock.hpp>
+
+#include "helpers/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace pidlock_test;
+using pidlock::LockHandle;
+using pidlock::LockManager;
+using pidlock::Reason;
+using pidlock::Verdict;
+
+struct BadFile {
+  const char* name;
+  Reason expected;
+  std::function<void(const std::string& path)> make;
+};
+
+std::string truncated_record() {
+  pidlock::HolderRecord r;
+  r.pid = 31337;
+  r.data_directory = "/srv/db";
+  r.start_time = 1795752900;
+  r.boot_id = "3a94070e-1111-2222-3333-444455556666";
+  r.host = "db1";
+  r.status = "ready";
+  std::string full = pidlock::format_record(r);
+  return full.substr(0, full.size() / 2);  // cut in the middle of a field
+}
+
+std::vector<BadFile> bad_files() {
+  return {
+      {"Empty", Reason::kEmptyFile, [](const std::string& p) { write_file(p, ""); }},
+      {"Garbage", Reason::kUnparsable,
+       [](const std::string& p) { write_file(p, "not a pid\n\x01\x02\xff garbage\n"); }},
+      {"TruncatedPidlockRecord", Reason::kUnparsable,
+       [](const std::string& p) { write_file(p, truncated_record()); }},
+      {"NulBytes", Reason::kUnparsable,
+       [](const std::string& p) { write_file(p, std::string("4242\n/srv/db\0\0\0\n1\n", 18)); }},
+      {"AllNul", Reason::kUnparsable,
+       [](const std::string& p) { write_file(p, std::string(4096, '\0')); }},
+      {"Huge64MiBSparse", Reason::kUnparsable,
+       [](const std::string& p) {
+         write_file(p, "4242\n");
+         ASSERT_EQ(::truncate(p.c_str(), off_t{64} << 20), 0);
+       }},
+  };
+}
+
+class StaleFile : public ::testing::TestWithParam<size_t> {
+ protected:
+  BadFile bad() const { return bad_files()[GetParam()]; }
+};
+
+TEST_P(StaleFile, WithoutKernelLockIsTakenOver) {
+  TempDir dir;
+  const std::string lock = dir / "bad.pid";
+  bad().make(lock);
+  LockManager manager;
+  pidlock::Inspection insp = manager.inspect(lock);
+  EXPECT_EQ(insp.verdict, Verdict::kStale);
+  EXPECT_EQ(insp.reason, bad().expected) << insp.detail;
+  EXPECT_TRUE(exists_no_follow(lock)) << "inspect never removes";
+
+  const std::int64_t t0 = monotonic_ms();
+  LockHandle handle = manager.acquire(lock);
+  EXPECT_LT(monotonic_ms() - t0, 2000) << "a bad file costs one bounded read";
+  ASSERT_TRUE(handle.held());
+  EXPECT_TRUE(handle.took_over());
+  ASSERT_TRUE(handle.previous_holder());
+  EXPECT_EQ(handle.previous_holder()->reason, bad().expected);
+  EXPECT_EQ(first_line(lock), std::to_string(::getpid()));
+  struct stat st {};
+  ASSERT_EQ(::stat(lock.c_str(), &st), 0);
+  EXPECT_LT(st.st_size, 4096) << "the huge file was replaced by a record";
+}
+
+TEST_P(StaleFile, KernelLockedByLiveProcessIsHeldAndNeverRemoved) {
+  TempDir dir;
+  const std::string lock = dir / "bad-locked.pid";
+  bad().make(lock);
+  struct stat before {};
+  ASSERT_EQ(::stat(lock.c_str(), &before), 0);
+  Child locker = Child::holder({"ofd-lock", lock});
+  ASSERT_EQ(locker.read_line(), std::optional<std::string>("ready"));
+
+  LockManager manager;
+  pidlock::Inspection insp = manager.inspect(lock);
+  EXPECT_EQ(insp.verdict, Verdict::kHeld);
+  EXPECT_EQ(insp.reason, Reason::kKernelLockHeld);
+
+  std::error_code ec;
+  pidlock::Inspection held;
+  LockHandle handle = manager.acquire(lock, {}, ec, &held);
+  EXPECT_EQ(ec, pidlock::errc::held) << ec.message();
+  EXPECT_EQ(held.reason, Reason::kKernelLockHeld);
+  pidlock::BreakResult broke = manager.break_stale(lock);
+  EXPECT_FALSE(broke.removed);
+
+  struct stat after {};
+  ASSERT_EQ(::stat(lock.c_str(), &after), 0) << "a held file is never removed";
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(after.st_size, before.st_size);
+
+  // Once the locker is gone the same file is stale.
+  locker.kill();
+  locker.wait();
+  LockHandle now_ours = manager.acquire(lock);
+  EXPECT_TRUE(now_ours.took_over());
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, StaleFile, ::testing::Range<size_t>(0, 6),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return std::string(bad_files()[info.param].name);
+                         });
+
+TEST(StaleFile, BreakStaleRemovesOnlyStaleFiles) {
+  TempDir dir;
+  const std::string lock = dir / "break.pid";
+  LockManager manager;
+  pidlock::BreakResult none = manager.break_stale(lock);
+  EXPECT_FALSE(none.removed);
+  EXPECT_EQ(none.inspection.verdict, Verdict::kFree);
+
+  write_file(lock, "");
+  pidlock::BreakResult broke = manager.break_stale(lock);
+  EXPECT_TRUE(broke.removed);
+  EXPECT_EQ(broke.inspection.reason, Reason::kEmptyFile);
+  EXPECT_FALSE(exists_no_follow(lock));
+}
+
+}  // namespace
