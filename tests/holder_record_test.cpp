@@ -193,6 +193,35 @@ TEST(HolderRecord, FieldsAfterFormatLineMustBeWellFormed) {
   EXPECT_FALSE(parse_record(body + "checksum=crc32:xyz\n").record);
 }
 
+TEST(HolderRecord, EveryMixOfTwoVersionsIsEitherOneOfThemOrTorn) {
+  // update_status rewrites the record in place with one pwrite; a reader
+  // that overlaps it may see the new record's first k bytes followed by the
+  // old record's rest. For every k the parser must return one of the two
+  // records or say "torn" (so that the reader reads again); it must never
+  // call the mix a malformed record, which is judged unparsable at once.
+  HolderRecord r = sample_record();
+  for (const char* from : {"starting", "standby-with-a-long-name", "ready"}) {
+    for (const char* to : {"x", "stopping", "ready"}) {
+      r.status = from;
+      const std::string old_bytes = format_record(r);
+      r.status = to;
+      const std::string new_bytes = format_record(r, old_bytes.size());
+      ASSERT_GE(new_bytes.size(), old_bytes.size());
+      for (size_t k = 0; k <= new_bytes.size(); ++k) {
+        std::string mix = new_bytes.substr(0, k);
+        if (k < old_bytes.size()) mix += old_bytes.substr(k);
+        ParsedRecord parsed = parse_record(mix);
+        if (parsed.record) {
+          EXPECT_TRUE(parsed.record->status == from || parsed.record->status == to)
+              << from << " -> " << to << " cut " << k << ": status " << parsed.record->status;
+        } else {
+          EXPECT_TRUE(parsed.torn) << from << " -> " << to << " cut " << k << ": " << parsed.problem;
+        }
+      }
+    }
+  }
+}
+
 TEST(HolderRecord, PidAbovePidMaxIsImpossible) {
   pidlock::detail::SelfIdentity self = pidlock::detail::self_identity();
   ASSERT_GT(self.pid_max, 0);
