@@ -238,7 +238,9 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
     out = judge_by_pid(*parsed.record, options, self);
   }
   out.holder = parsed.record;
-  out.kernel_lock_evidence = kernel != KernelEvidence::kNone;
+  // The verdict rests on the kernel lock unless the pid rules made it.
+  out.kernel_lock_evidence = out.reason == Reason::kKernelLockHeld || out.reason == Reason::kKernelLockFree ||
+                             out.reason == Reason::kEmptyFile || out.reason == Reason::kUnparsable;
   return out;
 }
 

@@ -63,8 +63,10 @@ struct Inspection {
   std::string detail;
   // The parsed record, when the file held one.
   std::optional<HolderRecord> holder;
-  // Whether kernel-lock evidence was available (false on file systems
-  // without locks and for files no pidlock process locked).
+  // Whether the verdict rests on the file's kernel lock (held, or free on a
+  // pidlock, empty or unparsable file). False when the pid rules decided:
+  // foreign files (PostgreSQL's), file systems without locks, and records
+  // of another kernel.
   bool kernel_lock_evidence = false;
   // Set for locks in a lease-based store.
   std::optional<LeaseInfo> lease;
