@@ -1,30 +1,54 @@
-// Internal logging macro over Boost.Log (see include/pidlock/logging.hpp).
+// Internal logging (see include/pidlock/logging.hpp).
+//
+// Records are formatted here and handed to emit_record(), defined in
+// log_sink.cpp, which alone talks to Boost.Log. Keeping Boost.Log in that one
+// object file lets a program that links the static library and defines its
+// own emit_record() (the pidlock command does: it prints its own messages)
+// leave Boost.Log out of its link entirely, which halves its start-up cost.
 #ifndef PIDLOCK_LOG_HPP
 #define PIDLOCK_LOG_HPP
 
 #include <pidlock/logging.hpp>
 
-#include <boost/log/sources/record_ostream.hpp>
-#include <boost/log/sources/severity_channel_logger.hpp>
-#include <boost/log/trivial.hpp>
+#include <sstream>
+#include <string>
 
 namespace pidlock::detail {
 
-using Logger = boost::log::sources::severity_channel_logger_mt<
-    boost::log::trivial::severity_level, std::string>;
+// True if records of `level` pass the threshold (one atomic load).
+bool log_enabled(LogThreshold level) noexcept;
 
-// The library's logger, created on first use so that a program that never
-// logs pays nothing for Boost.Log at start-up.
-Logger& logger();
+// Delivers one record. Defined in log_sink.cpp (Boost.Log); a program may
+// replace it at link time.
+void emit_record(LogThreshold level, const std::string& message) noexcept;
 
-// True if records of `level` pass the threshold.
-bool log_enabled(boost::log::trivial::severity_level level) noexcept;
+// One record under construction; delivered when the statement ends.
+class LogLine {
+ public:
+  explicit LogLine(LogThreshold level) : level_(level) {}
+  ~LogLine() { emit_record(level_, stream_.str()); }
+  LogLine(const LogLine&) = delete;
+  LogLine& operator=(const LogLine&) = delete;
+  std::ostream& stream() { return stream_; }
+
+ private:
+  LogThreshold level_;
+  std::ostringstream stream_;
+};
+
+inline constexpr LogThreshold kLogLevel_trace = LogThreshold::kTrace;
+inline constexpr LogThreshold kLogLevel_debug = LogThreshold::kDebug;
+inline constexpr LogThreshold kLogLevel_info = LogThreshold::kInfo;
+inline constexpr LogThreshold kLogLevel_warning = LogThreshold::kWarning;
+inline constexpr LogThreshold kLogLevel_error = LogThreshold::kError;
 
 }  // namespace pidlock::detail
 
-#define PIDLOCK_LOG(level)                                                      \
-  if (!::pidlock::detail::log_enabled(::boost::log::trivial::level)) {          \
-  } else                                                                        \
-    BOOST_LOG_SEV(::pidlock::detail::logger(), ::boost::log::trivial::level)
+// PIDLOCK_LOG(info) << "text";  The operands are evaluated only when the
+// level passes the threshold.
+#define PIDLOCK_LOG(level)                                                   \
+  if (!::pidlock::detail::log_enabled(::pidlock::detail::kLogLevel_##level)) { \
+  } else                                                                     \
+    ::pidlock::detail::LogLine(::pidlock::detail::kLogLevel_##level).stream()
 
 #endif  // PIDLOCK_LOG_HPP

@@ -67,9 +67,8 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // The library logs through Boost.Log, which without a sink prints to
-  // stderr; the tool prints its own messages instead (--verbose turns the
-  // records back on). Also keeps Boost.Log's set-up out of start-up.
+  // The tool prints its own messages; --verbose turns the library's records
+  // on (printed by log_records.cpp).
   pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
   try {
     return dispatch(argc, argv);
