@@ -396,3 +396,55 @@ INSTANTIATE_TEST_SUITE_P(Exits, ForkedChild,
                                            ChildExit::kExitWithStaticHandle, ChildExit::kMoveAssign));
 
 }  // namespace
+
+namespace {
+
+TEST(Handle, MoveLeavesTheSourceEmptyAndAssignmentReleasesTheTarget) {
+  TempDir dir;
+  const std::string a = dir / "a.pid";
+  const std::string b = dir / "b.pid";
+  LockManager manager;
+  LockHandle first = manager.acquire(a);
+  LockHandle moved = std::move(first);
+  EXPECT_FALSE(first.held());
+  EXPECT_EQ(first.native_handle(), -1);
+  EXPECT_TRUE(first.path().empty());
+  EXPECT_EQ(first.release(), pidlock::errc::not_held);
+  EXPECT_TRUE(moved.held());
+  EXPECT_TRUE(exists_no_follow(a)) << "moving never releases";
+  LockHandle second = manager.acquire(b);
+  moved = std::move(second);  // releases a, now holds b
+  EXPECT_FALSE(exists_no_follow(a));
+  EXPECT_TRUE(exists_no_follow(b));
+  EXPECT_EQ(moved.record().pid, ::getpid());
+  EXPECT_FALSE(moved.release());
+  EXPECT_EQ(moved.release(), pidlock::errc::not_held) << "a second release";
+  EXPECT_THROW((void)moved.record(), pidlock::Error);
+}
+
+TEST(Handle, InvalidOptionsAreRefusedWithoutCreatingAnything) {
+  TempDir dir;
+  const std::string lock = dir / "opts.pid";
+  LockManager manager;
+  AcquireOptions options;
+  options.max_attempts = 0;
+  std::error_code ec;
+  LockHandle h = manager.acquire(lock, options, ec);
+  EXPECT_EQ(ec, pidlock::errc::invalid_argument);
+  EXPECT_FALSE(exists_no_follow(lock));
+}
+
+TEST(Handle, ModeOptionIsAppliedRegardlessOfUmask) {
+  TempDir dir;
+  const std::string lock = dir / "mode.pid";
+  UmaskScope umask_scope(077);
+  AcquireOptions options;
+  options.mode = 0644;
+  LockManager manager;
+  LockHandle h = manager.acquire(lock, options);
+  struct stat st {};
+  ASSERT_EQ(::stat(lock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+}
+
+}  // namespace
