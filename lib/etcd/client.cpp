@@ -230,21 +230,26 @@ void WatchStream::close() noexcept {
 }
 
 bool WatchStream::open(const std::string& key, std::int64_t start_revision, std::chrono::milliseconds open_timeout,
-                       std::string* problem) {
+                       std::string* problem, int wake_fd) {
   key_ = key;
   next_revision_ = start_revision;
-  return reopen(open_timeout, problem);
+  return reopen(open_timeout, problem, wake_fd);
 }
 
-bool WatchStream::reopen(std::chrono::milliseconds open_timeout, std::string* problem) {
+bool WatchStream::reopen(std::chrono::milliseconds open_timeout, std::string* problem, int wake_fd) {
   close();
   std::string problems;
   for (std::size_t i = 0; i < endpoints_.size(); ++i) {
     std::size_t member = (preferred_ + i) % endpoints_.size();
     std::string why;
-    if (open_on(member, open_timeout, &why)) {
+    Result r = open_on(member, open_timeout, &why, wake_fd);
+    if (r == Result::kEvents) {
       preferred_ = member;
       return true;
+    }
+    if (r == Result::kCancelled) {
+      *problem = "cancelled";
+      return false;
     }
     problems += (problems.empty() ? "" : "; ") + endpoints_[member] + ": " + why;
   }
@@ -252,14 +257,15 @@ bool WatchStream::reopen(std::chrono::milliseconds open_timeout, std::string* pr
   return false;
 }
 
-bool WatchStream::open_on(std::size_t member, std::chrono::milliseconds open_timeout, std::string* problem) {
+WatchStream::Result WatchStream::open_on(std::size_t member, std::chrono::milliseconds open_timeout,
+                                         std::string* problem, int wake_fd) {
   if (!multi_) multi_ = curl_multi_init();
   if (!headers_) headers_ = json_headers();
   CURL* easy = curl_easy_init();
   if (!multi_ || !headers_ || !easy) {
     if (easy) curl_easy_cleanup(easy);
     *problem = "cannot create a curl handle";
-    return false;
+    return Result::kBroken;
   }
   buffer_.clear();
   error_.clear();
@@ -281,14 +287,14 @@ bool WatchStream::open_on(std::size_t member, std::chrono::milliseconds open_tim
   if (curl_multi_add_handle(static_cast<CURLM*>(multi_), easy) != CURLM_OK) {
     curl_easy_cleanup(easy);
     *problem = "cannot add the watch to curl";
-    return false;
+    return Result::kBroken;
   }
   easy_ = easy;
-  Result r = pump(Clock::now() + open_timeout, -1, /*until_created=*/true);
-  if (created_ && r != Result::kBroken && r != Result::kCompacted) return true;
+  Result r = pump(Clock::now() + open_timeout, wake_fd, /*until_created=*/true);
+  if (created_ && r != Result::kBroken && r != Result::kCompacted && r != Result::kCancelled) return Result::kEvents;
   *problem = r == Result::kTimeout ? "no answer to the watch request" : error_.empty() ? "the watch failed" : error_;
   close();
-  return false;
+  return r == Result::kCancelled ? r : Result::kBroken;
 }
 
 bool WatchStream::parse_lines(Result* result) {

@@ -120,11 +120,12 @@ class WatchStream {
 
   // Starts watching `key` from `start_revision`, on the preferred member
   // first, then the others. Returns false with *problem when no member
-  // accepted the watch within `open_timeout` each.
+  // accepted the watch within `open_timeout` each, or `wake_fd` (-1: none)
+  // became readable.
   bool open(const std::string& key, std::int64_t start_revision, std::chrono::milliseconds open_timeout,
-            std::string* problem);
+            std::string* problem, int wake_fd = -1);
   // Opens again after kBroken, from the revision after the last event seen.
-  bool reopen(std::chrono::milliseconds open_timeout, std::string* problem);
+  bool reopen(std::chrono::milliseconds open_timeout, std::string* problem, int wake_fd = -1);
   bool is_open() const noexcept { return easy_ != nullptr; }
   void close() noexcept;
 
@@ -145,7 +146,8 @@ class WatchStream {
   void abandon() noexcept;  // see Client::abandon
 
  private:
-  bool open_on(std::size_t endpoint, std::chrono::milliseconds open_timeout, std::string* problem);
+  // kEvents once created; kCancelled when `wake_fd` fired; else failed.
+  Result open_on(std::size_t endpoint, std::chrono::milliseconds open_timeout, std::string* problem, int wake_fd);
   // Parses complete lines of the buffer: returns true when the stream said
   // something that ends a wait (events, cancel, error).
   bool parse_lines(Result* result);

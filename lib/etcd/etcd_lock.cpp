@@ -170,7 +170,7 @@ void EtcdLock::monitor() {
   // From the revision after our creation: any later change of the key is
   // reported, even one that happens before the watch is in place.
   bool watching = watch.open(grant_.address.key, static_cast<std::int64_t>(grant_.token) + 1, kWatchOpenTimeout,
-                             &problem);
+                             &problem, stop_fd_.get());
   std::vector<WatchEvent> events;
   for (;;) {
     Clock::time_point now = Clock::now();
@@ -189,7 +189,7 @@ void EtcdLock::monitor() {
     }
     Clock::time_point until = std::min(next_keep_alive, deadline());
     if (!watching) {
-      watching = watch.reopen(kWatchOpenTimeout, &problem);
+      watching = watch.reopen(kWatchOpenTimeout, &problem, stop_fd_.get());
       if (!watching) {
         if (sleep_until({}, stop_fd_.get(), until - Clock::now()) == Wake::kCancelled) return;
         continue;
@@ -216,7 +216,7 @@ void EtcdLock::monitor() {
             return;
           }
           watching = watch.open(grant_.address.key, int_field(r.body["header"], "revision") + 1, kWatchOpenTimeout,
-                                &problem);
+                                &problem, stop_fd_.get());
         }
         break;
       }

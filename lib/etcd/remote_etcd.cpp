@@ -27,6 +27,9 @@
 
 #include <boost/filesystem/operations.hpp>
 
+#include <algorithm>
+#include <vector>
+
 namespace pidlock::detail {
 
 using namespace etcd;
@@ -78,8 +81,8 @@ Inspection held_inspection(Client& client, const KeyValue& kv, const SelfIdentit
     if (r.ok()) ttl = std::max<std::int64_t>(0, int_field(r.body, "TTL"));
   }
   i.lease = LeaseInfo{kv.lease, ttl, static_cast<std::uint64_t>(kv.create_revision)};
-  const std::string evidence = "lease " + std::to_string(kv.lease) + ", ttl " + std::to_string(ttl) +
-                               " s, fencing token " + std::to_string(kv.create_revision);
+  const std::string evidence = "lease " + std::to_string(kv.lease) + " (ttl " + std::to_string(ttl) +
+                               " s, fencing token " + std::to_string(kv.create_revision) + ")";
   if (kv.lease == 0) {
     // Written by something other than pidlock (etcdctl put): no lease will
     // ever end it, and we have no other evidence.
@@ -94,20 +97,22 @@ Inspection held_inspection(Client& client, const KeyValue& kv, const SelfIdentit
   } else if (is_this_process(*parsed.record, self)) {
     i.verdict = Verdict::kHeld;
     i.reason = Reason::kHeldByThisProcess;
-    i.detail = "this process holds the lock (" + evidence + ")";
+    i.detail = "this process holds the lock under " + evidence;
   } else {
     i.verdict = Verdict::kHeld;
     i.reason = Reason::kPidAlive;
-    i.detail = "held under " + evidence + " by pid " + std::to_string(parsed.record->pid) + " on host " +
-               (parsed.record->host.empty() ? std::string("(unknown)") : parsed.record->host);
+    i.detail = "held by pid " + std::to_string(parsed.record->pid) + " on host " +
+               (parsed.record->host.empty() ? std::string("(unknown)") : parsed.record->host) + " under " + evidence;
   }
   return i;
 }
 
-void revoke_quietly(Client& client, std::int64_t lease) {
-  // Best effort: a lease we fail to revoke expires by itself within its ttl,
-  // taking with it any key a timed-out transaction may have attached.
-  (void)client.call("/v3/lease/revoke", Json{{"ID", std::to_string(lease)}});
+// Best effort: a lease we fail to revoke expires by itself within its ttl,
+// taking with it any key a timed-out transaction may have attached. True
+// once the lease is gone (revoked, or not found).
+bool revoke_quietly(Client& client, std::int64_t lease) {
+  Reply r = client.call("/v3/lease/revoke", Json{{"ID", std::to_string(lease)}});
+  return r.ok() || (r.status == Reply::Status::kRefused && r.grpc_code == kGrpcNotFound);
 }
 
 // One attempt at the acquire transaction.
@@ -117,6 +122,9 @@ struct Attempt {
   Inspection inspection;   // kHeld, kUnreachable
   std::int64_t revision = 0;  // kHeld: the store revision the verdict is from
   Failure failure;         // kFailed
+  // A lease whose transaction's outcome is unknown (no member answered) and
+  // whose revoke failed: it may carry a key of ours until it expires.
+  std::int64_t orphan_lease = 0;
 };
 
 Attempt try_acquire(Client& client, const Address& address, const std::string& value, const SelfIdentity& self) {
@@ -148,7 +156,7 @@ Attempt try_acquire(Client& client, const Address& address, const std::string& v
       {"failure", Json::array({Json{{"request_range", {{"key", key}}}}})}};
   Reply t = client.call("/v3/kv/txn", txn);
   if (t.status != Reply::Status::kOk) {
-    revoke_quietly(client, lease);
+    if (!revoke_quietly(client, lease)) a.orphan_lease = lease;
     if (t.status == Reply::Status::kUnreachable) {
       a.outcome = Attempt::Outcome::kUnreachable;
       a.inspection = unknown_inspection(address, t.message);
@@ -268,12 +276,39 @@ std::shared_ptr<HeldLock> remote_acquire(const std::string& text, const AcquireO
   std::optional<Clock::time_point> deadline;
   if (options.timeout) deadline = Clock::now() + *options.timeout;
   const auto retry = std::min<std::chrono::milliseconds>(options.recheck_interval, kUnreachableRetry);
+  // Leases of attempts whose outcome is unknown. Until they are revoked, a
+  // key one of them carries would look like a lock this process already
+  // holds, so they go before the next attempt.
+  std::vector<std::int64_t> orphans;
   for (;;) {
     if (options.canceller && options.canceller->cancelled()) {
       failure = pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled");
       return nullptr;
     }
+    orphans.erase(std::remove_if(orphans.begin(), orphans.end(),
+                                 [&](std::int64_t lease) { return revoke_quietly(client, lease); }),
+                  orphans.end());
+    if (!orphans.empty()) {
+      Attempt unknown;
+      unknown.outcome = Attempt::Outcome::kUnreachable;
+      unknown.inspection = unknown_inspection(address, "an earlier attempt's lease could not be revoked yet");
+      held = unknown.inspection;
+      if (!waits || (deadline && Clock::now() >= *deadline)) {
+        failure = pidlock_failure(errc::held, "acquire");
+        return nullptr;
+      }
+      switch (wait_for_change(address, client.preferred(), 0, deadline, options.canceller, retry)) {
+        case WaitEnd::kChanged: continue;
+        case WaitEnd::kTimeout:
+          failure = pidlock_failure(errc::held, "acquire");
+          return nullptr;
+        case WaitEnd::kCancelled:
+          failure = pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled");
+          return nullptr;
+      }
+    }
     Attempt a = try_acquire(client, address, value, self);
+    if (a.orphan_lease != 0) orphans.push_back(a.orphan_lease);
     switch (a.outcome) {
       case Attempt::Outcome::kAcquired: {
         auto state = std::make_shared<HeldLock>();
