@@ -21,6 +21,7 @@
 
 #include <pidlock/pidlock.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,14 +84,6 @@ int run(const std::vector<std::string>& argv) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return status;
-}
-
-std::string self_dir() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) return ".";
-  std::string p(buf, static_cast<std::size_t>(n));
-  return p.substr(0, p.rfind('/'));
 }
 
 }  // namespace
