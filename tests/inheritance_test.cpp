@@ -117,6 +117,11 @@ TEST(Inheritance, InheritedHolderKeepsOthersOutUntilItDies) {
   char status[16] = {};
   char result[8] = {};
   ASSERT_EQ(std::sscanf(line->c_str(), "%15s %d %7s", status, &worker_pid, result), 3) << *line;
+  // The worker is our grandchild: make sure it never outlives the test.
+  struct KillAtExit {
+    pid_t pid;
+    ~KillAtExit() { ::kill(pid, SIGKILL); }
+  } worker_guard{worker_pid};
   EXPECT_STREQ(status, "open");
   EXPECT_STREQ(result, "ok");
   done.close_write();
