@@ -147,6 +147,29 @@ TEST(InjectedFaults, EintrIsRetried) {
   }
 }
 
+TEST(InjectedFaults, WithoutOTmpfileTheHiddenTemporaryNameIsUsedAndRemoved) {
+  // File systems without O_TMPFILE: open_unnamed says EOPNOTSUPP.
+  TempDir dir;
+  const std::string lock = dir / "no-tmpfile.pid";
+  FaultySystem faulty;
+  faulty.fail_call = "open_unnamed";
+  faulty.fail_errno = EOPNOTSUPP;
+  ScopedSystem scope(&faulty);
+  LockManager manager;
+  LockHandle h = manager.acquire(lock);
+  EXPECT_GT(faulty.calls_failed, 0);
+  EXPECT_EQ(first_line(lock), std::to_string(::getpid()));
+  EXPECT_TRUE(kernel_lock_held(lock));
+  std::vector<std::string> left = entries(dir.path());
+  ASSERT_EQ(left.size(), 1u) << "the temporary name is gone";
+  EXPECT_EQ(left[0], "no-tmpfile.pid");
+  // Held against another process, released cleanly.
+  Child other = Child::holder({"try-acquire", lock});
+  EXPECT_EQ(exit_code(other.wait()), 2);
+  EXPECT_FALSE(h.release());
+  EXPECT_TRUE(entries(dir.path()).empty());
+}
+
 TEST(InjectedFaults, ShortWritesStillWriteTheWholeRecord) {
   TempDir dir;
   const std::string lock = dir / "short.pid";
