@@ -1,6 +1,7 @@
-// Verdicts on a lock file, with the evidence behind them (guarantee G4).
-//
-// Thread safety: plain value types.
+/// \file
+/// Verdicts on a lock file, with the evidence behind them (guarantee G4).
+///
+/// Thread safety: plain value types.
 #ifndef PIDLOCK_INSPECTION_HPP
 #define PIDLOCK_INSPECTION_HPP
 
@@ -13,67 +14,69 @@
 
 namespace pidlock {
 
+/// What an inspection concluded about a lock file.
 enum class Verdict {
-  kFree,     // no lock file at the path
-  kHeld,     // a live holder owns the lock
-  kStale,    // the file is there but its holder is gone: it may be taken over
-  kUnknown,  // the evidence cannot decide; counts as held, never taken over
+  kFree,     ///< no lock file at the path
+  kHeld,     ///< a live holder owns the lock
+  kStale,    ///< the file is there but its holder is gone: it may be taken over
+  kUnknown,  ///< the evidence cannot decide; counts as held, never taken over
 };
 
-// Why the verdict was reached. Each value names one piece of evidence.
+/// Why the verdict was reached. Each value names one piece of evidence.
 enum class Reason {
-  kNoLockFile,            // free: nothing at the path
-  kHeldByThisProcess,     // held: this process holds it (same inode)
-  kKernelLockHeld,        // held: a process holds the file's kernel lock
-  kKernelLockFree,        // stale: pidlock record, nobody holds its lock
-  kEmptyFile,             // stale: empty file and nobody holds its lock
-  kUnparsable,            // stale: garbage/truncated, nobody holds its lock
-  kPidAlive,              // held: foreign record, the pid is alive and is
-                          //   the process that wrote it
-  kPidAliveOtherUser,     // held: kill() says EPERM (policy: assume alive)
-  kPidDead,               // stale: kill() says ESRCH
-  kPidDeadOtherUser,      // stale: EPERM, and the caller's policy says dead
-  kZombie,                // stale: the pid is a zombie (dead, unreaped)
-  kPidReused,             // stale: that pid now names a process that started
-                          //   after the lock was written
-  kPidImpossible,         // stale: the pid is above pid_max
-  kOwnIncarnation,        // stale: own/parent/listed pid, other incarnation
-  kOwnProcessUnproven,    // unknown: own/parent/listed pid, identity unknown
-  kOtherBoot,             // stale: written during another boot
-  kOtherHost,             // unknown: written on another host
-  kOtherPidNamespace,     // unknown: pid from another pid namespace and no
-                          //   kernel lock evidence
-  kProbeFailed,           // unknown: liveness could not be determined
-  kUnreadable,            // unknown: the record cannot be parsed and there is
-                          //   no kernel-lock evidence
+  kNoLockFile,            ///< free: nothing at the path
+  kHeldByThisProcess,     ///< held: this process holds it (same inode)
+  kKernelLockHeld,        ///< held: a process holds the file's kernel lock
+  kKernelLockFree,        ///< stale: pidlock record, nobody holds its lock
+  kEmptyFile,             ///< stale: empty file and nobody holds its lock
+  kUnparsable,            ///< stale: garbage/truncated, nobody holds its lock
+  kPidAlive,              ///< held: foreign record, the pid is alive and is
+                          ///<   the process that wrote it
+  kPidAliveOtherUser,     ///< held: kill() says EPERM (policy: assume alive)
+  kPidDead,               ///< stale: kill() says ESRCH
+  kPidDeadOtherUser,      ///< stale: EPERM, and the caller's policy says dead
+  kZombie,                ///< stale: the pid is a zombie (dead, unreaped)
+  kPidReused,             ///< stale: that pid now names a process that started
+                          ///<   after the lock was written
+  kPidImpossible,         ///< stale: the pid is above pid_max
+  kOwnIncarnation,        ///< stale: own/parent/listed pid, other incarnation
+  kOwnProcessUnproven,    ///< unknown: own/parent/listed pid, identity unknown
+  kOtherBoot,             ///< stale: written during another boot
+  kOtherHost,             ///< unknown: written on another host
+  kOtherPidNamespace,     ///< unknown: pid from another pid namespace and no
+                          ///<   kernel lock evidence
+  kProbeFailed,           ///< unknown: liveness could not be determined
+  kUnreadable,            ///< unknown: the record cannot be parsed and there is
+                          ///<   no kernel-lock evidence
 };
 
-// For locks in a lease-based store (etcd): the lease behind the holder.
+/// For locks in a lease-based store (etcd): the lease behind the holder.
 struct LeaseInfo {
-  std::int64_t lease_id = 0;
-  std::int64_t ttl_seconds = 0;        // time left on the lease
-  std::uint64_t fencing_token = 0;     // grows with each new holder
+  std::int64_t lease_id = 0;           ///< the store's lease id
+  std::int64_t ttl_seconds = 0;        ///< time left on the lease
+  std::uint64_t fencing_token = 0;     ///< grows with each new holder
 };
 
+/// A verdict on a lock file, with the evidence behind it.
 struct Inspection {
-  Verdict verdict = Verdict::kFree;
-  Reason reason = Reason::kNoLockFile;
-  // One sentence for a person, e.g. "pid 4242 is a zombie (exited, not yet
-  // reaped by its parent 17)".
+  Verdict verdict = Verdict::kFree;     ///< free, held, stale or unknown
+  Reason reason = Reason::kNoLockFile;  ///< the evidence that decided it
+  /// One sentence for a person, e.g. "pid 4242 is a zombie (exited, not yet
+  /// reaped by its parent 17)".
   std::string detail;
-  // The parsed record, when the file held one.
+  /// The parsed record, when the file held one.
   std::optional<HolderRecord> holder;
-  // Whether the verdict rests on the file's kernel lock (held, or free on a
-  // pidlock, empty or unparsable file). False when the pid rules decided:
-  // foreign files (PostgreSQL's), file systems without locks, and records
-  // of another kernel.
+  /// Whether the verdict rests on the file's kernel lock (held, or free on a
+  /// pidlock, empty or unparsable file). False when the pid rules decided:
+  /// foreign files (PostgreSQL's), file systems without locks, and records
+  /// of another kernel.
   bool kernel_lock_evidence = false;
-  // Set for locks in a lease-based store.
+  /// Set for locks in a lease-based store.
   std::optional<LeaseInfo> lease;
 };
 
-PIDLOCK_EXPORT const char* to_string(Verdict verdict) noexcept;  // "held", ...
-PIDLOCK_EXPORT const char* to_string(Reason reason) noexcept;    // "zombie", ...
+PIDLOCK_EXPORT const char* to_string(Verdict verdict) noexcept;  ///< "held", ...
+PIDLOCK_EXPORT const char* to_string(Reason reason) noexcept;    ///< "zombie", ...
 
 }  // namespace pidlock
 

@@ -1,22 +1,23 @@
-// A held lock.
-//
-// A LockHandle is obtained from LockManager::acquire. It owns the lock file's
-// descriptor and the kernel lock (an open-file-description lock) on it. The
-// lock is held until release() or destruction; while it is held no other
-// pidlock user can take the same lock, on this machine or on another machine
-// that shares the file system with working locks.
-//
-// Move-only. Moving leaves the source empty. The destructor calls release()
-// and ignores its error; call release() yourself to see it.
-//
-// Fork: a forked child inherits the descriptor, and with it the kernel lock,
-// until it exits or execs (the descriptor is close-on-exec unless
-// AcquireOptions::inheritable). A child never removes its parent's lock
-// file: release() and the destructor in a process other than the one that
-// acquired the lock only close the descriptor.
-//
-// Thread safety: a single handle may be used from several threads; its
-// calls are serialised internally.
+/// \file
+/// A held lock.
+///
+/// A LockHandle is obtained from LockManager::acquire. It owns the lock file's
+/// descriptor and the kernel lock (an open-file-description lock) on it. The
+/// lock is held until release() or destruction; while it is held no other
+/// pidlock user can take the same lock, on this machine or on another machine
+/// that shares the file system with working locks.
+///
+/// Move-only. Moving leaves the source empty. The destructor calls release()
+/// and ignores its error; call release() yourself to see it.
+///
+/// Fork: a forked child inherits the descriptor, and with it the kernel lock,
+/// until it exits or execs (the descriptor is close-on-exec unless
+/// AcquireOptions::inheritable). A child never removes its parent's lock
+/// file: release() and the destructor in a process other than the one that
+/// acquired the lock only close the descriptor.
+///
+/// Thread safety: a single handle may be used from several threads; its
+/// calls are serialised internally.
 #ifndef PIDLOCK_LOCK_HANDLE_HPP
 #define PIDLOCK_LOCK_HANDLE_HPP
 
@@ -39,84 +40,91 @@ struct HeldLock;
 struct HandleAccess;
 }  // namespace detail
 
+/// A held lock: owns the lock file's descriptor and kernel lock (see lock_handle.hpp).
 class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
  public:
-  // An empty handle.
+  /// An empty handle.
   LockHandle() noexcept;
   ~LockHandle();
+  /// Takes over `other`'s lock; `other` is left empty.
   LockHandle(LockHandle&& other) noexcept;
-  LockHandle& operator=(LockHandle&& other) noexcept;  // releases *this first
+  /// Releases *this first, then takes over `other`'s lock.
+  LockHandle& operator=(LockHandle&& other) noexcept;
   LockHandle(const LockHandle&) = delete;
   LockHandle& operator=(const LockHandle&) = delete;
 
-  // True while the handle holds a lock.
+  /// True while the handle holds a lock.
   bool held() const noexcept;
+  /// held().
   explicit operator bool() const noexcept { return held(); }
 
-  // The lock file's path as given to acquire(). Empty for an empty handle.
+  /// The lock file's path as given to acquire(). Empty for an empty handle.
   const boost::filesystem::path& path() const noexcept;
 
-  // The record this holder wrote (after any update_status()).
+  /// The record this holder wrote (after any update_status()).
   const HolderRecord& record() const;
 
-  // True if acquiring took over a stale lock: the previous holder did not
-  // release it (it crashed, was killed, or lost power). A database uses this
-  // to run crash recovery at start-up.
+  /// True if acquiring took over a stale lock: the previous holder did not
+  /// release it (it crashed, was killed, or lost power). A database uses this
+  /// to run crash recovery at start-up.
   bool took_over() const noexcept;
 
-  // The previous holder's inspection (its record and why it was judged
-  // stale) when took_over() is true.
+  /// The previous holder's inspection (its record and why it was judged
+  /// stale) when took_over() is true.
   const std::optional<Inspection>& previous_holder() const noexcept;
 
-  // For a lock in a lease-based store (etcd): a number that grows with each
-  // new holder of the lock, to pass to the storage you write to so that it
-  // can reject a former holder that woke up late. Empty for lock files.
+  /// For a lock in a lease-based store (etcd): a number that grows with each
+  /// new holder of the lock, to pass to the storage you write to so that it
+  /// can reject a former holder that woke up late. Empty for lock files.
   std::optional<std::uint64_t> fencing_token() const noexcept;
 
-  // The lock file's descriptor (-1 for an empty handle). Owned by the
-  // handle; do not close it.
+  /// The lock file's descriptor (-1 for an empty handle). Owned by the
+  /// handle; do not close it.
   int native_handle() const noexcept;
 
-  // Rewrites the status word in place: one pwrite at offset 0 of the whole
-  // record, never a truncate, on the same file and descriptor, so the kernel
-  // lock is untouched. A reader that reads while the write is in progress
-  // sees a checksum mismatch and reads again; it never accepts a torn
-  // record. Fails with errc::invalid_argument for a malformed status word,
-  // errc::lock_lost if the path no longer names this file (nothing is
-  // written then), or a system error (the record may then be partly
-  // rewritten; readers see a torn record and judge by the kernel lock).
+  /// Rewrites the status word in place: one pwrite at offset 0 of the whole
+  /// record, never a truncate, on the same file and descriptor, so the kernel
+  /// lock is untouched. A reader that reads while the write is in progress
+  /// sees a checksum mismatch and reads again; it never accepts a torn
+  /// record. Fails with errc::invalid_argument for a malformed status word,
+  /// errc::lock_lost if the path no longer names this file (nothing is
+  /// written then), or a system error (the record may then be partly
+  /// rewritten; readers see a torn record and judge by the kernel lock).
   void update_status(std::string_view status);
+  /// The same, reporting failures through `ec` instead of throwing.
   void update_status(std::string_view status, std::error_code& ec) noexcept;
 
-  // Makes `pid` the recorded holder (line 1 and its identity fields), for a
-  // process that keeps the lock through an inherited descriptor, like a
-  // supervisor's child. The kernel lock does not move: it is held as long as
-  // any process has the descriptor open. Same guarantees as update_status.
+  /// Makes `pid` the recorded holder (line 1 and its identity fields), for a
+  /// process that keeps the lock through an inherited descriptor, like a
+  /// supervisor's child. The kernel lock does not move: it is held as long as
+  /// any process has the descriptor open. Same guarantees as update_status.
   void update_holder_pid(pid_t pid);
+  /// The same, reporting failures through `ec` instead of throwing.
   void update_holder_pid(pid_t pid, std::error_code& ec) noexcept;
 
-  // Answers whether the path still names this handle's file and its first
-  // line still names the recorded pid. PostgreSQL makes this check every
-  // minute and shuts down when it fails. Returns false with ec cleared when
-  // the lock was lost (deleted, renamed, replaced, rewritten); false with ec
-  // set on an I/O error. Does not wait.
+  /// Answers whether the path still names this handle's file and its first
+  /// line still names the recorded pid. PostgreSQL makes this check every
+  /// minute and shuts down when it fails. Returns false with ec cleared when
+  /// the lock was lost (deleted, renamed, replaced, rewritten); false with ec
+  /// set on an I/O error. Does not wait.
   bool recheck(std::error_code& ec) const noexcept;
-  // Throwing form: returns false when lost, throws Error on I/O error.
+  /// Throwing form: returns false when lost, throws Error on I/O error.
   bool recheck() const;
 
-  // Sets the file's access and modification times to now, so that /tmp
-  // cleaners (systemd-tmpfiles, tmpreaper) leave it alone; PostgreSQL
-  // touches its socket lock files every 58 minutes. Uses the descriptor,
-  // so it never touches another file.
+  /// Sets the file's access and modification times to now, so that /tmp
+  /// cleaners (systemd-tmpfiles, tmpreaper) leave it alone; PostgreSQL
+  /// touches its socket lock files every 58 minutes. Uses the descriptor,
+  /// so it never touches another file.
   void touch();
+  /// The same, reporting failures through `ec` instead of throwing.
   void touch(std::error_code& ec) noexcept;
 
-  // Releases the lock: if the path still names this handle's file, removes
-  // it (and, if durable, fsyncs the folder) and only then closes the
-  // descriptor, which drops the kernel lock. If the file was deleted,
-  // renamed or replaced, nothing is removed and errc::lock_lost is returned.
-  // In a forked child only the descriptor is closed. The handle is empty
-  // afterwards in every case. Returns the first error met.
+  /// Releases the lock: if the path still names this handle's file, removes
+  /// it (and, if durable, fsyncs the folder) and only then closes the
+  /// descriptor, which drops the kernel lock. If the file was deleted,
+  /// renamed or replaced, nothing is removed and errc::lock_lost is returned.
+  /// In a forked child only the descriptor is closed. The handle is empty
+  /// afterwards in every case. Returns the first error met.
   std::error_code release() noexcept;
 
  private:

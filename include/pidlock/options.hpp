@@ -1,6 +1,7 @@
-// Options of LockManager::acquire and LockManager::inspect.
-//
-// Thread safety: plain value types.
+/// \file
+/// Options of LockManager::acquire and LockManager::inspect.
+///
+/// Thread safety: plain value types.
 #ifndef PIDLOCK_OPTIONS_HPP
 #define PIDLOCK_OPTIONS_HPP
 
@@ -17,70 +18,75 @@ namespace pidlock {
 
 class Canceller;
 
-// What kill(pid, 0) == EPERM means for a foreign record (one whose file
-// carries no kernel-lock evidence). The process exists but belongs to
-// another user.
+/// What kill(pid, 0) == EPERM means for a foreign record (one whose file
+/// carries no kernel-lock evidence). The process exists but belongs to
+/// another user.
 enum class PermissionDeniedPolicy {
-  // The process may be the holder: the lock is held. The safe default.
+  /// The process may be the holder: the lock is held. The safe default.
   kAssumeAlive,
-  // PostgreSQL's rule: a process of another user cannot be a competing
-  // server for a directory this user owns, so the lock is stale.
+  /// PostgreSQL's rule: a process of another user cannot be a competing
+  /// server for a directory this user owns, so the lock is stale.
   kAssumeDead,
 };
 
-// How to judge a lock file. Used by acquire() (before taking over) and by
-// inspect().
+/// How to judge a lock file. Used by acquire() (before taking over) and by
+/// inspect().
 struct JudgeOptions {
+  /// What EPERM from kill(pid, 0) means; see PermissionDeniedPolicy.
   PermissionDeniedPolicy permission_denied = PermissionDeniedPolicy::kAssumeAlive;
-  // Pids that cannot be a competitor, like PostgreSQL's postmaster pid of the
-  // previous boot being our own, our parent's or pg_ctl's (the
-  // "grandparent"). Our own pid and our parent's are always in this list.
-  // A record naming one of them counts as stale only when its identity
-  // (start time, boot id) shows another incarnation of that pid.
+  /// Pids that cannot be a competitor, like PostgreSQL's postmaster pid of the
+  /// previous boot being our own, our parent's or pg_ctl's (the
+  /// "grandparent"). Our own pid and our parent's are always in this list.
+  /// A record naming one of them counts as stale only when its identity
+  /// (start time, boot id) shows another incarnation of that pid.
   std::vector<pid_t> own_pids;
 };
 
+/// Options of LockManager::acquire (and of guard_data_directory, lock_unix_socket).
 struct AcquireOptions {
+  /// How an existing file is judged before it may be taken over.
   JudgeOptions judge;
 
-  // Line 2 of the record. Empty: the canonical path of the lock file's
-  // folder.
+  /// Line 2 of the record. Empty: the canonical path of the lock file's
+  /// folder.
   boost::filesystem::path data_directory;
 
-  // The initial status word (at most kMaxStatusLength printable characters,
-  // no whitespace).
+  /// The initial status word (at most kMaxStatusLength printable characters,
+  /// no whitespace).
   std::string status = "starting";
 
-  // Bound on create attempts when the path keeps being re-created by others
-  // (PostgreSQL: 100, "seems like plenty").
+  /// Bound on create attempts when the path keeps being re-created by others
+  /// (PostgreSQL: 100, "seems like plenty").
   int max_attempts = 100;
 
-  // Permission bits of a new lock file, applied with fchmod so that the
-  // umask does not change them.
+  /// Permission bits of a new lock file, applied with fchmod so that the
+  /// umask does not change them.
   mode_t mode = 0600;
 
-  // fsync the record and its folder after creating a lock file, so that a
-  // holder's record survives a power loss. Removals are not synced: a lock
-  // file that reappears after a power loss names another boot and is judged
-  // stale. Off trades crash durability for speed.
+  /// fsync the record and its folder after creating a lock file, so that a
+  /// holder's record survives a power loss. Removals are not synced: a lock
+  /// file that reappears after a power loss names another boot and is judged
+  /// stale. Off trades crash durability for speed.
   bool durable = true;
 
-  // Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
-  // an exec'd program keeps the kernel lock. Off by default.
+  /// Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
+  /// an exec'd program keeps the kernel lock. Off by default.
   bool inheritable = false;
 
-  // Waiting. By default acquire() fails at once when the lock is held. With
-  // `wait`, it blocks until the lock is ours; with a `timeout` (which implies
-  // waiting) it gives up after that long with errc::held and the holder's
-  // inspection. The waiter sleeps in poll() on inotify events of the lock's
-  // folder and file and, for holders known only by pid, a pidfd: it is woken
-  // by the kernel when the holder releases or dies, and uses no CPU while it
-  // waits. `recheck_interval` bounds each sleep as a safety net for file
-  // systems whose changes inotify cannot see (NFS).
+  /// Waiting. By default acquire() fails at once when the lock is held. With
+  /// `wait`, it blocks until the lock is ours; with a `timeout` (which implies
+  /// waiting) it gives up after that long with errc::held and the holder's
+  /// inspection. The waiter sleeps in poll() on inotify events of the lock's
+  /// folder and file and, for holders known only by pid, a pidfd: it is woken
+  /// by the kernel when the holder releases or dies, and uses no CPU while it
+  /// waits. `recheck_interval` bounds each sleep as a safety net for file
+  /// systems whose changes inotify cannot see (NFS).
   bool wait = false;
+  /// Give up waiting after this long (implies `wait`); see `wait`.
   std::optional<std::chrono::milliseconds> timeout;
-  // Cancels a waiting acquire from another thread (errc::cancelled).
+  /// Cancels a waiting acquire from another thread (errc::cancelled).
   const Canceller* canceller = nullptr;
+  /// Longest single sleep of a waiting acquire; see `wait`.
   std::chrono::milliseconds recheck_interval{1000};
 };
 

@@ -1,5 +1,31 @@
-// pidlock: exact, race-free lock files for daemons, databases and cron jobs.
-// Include this header for the whole public API.
+/// \file
+/// pidlock: exact, race-free lock files for daemons, databases and cron jobs.
+/// Include this header for the whole public API.
+///
+/// \mainpage pidlock API reference
+///
+/// pidlock gives one process exclusive ownership of a resource, above all a
+/// daemon's data directory, through a lock file in the manner of
+/// PostgreSQL's postmaster.pid, judged by a kernel lock its holder keeps.
+/// Include `<pidlock/pidlock.hpp>` and link pidlock::pidlock.
+///
+/// Where to start:
+///  * pidlock::LockManager: acquire(), inspect(), break_stale(),
+///    wait_until_free(), release_all();
+///  * pidlock::LockHandle: the held lock (update_status(), recheck(),
+///    took_over(), previous_holder(), release());
+///  * pidlock::guard_data_directory() and pidlock::lock_unix_socket(): a
+///    daemon's start-up;
+///  * pidlock::LockWatch and pidlock::LossMonitor: noticing a lost lock;
+///  * pidlock::Inspection, pidlock::HolderRecord: verdicts and records;
+///  * pidlock::Error, pidlock::LockHeldError, pidlock::errc: failures;
+///  * logging.hpp: routing or silencing pidlock's Boost.Log records.
+///
+/// The user guide is docs/guide.md in the source tree; how the guarantees
+/// are achieved is docs/how-it-works.md.
+///
+/// \namespace pidlock
+/// pidlock's public API.
 #ifndef PIDLOCK_PIDLOCK_HPP
 #define PIDLOCK_PIDLOCK_HPP
 
