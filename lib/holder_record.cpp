@@ -54,6 +54,23 @@ std::vector<std::string_view> split_lines(std::string_view bytes, bool* ends_wit
   return lines;
 }
 
+// Why the checksum line of a pidlock record does not vouch for the bytes
+// before it, or nothing if it does. The checksum line is the last line.
+std::optional<std::string> checksum_problem(std::string_view bytes) {
+  if (bytes.empty() || bytes.back() != '\n') return "no checksum line (truncated record)";
+  size_t line_start = bytes.rfind('\n', bytes.size() - 2);
+  line_start = line_start == std::string_view::npos ? 0 : line_start + 1;
+  std::string_view line = bytes.substr(line_start, bytes.size() - 1 - line_start);
+  if (line.substr(0, kChecksumPrefix.size()) != kChecksumPrefix) return "no checksum line (truncated record)";
+  std::string_view hex = line.substr(kChecksumPrefix.size());
+  std::uint32_t stored = 0;
+  auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), stored, 16);
+  if (ec != std::errc() || end != hex.data() + hex.size() || hex.size() != 8) return "malformed checksum line";
+  if (crc32_of(bytes.substr(0, line_start)) != stored)
+    return "checksum mismatch (record read while being rewritten, or damaged)";
+  return std::nullopt;
+}
+
 ParsedRecord failure(std::string problem, bool torn = false) {
   ParsedRecord r;
   r.problem = std::move(problem);
@@ -123,10 +140,16 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
     r.implausible = true;
     return r;
   }
-  if (bytes.find('\0') != std::string_view::npos) {
-    ParsedRecord r = failure("the file contains NUL bytes");
-    r.implausible = true;
-    return r;
+  // NUL bytes are not proof of a foreign file: after a power loss a record
+  // written without fsync can come back as zeros of the right length.
+  if (bytes.find('\0') != std::string_view::npos) return failure("the file contains NUL bytes");
+
+  // A pidlock record is rewritten in place, so a reader may catch a mix of
+  // two versions, in which any line, even the pid, can look malformed. The
+  // checksum decides first: a pidlock record whose checksum does not hold
+  // is torn (read it again), never "garbage".
+  if (bytes.find("\npidlock-format=") != std::string_view::npos) {
+    if (std::optional<std::string> problem = checksum_problem(bytes)) return failure(*problem, true);
   }
 
   bool ends_with_newline = true;

@@ -192,13 +192,13 @@ bool same_kernel(const HolderRecord& rec, const SelfIdentity& self) {
 }  // namespace
 
 Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
-                 const JudgeOptions& options, const SelfIdentity& self) {
+                 const JudgeOptions& options, const SelfIdentity& self, bool describe_holder_pid) {
   Inspection out;
   const bool have = parsed.record.has_value();
   if (kernel == KernelEvidence::kHeld) {
     out = verdict(Verdict::kHeld, Reason::kKernelLockHeld,
                   "a process holds the kernel lock on the file");
-    if (have && parsed.record->format == RecordFormat::kPidlock) {
+    if (describe_holder_pid && have && parsed.record->format == RecordFormat::kPidlock) {
       // Not needed for the verdict, but a person wants to know whether the
       // recorded pid is the process holding it.
       Inspection by_pid = judge_by_pid(*parsed.record, options, self);

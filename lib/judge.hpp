@@ -50,8 +50,11 @@ HolderRecord make_record(const SelfIdentity& self, pid_t pid);
 
 // Judges a lock file. `parsed` is its content; `kernel` the kernel-lock
 // evidence. Never throws except std::bad_alloc.
+// `describe_holder_pid`: for a lock held by the kernel lock, also probe the
+// recorded pid for the detail sentence (two system calls a waiter skips).
 Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
-                 const JudgeOptions& options, const SelfIdentity& self);
+                 const JudgeOptions& options, const SelfIdentity& self,
+                 bool describe_holder_pid = true);
 
 // One line describing a record for people: "pid 42 on host h, started
 // 2026-11-27 04:15:00 UTC, status ready, data directory /srv/db".

@@ -9,8 +9,12 @@
 #include <boost/filesystem/operations.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <climits>
+#include <cstdio>
 
 #include <algorithm>
 #include <atomic>
@@ -217,6 +221,58 @@ int publish(const LockLocation& loc, const Prepared& prepared) {
   return sys().linkat(loc.dir.get(), prepared.temp_name.c_str(), loc.dir.get(), loc.name.c_str());
 }
 
+// The canonical path of the lock's folder: the kernel's name for the folder
+// descriptor we hold (one readlink), or, without /proc, Boost's canonical().
+Failure resolve_folder(const LockLocation& loc, const boost::filesystem::path& path,
+                       boost::filesystem::path* out) {
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", loc.dir.get());
+  char target[PATH_MAX + 1];
+  ssize_t n = ::readlink(link, target, PATH_MAX);
+  if (n > 0 && target[0] == '/') {
+    *out = std::string(target, static_cast<size_t>(n));
+    return {};
+  }
+  boost::system::error_code ec;
+  boost::filesystem::path parent = path.parent_path().empty() ? boost::filesystem::path(".") : path.parent_path();
+  *out = boost::filesystem::canonical(parent, ec);
+  if (ec) return Failure{std::error_code(ec.value(), std::system_category()), "resolve lock folder", parent.string()};
+  return {};
+}
+
+// Takes over a stale lock file in place: we hold its kernel lock and it is
+// the file at the path. Writes our record over it (then cuts off any old
+// tail; a reader in between sees a checksum mismatch and reads again) and
+// enters it in the process table. *adopted stays false, with no failure,
+// when the file's mode cannot be made ours (EPERM: another owner).
+Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
+                    ExistingFile& file, bool* adopted) {
+  *adopted = false;
+  const int fd = file.fd.get();
+  if (sys().fchmod(fd, options.mode) != 0) {
+    if (errno == EPERM) return {};
+    return system_failure("set mode of lock file");
+  }
+  if (options.inheritable && sys().set_cloexec(fd, false) != 0) return system_failure("make lock file inheritable");
+  if (!still_names(loc, file.st)) return {};  // renamed away meanwhile
+  sys().checkpoint("takeover.verified");
+  std::string bytes = format_record(record);
+  if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
+  if (static_cast<off_t>(bytes.size()) < file.st.st_size &&
+      retry_eintr([&] { return sys().ftruncate(fd, static_cast<off_t>(bytes.size())); }) != 0)
+    return system_failure("truncate lock file");
+  sys().checkpoint("takeover.written");
+  if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");
+  if (!table_insert(file.st.st_dev, file.st.st_ino))
+    return pidlock_failure(errc::already_held_by_this_process, "acquire");
+  if (!still_names(loc, file.st)) {
+    table_erase(file.st.st_dev, file.st.st_ino);
+    return pidlock_failure(errc::lock_lost, "acquire", "the lock file was renamed or removed during the take-over");
+  }
+  *adopted = true;
+  return {};
+}
+
 // What a look at an existing lock file found.
 struct Examined {
   ExistingFile file;
@@ -288,7 +344,7 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
   }
   ParsedRecord parsed;
   if (Failure rf = read_record(out->file.fd.get(), loc.path, &parsed)) return rf;
-  out->inspection = judge(parsed, out->kernel, options, self_identity());
+  out->inspection = judge(parsed, out->kernel, options, self_identity(), /*describe_holder_pid=*/notifier == nullptr);
   return {};
 }
 
@@ -308,11 +364,15 @@ class Waiter {
  public:
   Waiter(std::optional<std::chrono::milliseconds> timeout, const Canceller* canceller,
          std::chrono::milliseconds recheck_interval)
-      : canceller_(canceller), recheck_(recheck_interval) {
+      : notifier_(thread_notifier()), canceller_(canceller), recheck_(recheck_interval) {
     if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
   }
 
-  // Creates the notifier and watches the folder; call before the first look.
+  ~Waiter() { notifier_.clear(); }
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+  // Watches the folder; call before the first look.
   Failure start(const LockLocation& loc) {
     if (notifier_.error()) return Failure{notifier_.error(), "create inotify instance", ""};
     if (std::error_code ec = notifier_.watch_folder(loc.dir.get(), loc.name))
@@ -358,16 +418,43 @@ class Waiter {
         deadline_first = true;
       }
     }
-    Wake w = sleep_until({notifier_.fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1, limit);
-    if (w == Wake::kEvent) notifier_.drain();
-    if (w == Wake::kTimeout && !deadline_first) return Wake::kEvent;  // periodic recheck
-    return w;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      Wake w = sleep_until({notifier_.fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1,
+                           until - std::chrono::steady_clock::now());
+      if (w == Wake::kTimeout && !deadline_first) return Wake::kEvent;  // periodic recheck
+      if (w != Wake::kEvent) return w;
+      // Other files of a busy folder (/tmp, /run) change all the time; only
+      // our name, our file, or the holder's exit is worth another look.
+      if (notifier_.drain() || readable(pidfd_.get())) return Wake::kEvent;
+    }
   }
 
   bool cancelled() const { return canceller_ != nullptr && canceller_->cancelled(); }
 
  private:
-  ChangeNotifier notifier_;
+  // One inotify instance per thread, reused by its waits: closing an
+  // instance waits for an RCU grace period (hundreds of microseconds to
+  // milliseconds), which would otherwise sit in every hand-off. A forked
+  // child gets its own instead of sharing its parent's.
+  static ChangeNotifier& thread_notifier() {
+    thread_local std::unique_ptr<ChangeNotifier> notifier;
+    thread_local pid_t owner = 0;
+    pid_t self = sys().getpid();
+    if (!notifier || owner != self || notifier->error()) {
+      notifier = std::make_unique<ChangeNotifier>();
+      owner = self;
+    }
+    return *notifier;
+  }
+
+  static bool readable(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p {fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1;
+  }
+
+  ChangeNotifier& notifier_;
   const Canceller* canceller_;
   std::chrono::milliseconds recheck_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
@@ -490,17 +577,10 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
   const SelfIdentity self = self_identity();
   HolderRecord record = make_record(self, self.pid);
   record.status = options.status;
-  boost::system::error_code fs_ec;
-  boost::filesystem::path data_dir = options.data_directory.empty()
-                                         ? boost::filesystem::canonical(path.parent_path().empty()
-                                                                            ? boost::filesystem::path(".")
-                                                                            : path.parent_path(),
-                                                                        fs_ec)
-                                         : boost::filesystem::absolute(options.data_directory);
-  if (fs_ec) {
-    failure = Failure{std::error_code(fs_ec.value(), std::system_category()), "resolve data directory", ""};
-    return {};
-  }
+  boost::filesystem::path folder;
+  if ((failure = resolve_folder(loc, path, &folder))) return {};
+  boost::filesystem::path data_dir =
+      options.data_directory.empty() ? folder : boost::filesystem::absolute(options.data_directory);
   record.data_directory = data_dir.lexically_normal().string();
   if (record.data_directory.find('\n') != std::string::npos) {
     failure = pidlock_failure(errc::invalid_argument, "acquire", "the data directory contains a newline");
@@ -512,6 +592,30 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
   int contested = 0;
   const bool waits = options.wait || options.timeout.has_value();
   std::optional<Waiter> waiter;
+  // A handle for the file `fd` (whose dev/ino `st` holds, already in the
+  // process table), now holding the kernel lock and our record.
+  auto make_handle = [&](UniqueFd fd, const struct stat& st) {
+    auto state = std::make_shared<HeldLock>();
+    state->dev = st.st_dev;
+    state->ino = st.st_ino;
+    state->fd = std::move(fd);
+    state->path = folder / loc.name;
+    state->record = record;
+    state->took_over = previous.has_value();
+    state->previous = std::move(previous);
+    state->owner_pid = self.pid;
+    state->durable = options.durable;
+    if (state->took_over) {
+      PIDLOCK_LOG(warning) << "acquired lock file \"" << loc.path << "\" by taking over a stale lock of "
+                           << (state->previous->holder ? describe_holder(*state->previous->holder)
+                                                       : std::string("an unknown holder"))
+                           << " [" << to_string(state->previous->reason) << ": " << state->previous->detail << "]";
+    } else {
+      PIDLOCK_LOG(info) << "acquired lock file \"" << loc.path << "\" (pid " << self.pid << ")";
+    }
+    return HandleAccess::make(std::move(state));
+  };
+
   for (int attempt = 0; attempt < options.max_attempts;) {
     if (!prepared.fd.valid() && (failure = prepare(loc, options, record, &prepared))) return {};
     sys().checkpoint("acquire.before_link");
@@ -531,27 +635,8 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
                                   "the lock file was removed or replaced right after it was created");
         return {};
       }
-      auto state = std::make_shared<HeldLock>();
-      state->dev = prepared.st.st_dev;
-      state->ino = prepared.st.st_ino;
-      state->fd = std::move(prepared.fd);
-      state->path = boost::filesystem::absolute(path);
-      state->record = record;
-      state->took_over = previous.has_value();
-      state->previous = std::move(previous);
-      state->owner_pid = self.pid;
-      state->durable = options.durable;
       prepared.in_table = false;  // the handle owns the table entry now
-      if (state->took_over) {
-        PIDLOCK_LOG(warning) << "acquired lock file \"" << loc.path << "\" by taking over a stale lock of "
-                             << (state->previous->holder ? describe_holder(*state->previous->holder)
-                                                         : std::string("an unknown holder"))
-                             << " [" << to_string(state->previous->reason) << ": "
-                             << state->previous->detail << "]";
-      } else {
-        PIDLOCK_LOG(info) << "acquired lock file \"" << loc.path << "\" (pid " << self.pid << ")";
-      }
-      return HandleAccess::make(std::move(state));
+      return make_handle(std::move(prepared.fd), prepared.st);
     }
     if (errno != EEXIST) {
       failure = system_failure("create lock file");
@@ -588,6 +673,21 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
                                  "the file is stale but cannot be opened for writing, which a safe take-over needs");
         return {};
       }
+      if (found.locked_by_us) {
+        // We hold the stale inode's kernel lock: take the file over in place
+        // rather than remove it. The path then never goes empty, so no third
+        // contender can slip its own file in between, and the contender that
+        // proved the holder dead is the one that holds the lock and learns
+        // (took_over) that recovery is due.
+        bool adopted = false;
+        if ((failure = adopt_stale(loc, options, record, found.file, &adopted))) return {};
+        if (adopted) {
+          previous = insp;
+          return make_handle(std::move(found.file.fd), found.file.st);
+        }
+        // Not ours to rewrite (another owner's file we may not chmod): fall
+        // back to removing it, which the kernel lock still makes safe.
+      }
       bool removed = false;
       if ((failure = remove_if_same(loc, found.file.st, &removed))) return {};
       if (removed) {
@@ -602,7 +702,10 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     if (waits) {
       switch (waiter->sleep(found)) {
         case Wake::kEvent: continue;
-        case Wake::kTimeout: break;  // report the holder we last saw
+        case Wake::kTimeout:  // report the holder we last saw, described in full
+          held = judge(ParsedRecord{insp.holder, false, false, false, {}}, found.kernel, options.judge, self);
+          failure = pidlock_failure(errc::held, "acquire");
+          return {};
         case Wake::kCancelled:
           failure = pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled");
           return {};

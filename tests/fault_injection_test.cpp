@@ -271,7 +271,7 @@ INSTANTIATE_TEST_SUITE_P(
                       CrashCase{"acquire.before_link", Operation::kAcquire},
                       CrashCase{"acquire.linked", Operation::kAcquire},
                       CrashCase{"takeover.verified", Operation::kTakeOver},
-                      CrashCase{"takeover.removed", Operation::kTakeOver},
+                      CrashCase{"takeover.written", Operation::kTakeOver},
                       CrashCase{"update.before_write", Operation::kUpdate},
                       CrashCase{"update.written", Operation::kUpdate},
                       CrashCase{"release.verified", Operation::kRelease},

@@ -93,8 +93,10 @@ struct ParsedRecord {
   std::optional<HolderRecord> record;  ///< set when the bytes parsed
   bool empty = false;                  ///< the file had no bytes at all
   bool torn = false;                   ///< pidlock record, checksum mismatch
-  /// The bytes cannot be a lock record of any writer (NUL bytes, or longer
-  /// than kMaxRecordBytes): the file is judged unknown, never stale.
+  /// The bytes cannot be a lock record of any writer (longer than
+  /// kMaxRecordBytes): the file is judged unknown, never stale, since it may
+  /// be somebody's data at a mistyped lock path. (NUL bytes are no proof: a
+  /// record written without fsync can come back as zeros after power loss.)
   bool implausible = false;
   std::string problem;                 ///< why it did not parse
 };

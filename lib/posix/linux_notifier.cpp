@@ -84,6 +84,14 @@ bool ChangeNotifier::drain() {
   return relevant;
 }
 
+void ChangeNotifier::clear() {
+  if (file_wd_ >= 0 && file_wd_ != folder_wd_) ::inotify_rm_watch(inotify_.get(), file_wd_);
+  if (folder_wd_ >= 0) ::inotify_rm_watch(inotify_.get(), folder_wd_);
+  file_wd_ = folder_wd_ = -1;
+  drain();
+  name_.clear();
+}
+
 UniqueFd open_process_watch(pid_t pid) {
 #ifdef SYS_pidfd_open
   long fd = ::syscall(SYS_pidfd_open, pid, 0);

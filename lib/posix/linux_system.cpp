@@ -40,6 +40,18 @@ std::string trim(std::string s) {
   return s;
 }
 
+// "/proc/<pid>/<what>", or "/proc/self/<what>" for this process. The
+// difference matters in a pid namespace whose /proc was not remounted
+// (`unshare --pid --fork` without --mount-proc): there our own pid is
+// small, but /proc shows the outer namespace, where that number names
+// another process. /proc/self always names us.
+void proc_path(char* out, size_t size, pid_t pid, const char* what) {
+  if (pid == ::getpid())
+    std::snprintf(out, size, "/proc/self/%s", what);
+  else
+    std::snprintf(out, size, "/proc/%d/%s", static_cast<int>(pid), what);
+}
+
 class LinuxSystem final : public System {
  public:
   int openat(int dirfd, const char* name, int flags, mode_t mode) override {
@@ -61,6 +73,7 @@ class LinuxSystem final : public System {
     return ::unlinkat(dirfd, name, flags);
   }
   int fchmod(int fd, mode_t mode) override { return ::fchmod(fd, mode); }
+  int ftruncate(int fd, off_t length) override { return ::ftruncate(fd, length); }
   int futimens(int fd, const struct timespec times[2]) override {
     return ::futimens(fd, times);
   }
@@ -137,7 +150,7 @@ class LinuxSystem final : public System {
 
   bool process_stat(pid_t pid, ProcessStat* out) override {
     char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    proc_path(path, sizeof path, pid, "stat");
     std::string text;
     if (!read_small_file(path, &text)) return false;
     // The command name (field 2) may contain spaces and ')': the fields we
@@ -167,7 +180,7 @@ class LinuxSystem final : public System {
 
   std::optional<std::uint64_t> pid_namespace(pid_t pid) override {
     char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/ns/pid", static_cast<int>(pid));
+    proc_path(path, sizeof path, pid, "ns/pid");
     struct stat st {};
     if (::stat(path, &st) != 0) return std::nullopt;
     return static_cast<std::uint64_t>(st.st_ino);

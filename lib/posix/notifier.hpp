@@ -41,6 +41,9 @@ class ChangeNotifier {
   std::error_code watch_file(int fd, FileEvents events);
   // Consumes pending notifications; true if any concerned our name or file.
   bool drain();
+  // Removes both watches and discards pending notifications, so that the
+  // instance can serve another wait.
+  void clear();
 
  private:
   UniqueFd inotify_;
