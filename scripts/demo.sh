@@ -6,7 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
 build_dir="${PIDLOCK_BUILD_DIR:-build}"
 
-# The demonstration: a data directory guarded through start-up, a refused
-# second start, a SIGKILLed holder and the automatic take-over after it.
-# (When the pidlock command-line tool lands, its demo goes here.)
-exec "$build_dir/examples/pidlock_guard_demo"
+# The demonstration: the pidlock command on a real lock: a job run under it,
+# status (also as JSON), an overlapping run refused, a SIGKILLed holder and
+# the automatic take-over after it, and waiting for a holder. (The library's
+# own demo, build/examples/pidlock_guard_demo, guards a data directory.)
+exec ./scripts/cli_demo.sh "$build_dir/tools/pidlock"

@@ -15,9 +15,13 @@
 ///    without locks) are judged by pid evidence: kill(pid, 0), zombies, pid
 ///    reuse (the process started after the record), boot id, host and pid
 ///    namespace.
-///  * A stale file is removed only by the contender that holds its kernel
-///    lock and has checked that the path still names that inode, so two
-///    contenders breaking one stale lock can never both win.
+///  * A stale file is taken over only by the contender that holds its
+///    kernel lock and has checked that the path still names that inode: it
+///    rewrites the file in place with its own record and keeps the lock, so
+///    the path never goes empty, two contenders breaking one stale lock can
+///    never both win, and the winner always learns took_over(). (Where the
+///    file cannot be made ours, e.g. another owner's file we may not chmod,
+///    it is removed under the same rule and creation starts again.)
 ///
 /// Thread safety: a LockManager may be used from several threads at once.
 /// Locks are per process: a table keyed by device and inode, shared by all
