@@ -1,0 +1,309 @@
+// Crash at every step (issue 5, guarantee G2): for every checkpoint an
+// operation passes (lib/posix/system.hpp), a child process runs the
+// operation with a System whose checkpoint() kills it exactly there —
+// _exit() or raise(SIGKILL) — and the parent then checks that:
+//  * the lock's folder is consistent: only the lock file (whose record
+//    parses) besides the files that were there before, no temp files;
+//  * inspect() calls the leftover lock stale (never held, never unknown);
+//  * the next acquire succeeds by itself, with took_over() exactly when a
+//    lock file was left behind;
+//  * no foreign file was removed or changed.
+// The steps are not hard-coded: a first run records the sequence of
+// checkpoints the operation passes (a take-over passes
+// "acquire.before_link" twice), and every position in it is a crash point.
+#include "fault_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <string>
+#include <vector>
+
+namespace pidlock_faults {
+namespace {
+
+enum class Operation { kFreshAcquire, kTakeOver, kUpdate, kRelease };
+enum class Stale { kNone, kKilledPidlock, kEmpty, kPostgresDead, kGarbage };
+enum class Death { kExit, kSigkill };
+
+const char* name(Operation o) {
+  switch (o) {
+    case Operation::kFreshAcquire: return "fresh acquire";
+    case Operation::kTakeOver: return "take-over";
+    case Operation::kUpdate: return "update_status";
+    case Operation::kRelease: return "release";
+  }
+  return "?";
+}
+
+constexpr int kDiedAtStep = 77;
+
+// Records the checkpoints it passes (into a pipe) and dies at the
+// `crash_at`-th one after arm().
+class CrashSystem : public d::SystemWrapper {
+ public:
+  CrashSystem(int report_fd, int crash_at, Death death, bool no_tmpfile)
+      : SystemWrapper(d::real_system()), report_fd_(report_fd), crash_at_(crash_at), death_(death),
+        no_tmpfile_(no_tmpfile) {}
+  void arm() { armed_ = true; }
+  void disarm() { armed_ = false; }
+  void checkpoint(const char* step) override {
+    if (!armed_) return;
+    if (seen_++ == crash_at_) {
+      if (death_ == Death::kExit) ::_exit(kDiedAtStep);
+      ::raise(SIGKILL);
+    }
+    std::string line = std::string(step) + "\n";
+    (void)!::write(report_fd_, line.data(), line.size());
+  }
+  int open_unnamed(int dirfd, mode_t mode, bool cloexec) override {
+    if (no_tmpfile_) {
+      errno = EOPNOTSUPP;  // a file system without O_TMPFILE
+      return -1;
+    }
+    return SystemWrapper::open_unnamed(dirfd, mode, cloexec);
+  }
+
+ private:
+  int report_fd_;
+  int crash_at_;
+  Death death_;
+  bool no_tmpfile_;
+  bool armed_ = false;
+  int seen_ = 0;
+};
+
+struct Setup {
+  std::string lock;
+  std::string data_dir;
+  std::string stale_bytes;  // the stale file's content, for kTakeOver
+};
+
+// Puts foreign files and, for a take-over, a stale lock file in `dir`.
+Setup prepare(const TempDir& dir, Operation op, Stale stale) {
+  Setup s;
+  s.lock = dir / "postmaster.pid";
+  s.data_dir = dir.path();
+  write_bytes(dir / "PG_VERSION", "16\n");
+  write_bytes(dir / "postmaster.opts", "/usr/lib/postgresql/16/bin/postgres\n");
+  write_bytes(dir / ".postmaster.pid.pidlock-1-0.not-ours", "a file that looks like a temp name\n");
+  if (op == Operation::kTakeOver) {
+    switch (stale) {
+      case Stale::kKilledPidlock: EXPECT_TRUE(make_stale_pidlock_file(s.lock)); break;
+      case Stale::kEmpty: write_bytes(s.lock, ""); break;
+      case Stale::kPostgresDead: {
+        pid_t dead = fork_child([] { return 0; });
+        wait_child(dead);
+        write_bytes(s.lock, postmaster_pid(dead, s.data_dir, static_cast<long long>(std::time(nullptr))));
+        break;
+      }
+      case Stale::kGarbage: write_bytes(s.lock, "\x7f" "ELF garbage\n\x01\x02\n"); break;
+      case Stale::kNone: break;
+    }
+    s.stale_bytes = read_bytes(s.lock);
+  }
+  return s;
+}
+
+// Runs `op` in a child that dies at checkpoint `crash_at` (-1: never).
+// Returns the wait status; *steps receives the checkpoints it passed.
+int run_child(const Setup& s, Operation op, int crash_at, Death death, bool no_tmpfile,
+              std::vector<std::string>* steps) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) std::abort();
+  pid_t pid = fork_child([&] {
+    ::close(p[0]);
+    static CrashSystem* system = new CrashSystem(p[1], crash_at, death, no_tmpfile);
+    d::set_system(system);
+    pidlock::LockManager m;
+    std::error_code ec;
+    pidlock::LockHandle h;
+    if (op == Operation::kUpdate || op == Operation::kRelease) {
+      h = m.acquire(s.lock, {}, ec);
+      if (!h) return 10;
+    }
+    system->arm();
+    switch (op) {
+      case Operation::kFreshAcquire:
+      case Operation::kTakeOver:
+        h = m.acquire(s.lock, {}, ec);
+        if (!h) return 11;
+        break;
+      case Operation::kUpdate:
+        h.update_status("ready", ec);
+        if (ec) return 12;
+        break;
+      case Operation::kRelease:
+        if (h.release()) return 13;
+        break;
+    }
+    system->disarm();
+    ::_exit(0);  // keep whatever the operation left, like a crash right after it
+  });
+  ::close(p[1]);
+  std::string text;
+  char buf[256];
+  ssize_t n;
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  ::close(p[0]);
+  steps->clear();
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+    steps->push_back(text.substr(start, nl - start));
+  return wait_child(pid);
+}
+
+bool is_known(const std::string& name, const std::map<std::string, std::string>& before) {
+  return before.count(name) != 0;
+}
+
+// Everything the parent checks after the child died at `where`.
+void check_recovery(const TempDir& dir, const Setup& s, Operation op, pid_t /*child*/,
+                    const std::map<std::string, std::string>& foreign_before, const std::string& where) {
+  SCOPED_TRACE(where);
+  const std::string lock_name = "postmaster.pid";
+  // 1. The folder: the foreign files untouched, at most the lock file more.
+  auto after = snapshot(dir.path());
+  for (const auto& [n, bytes] : foreign_before) {
+    ASSERT_TRUE(after.count(n)) << "foreign file " << n << " was removed";
+    EXPECT_EQ(after.at(n), bytes) << "foreign file " << n << " was changed";
+  }
+  for (const auto& [n, bytes] : after) {
+    if (n == lock_name || is_known(n, foreign_before)) continue;
+    ADD_FAILURE() << "left behind in the lock's folder: " << n << " (" << bytes.size() << " bytes)";
+  }
+  const bool lock_left = after.count(lock_name) != 0;
+
+  // 2. What is left parses (or is the untouched stale file).
+  if (lock_left) {
+    const std::string& bytes = after.at(lock_name);
+    if (op == Operation::kTakeOver && bytes == s.stale_bytes) {
+      // The stale file, not yet removed.
+    } else {
+      pidlock::ParsedRecord parsed = pidlock::parse_record(bytes);
+      ASSERT_TRUE(parsed.record.has_value()) << "record does not parse: " << parsed.problem;
+      EXPECT_EQ(parsed.record->format, pidlock::RecordFormat::kPidlock);
+      if (op == Operation::kUpdate) {
+        EXPECT_TRUE(parsed.record->status == "starting" || parsed.record->status == "ready") << parsed.record->status;
+      }
+    }
+  }
+
+  // 3. The verdict: stale if something is left, free otherwise.
+  pidlock::LockManager m;
+  std::error_code ec;
+  pidlock::Inspection insp = m.inspect(s.lock, {}, ec);
+  ASSERT_FALSE(ec) << "inspect: " << ec.message();
+  EXPECT_EQ(insp.verdict, lock_left ? pidlock::Verdict::kStale : pidlock::Verdict::kFree)
+      << pidlock::to_string(insp.reason) << ": " << insp.detail;
+
+  // 4. The next acquire recovers by itself.
+  pidlock::LockHandle h = m.acquire(s.lock, {}, ec);
+  ASSERT_TRUE(h) << "next acquire needs a person: " << ec.message();
+  EXPECT_EQ(h.took_over(), lock_left);
+  EXPECT_EQ(h.record().pid, ::getpid());
+  EXPECT_FALSE(h.release());
+
+  // 5. Only the foreign files remain.
+  auto final_state = snapshot(dir.path());
+  for (const auto& [n, bytes] : final_state)
+    EXPECT_TRUE(is_known(n, foreign_before)) << "left behind after recovery and release: " << n;
+  EXPECT_EQ(final_state.size(), foreign_before.size());
+}
+
+// Runs the whole matrix for one operation.
+void crash_everywhere(Operation op, Stale stale, bool no_tmpfile, const std::vector<std::string>& must_see) {
+  // Record the steps.
+  std::vector<std::string> steps;
+  {
+    TempDir dir;
+    Setup s = prepare(dir, op, stale);
+    int status = run_child(s, op, -1, Death::kExit, no_tmpfile, &steps);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << name(op) << " without a crash failed: " << describe_status(status);
+  }
+  std::string sequence;
+  for (const std::string& step : steps) sequence += " " + step;
+  std::printf("%s%s passes %zu checkpoints:%s\n", name(op), no_tmpfile ? " [no O_TMPFILE]" : "", steps.size(),
+              sequence.c_str());
+  for (const std::string& step : must_see)
+    EXPECT_NE(std::find(steps.begin(), steps.end(), step), steps.end()) << name(op) << " never passes " << step;
+
+  for (Death death : {Death::kExit, Death::kSigkill}) {
+    for (int k = 0; k < static_cast<int>(steps.size()); ++k) {
+      const std::string where = std::string(name(op)) + ": died (" +
+                                (death == Death::kExit ? "_exit" : "SIGKILL") + ") at step #" + std::to_string(k) +
+                                " " + steps[static_cast<size_t>(k)] + (no_tmpfile ? " [no O_TMPFILE]" : "");
+      TempDir dir;
+      Setup s = prepare(dir, op, stale);
+      auto foreign = snapshot(dir.path());
+      foreign.erase("postmaster.pid");
+      std::vector<std::string> passed;
+      int status = run_child(s, op, k, death, no_tmpfile, &passed);
+      bool died = death == Death::kExit ? (WIFEXITED(status) && WEXITSTATUS(status) == kDiedAtStep)
+                                        : (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+      ASSERT_TRUE(died) << where << ": the child did not die there (" << describe_status(status) << ")";
+      ASSERT_EQ(passed.size(), static_cast<size_t>(k)) << where;
+      check_recovery(dir, s, op, 0, foreign, where);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+bool run_known_bugs() { return std::getenv("PIDLOCK_RUN_KNOWN_BUGS") != nullptr; }
+
+TEST(CrashAtEveryStep, FreshAcquire) {
+  crash_everywhere(Operation::kFreshAcquire, Stale::kNone, false,
+                   {"acquire.created", "acquire.locked", "acquire.written", "acquire.before_link", "acquire.linked"});
+}
+
+TEST(CrashAtEveryStep, TakeOverOfKilledHolder) {
+  crash_everywhere(Operation::kTakeOver, Stale::kKilledPidlock, false, {"acquire.before_link", "takeover.verified"});
+}
+
+TEST(CrashAtEveryStep, TakeOverOfEmptyFile) {
+  crash_everywhere(Operation::kTakeOver, Stale::kEmpty, false, {"takeover.verified"});
+}
+
+TEST(CrashAtEveryStep, TakeOverOfDeadPostgresqlRecord) {
+  crash_everywhere(Operation::kTakeOver, Stale::kPostgresDead, false, {"takeover.verified"});
+}
+
+TEST(CrashAtEveryStep, TakeOverOfGarbage) {
+  crash_everywhere(Operation::kTakeOver, Stale::kGarbage, false, {"takeover.verified"});
+}
+
+TEST(CrashAtEveryStep, UpdateStatus) {
+  crash_everywhere(Operation::kUpdate, Stale::kNone, false, {"update.before_write", "update.written"});
+}
+
+TEST(CrashAtEveryStep, Release) {
+  crash_everywhere(Operation::kRelease, Stale::kNone, false, {"release.verified", "release.removed"});
+}
+
+// The fallback for file systems without O_TMPFILE publishes the record
+// through a hidden temporary name: create ".NAME.pidlock-PID-N", lock,
+// write, link() to NAME, unlink the temporary name.
+TEST(CrashAtEveryStep, FreshAcquireWithoutTmpfile) {
+  if (!run_known_bugs())
+    GTEST_SKIP() << "BUG: without O_TMPFILE, a crash after acquire.created and before the link leaves "
+                    "the hidden temporary file (.NAME.pidlock-PID-...) in the lock's folder for good: "
+                    "no later acquire or release removes it. Set PIDLOCK_RUN_KNOWN_BUGS=1 to run.";
+  crash_everywhere(Operation::kFreshAcquire, Stale::kNone, true, {"acquire.created", "acquire.linked"});
+}
+
+TEST(CrashAtEveryStep, TakeOverWithoutTmpfile) {
+  if (!run_known_bugs())
+    GTEST_SKIP() << "BUG: same as FreshAcquireWithoutTmpfile: the hidden temporary file of a contender "
+                    "that crashes during a take-over stays behind. Set PIDLOCK_RUN_KNOWN_BUGS=1 to run.";
+  crash_everywhere(Operation::kTakeOver, Stale::kKilledPidlock, true, {"takeover.verified"});
+}
+
+}  // namespace
+}  // namespace pidlock_faults
