@@ -70,7 +70,7 @@ Error::Error(std::error_code code, std::string operation, std::string path, std:
 LockHeldError::LockHeldError(std::string path, Inspection holder)
     : Error(make_error_code(errc::held), "acquire", path),
       holder_(std::move(holder)) {
-  message_ = held_message(path, holder_);
+  set_message(held_message(path, holder_));
 }
 
 

@@ -116,6 +116,8 @@ ParsedRecord parse_pidlock_fields(std::string_view bytes, const std::vector<std:
         record.host = std::string(value);
       } else if (key == "status") {
         record.status = std::string(value);
+      } else if (key == "kernel-lock") {
+        record.without_kernel_lock = value == "none";
       } else if (key == "pad") {
         // Filler that keeps the file from shrinking; carries nothing.
       } else if (record.unknown_fields.size() < 64) {
@@ -217,6 +219,7 @@ std::string format_record(const HolderRecord& record, std::size_t min_size) {
   if (record.pid_namespace) out += "pid-namespace=" + std::to_string(*record.pid_namespace) + '\n';
   if (!record.host.empty()) out += "host=" + record.host + '\n';
   out += "status=" + record.status + '\n';
+  if (record.without_kernel_lock) out += "kernel-lock=none\n";
   constexpr size_t kChecksumLine = kChecksumPrefix.size() + 8 + 1;
   size_t natural = out.size() + kChecksumLine;
   if (min_size > natural) {

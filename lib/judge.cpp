@@ -218,7 +218,7 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
                         "the record cannot be read (" + parsed.problem +
                             ") and no process holds its kernel lock");
   } else if (kernel == KernelEvidence::kFree && parsed.record->format == RecordFormat::kPidlock &&
-             same_kernel(*parsed.record, self)) {
+             !parsed.record->without_kernel_lock && same_kernel(*parsed.record, self)) {
     // Every pidlock holder keeps the kernel lock of its file for as long as
     // it (or a process that inherited the descriptor) lives; the lock was
     // taken before the file got its name. A free lock is proof of absence,

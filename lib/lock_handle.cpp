@@ -148,6 +148,7 @@ void LockHandle::update_holder_pid(pid_t pid, std::error_code& ec) noexcept {
     HolderRecord next = make_record(self_identity(), pid);
     next.data_directory = state_->record.data_directory;
     next.status = state_->record.status;
+    next.without_kernel_lock = state_->record.without_kernel_lock;
     ec = report(rewrite(*state_, next), *state_);
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
@@ -275,8 +276,9 @@ std::error_code release_state(HeldLock& state) noexcept {
       if (!failure) {
         PIDLOCK_LOG(info) << "released lock file \"" << state.path.string() << "\"";
       } else if (failure.code == make_error_code(errc::lock_lost)) {
-        PIDLOCK_LOG(warning) << describe_error(failure.code, failure.operation, state.path.string(),
-                                               failure.detail);
+        // The loss itself was reported (warning) when it was noticed.
+        PIDLOCK_LOG(info) << describe_error(failure.code, failure.operation, state.path.string(),
+                                            failure.detail);
       } else {
         log_failure(failure, state.path.string());
       }

@@ -8,12 +8,14 @@
 
 #include <boost/filesystem/operations.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
+#include <cstring>
 #include <cstdio>
 
 #include <algorithm>
@@ -158,6 +160,7 @@ bool valid_status(const std::string& status) {
 struct Prepared {
   UniqueFd fd;
   std::string temp_name;  // empty for an unnamed file
+  bool without_kernel_lock = false;
   struct stat st {};
   bool in_table = false;
   const LockLocation* loc = nullptr;
@@ -170,6 +173,47 @@ struct Prepared {
 
 std::atomic<unsigned> temp_counter{0};
 
+// Removes hidden temporaries of the no-O_TMPFILE fallback (see prepare())
+// that a crash left beside the lock: nobody holds their kernel lock (their
+// creator is gone) and they are older than a creator needs to lock one.
+// With `locked_inode` (a stale lock file whose kernel lock we hold), removes
+// only that inode's other names, at once: its lock being ours proves that
+// no creator is using them. Returns how many names it removed.
+int sweep_orphaned_temps(const LockLocation& loc, const struct stat* locked_inode = nullptr) {
+  constexpr std::int64_t kMinimumAge = 10;  // seconds; a creator locks at once
+  int dfd = ::dup(loc.dir.get());
+  if (dfd < 0) return 0;
+  DIR* dir = ::fdopendir(dfd);
+  if (dir == nullptr) {
+    close_fd(dfd);
+    return 0;
+  }
+  ::rewinddir(dir);
+  const std::string prefix = "." + loc.name + ".pidlock-";
+  int removed = 0;
+  while (struct dirent* entry = ::readdir(dir)) {
+    if (std::strncmp(entry->d_name, prefix.c_str(), prefix.size()) != 0) continue;
+    UniqueFd fd(open_at(loc.dir.get(), entry->d_name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    struct stat st {};
+    if (!fd.valid() || sys().fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (locked_inode != nullptr) {
+      if (st.st_dev != locked_inode->st_dev || st.st_ino != locked_inode->st_ino) continue;
+    } else {
+      if (sys().now() - static_cast<std::int64_t>(st.st_mtime) < kMinimumAge) continue;
+      if (sys().try_lock(fd.get()) != KernelLock::kAcquired) continue;
+    }
+    struct stat named {};
+    if (sys().fstatat(loc.dir.get(), entry->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        named.st_dev == st.st_dev && named.st_ino == st.st_ino &&
+        sys().unlinkat(loc.dir.get(), entry->d_name, 0) == 0) {
+      ++removed;
+      PIDLOCK_LOG(info) << "removed orphaned temporary \"" << entry->d_name << "\" beside \"" << loc.path << "\"";
+    }
+  }
+  ::closedir(dir);
+  return removed;
+}
+
 Failure prepare(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
                 Prepared* out) {
   out->loc = &loc;
@@ -178,8 +222,12 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
     // No O_TMPFILE here (some network and FUSE file systems): fall back to a
     // hidden name beside the lock, removed right after the link. A crash in
     // that window leaves the hidden file behind; O_TMPFILE cannot.
+    sweep_orphaned_temps(loc);
+    // The clock keeps a later process with a recycled pid off a name that
+    // a crash left behind.
     std::string temp = "." + loc.name + ".pidlock-" + std::to_string(sys().getpid()) + "-" +
-                       std::to_string(temp_counter.fetch_add(1));
+                       std::to_string(temp_counter.fetch_add(1)) + "-" +
+                       std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
     fd = open_at(loc.dir.get(), temp.c_str(),
                  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | (options.inheritable ? 0 : O_CLOEXEC),
                  options.mode);
@@ -193,7 +241,12 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
   // Lock before the file has a name: no one can ever see our file unlocked.
   switch (sys().try_lock(fd)) {
     case KernelLock::kAcquired:
-    case KernelLock::kUnsupported:  // no locks here: pid evidence only
+      break;
+    case KernelLock::kUnsupported:
+      // No lock on this file system (or, transiently, none to be had: lockd
+      // out of locks). Say so in the record, so that nobody takes the free
+      // kernel lock for proof that we are gone: the pid rules judge us.
+      out->without_kernel_lock = true;
       break;
     case KernelLock::kHeldByOther:
       errno = EDEADLK;  // impossible for a brand-new inode
@@ -202,7 +255,9 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
       return system_failure("lock new lock file");
   }
   sys().checkpoint("acquire.locked");
-  std::string bytes = format_record(record);
+  HolderRecord published = record;
+  published.without_kernel_lock = out->without_kernel_lock;
+  std::string bytes = format_record(published);
   if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
   sys().checkpoint("acquire.written");
   if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");
@@ -256,13 +311,22 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   if (options.inheritable && sys().set_cloexec(fd, false) != 0) return system_failure("make lock file inheritable");
   if (!still_names(loc, file.st)) return {};  // renamed away meanwhile
   sys().checkpoint("takeover.verified");
-  std::string bytes = format_record(record);
-  if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
+  HolderRecord ours = record;
+  ours.without_kernel_lock = false;  // we hold this file's kernel lock
+  std::string bytes = format_record(ours);
+  // Once we start writing, the stale record is gone either way; if we fail
+  // after that, remove the file (still ours: we hold its lock) rather than
+  // leave a half-rewritten one naming us, who will not hold it.
+  auto give_up = [&](Failure f) {
+    if (still_names(loc, file.st)) sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
+    return f;
+  };
+  if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return give_up(system_failure("write lock file"));
   if (static_cast<off_t>(bytes.size()) < file.st.st_size &&
       retry_eintr([&] { return sys().ftruncate(fd, static_cast<off_t>(bytes.size())); }) != 0)
-    return system_failure("truncate lock file");
+    return give_up(system_failure("truncate lock file"));
   sys().checkpoint("takeover.written");
-  if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");
+  if (options.durable && fsync_fd(fd) != 0) return give_up(system_failure("fsync lock file"));
   if (!table_insert(file.st.st_dev, file.st.st_ino))
     return pidlock_failure(errc::already_held_by_this_process, "acquire");
   if (!still_names(loc, file.st)) {
@@ -617,7 +681,10 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
   };
 
   for (int attempt = 0; attempt < options.max_attempts;) {
-    if (!prepared.fd.valid() && (failure = prepare(loc, options, record, &prepared))) return {};
+    if (!prepared.fd.valid()) {
+      if ((failure = prepare(loc, options, record, &prepared))) return {};
+      record.without_kernel_lock = prepared.without_kernel_lock;
+    }
     sys().checkpoint("acquire.before_link");
     if (publish(loc, prepared) == 0) {
       sys().checkpoint("acquire.linked");
@@ -630,9 +697,18 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);  // ours: same inode, locked
         return {};
       }
-      if (!still_names(loc, prepared.st)) {
+      struct stat named {};
+      if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
+        failure = system_failure("stat lock file after creating it");
+        // The name is ours: nobody else may remove or replace a file whose
+        // kernel lock we hold, so take back what we published.
+        if (failure.code != std::error_code(ENOENT, std::system_category()))
+          sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
+        return {};
+      }
+      if (named.st_dev != prepared.st.st_dev || named.st_ino != prepared.st.st_ino) {
         failure = pidlock_failure(errc::lock_lost, "acquire",
-                                  "the lock file was removed or replaced right after it was created");
+                                  "the lock file was replaced right after it was created");
         return {};
       }
       prepared.in_table = false;  // the handle owns the table entry now
@@ -660,6 +736,14 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       return {};
     }
     if (insp.verdict == Verdict::kStale) {
+      if (found.file.st.st_nlink > 1 && found.locked_by_us && sweep_orphaned_temps(loc, &found.file.st) > 0) {
+        // A crash between link() and the removal of the fallback's hidden
+        // name left the lock file with a second name; that name is gone now.
+        if (sys().fstat(found.file.fd.get(), &found.file.st) != 0) {
+          failure = system_failure("stat lock file");
+          return {};
+        }
+      }
       if (found.file.st.st_nlink > 1) {
         failure = pidlock_failure(errc::hard_linked_lock_file, "acquire",
                                   "it has " + std::to_string(found.file.st.st_nlink) +
@@ -683,6 +767,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         if ((failure = adopt_stale(loc, options, record, found.file, &adopted))) return {};
         if (adopted) {
           previous = insp;
+          record.without_kernel_lock = false;
           return make_handle(std::move(found.file.fd), found.file.st);
         }
         // Not ours to rewrite (another owner's file we may not chmod): fall

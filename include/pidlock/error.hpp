@@ -85,10 +85,11 @@ class PIDLOCK_EXPORT Error : public std::system_error {
   const char* what() const noexcept override { return message_.c_str(); }
 
  protected:
-  /// The text what() returns; a derived class may extend it.
-  std::string message_;
+  /// Replaces the text what() returns (LockHeldError's own message).
+  void set_message(std::string message) { message_ = std::move(message); }
 
  private:
+  std::string message_;
   std::string operation_;
   std::string path_;
 };

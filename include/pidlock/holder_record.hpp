@@ -77,6 +77,9 @@ struct HolderRecord {
   std::optional<std::uint64_t> pid_namespace;        ///< pid-namespace=: inode of the holder's pid namespace
   std::string host;                                  ///< host=: gethostname() of the holder
   std::string status;  ///< status=, or line 8 of a PostgreSQL file ("starting", "ready", ...)
+  /// The holder could not take the file's kernel lock ("kernel-lock=none"):
+  /// a free kernel lock then proves nothing, and the pid rules judge it.
+  bool without_kernel_lock = false;
 
   // PostgreSQL fields (format kPostgresql), lines 4-7; status is line 8.
   std::optional<int> port;           ///< line 4: the port

@@ -120,7 +120,8 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   void touch(std::error_code& ec) noexcept;
 
   /// Releases the lock: if the path still names this handle's file, removes
-  /// it (and, if durable, fsyncs the folder) and only then closes the
+  /// it (without an fsync of the folder: a file that reappears after a
+  /// power loss names another boot and is judged stale) and only then closes the
   /// descriptor, which drops the kernel lock. If the file was deleted,
   /// renamed or replaced, nothing is removed and errc::lock_lost is returned.
   /// In a forked child only the descriptor is closed. The handle is empty

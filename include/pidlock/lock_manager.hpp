@@ -137,9 +137,9 @@ class PIDLOCK_EXPORT LockManager {
                           const JudgeOptions& options,
                           std::error_code& ec) noexcept;
 
-  struct Impl;
 
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -77,9 +77,9 @@ class PIDLOCK_EXPORT LockWatch {
   /// Why the lock was lost ("the lock file was deleted or renamed", ...).
   const std::string& loss_reason() const noexcept;
 
-  struct Impl;
 
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
@@ -97,9 +97,9 @@ class PIDLOCK_EXPORT LossMonitor {
   LossMonitor(const LossMonitor&) = delete;
   LossMonitor& operator=(const LossMonitor&) = delete;
 
-  struct Impl;
 
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
