@@ -15,12 +15,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # only dependencies), GoogleTest and Google Benchmark (tests, bench).
 # Tests and benchmarks also compare pidlock with peers and use: flock(1)
 # (util-linux), Python's filelock, dotlockfile (liblockfile-bin), clang;
-# the packaging test builds a consumer with pkg-config (pkgconf).
+# the packaging test builds a consumer with pkg-config (pkgconf). The etcd
+# backend (PIDLOCK_WITH_ETCD, on here) needs libcurl and nlohmann-json; its
+# tests start real etcd servers on loopback (etcd-server, etcd-client).
 packages=(
   g++ make cmake
   libboost-filesystem-dev libboost-log-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   util-linux python3 python3-filelock liblockfile-bin clang pkgconf
+  libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
 )
 
 missing=()
@@ -43,5 +46,5 @@ fi
 
 build_dir="${PIDLOCK_BUILD_DIR:-build}"
 # shellcheck disable=SC2086  # PIDLOCK_CMAKE_ARGS is a list of words
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${PIDLOCK_CMAKE_ARGS:-}
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIDLOCK_WITH_ETCD=ON ${PIDLOCK_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j2
