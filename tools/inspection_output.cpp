@@ -83,6 +83,10 @@ std::string describe_inspection(const std::string& path, const Inspection& in) {
     if (r.process_start_ticks) add_line(out, "process start ticks", std::to_string(*r.process_start_ticks));
     for (const auto& [key, value] : r.unknown_fields) add_line(out, printable(key).c_str(), printable(value));
   }
+  if (in.lease) {
+    add_line(out, "lease", std::to_string(in.lease->lease_id) + " (" + std::to_string(in.lease->ttl_seconds) +
+                               " s left, fencing token " + std::to_string(in.lease->fencing_token) + ")");
+  }
   if (in.verdict != Verdict::kFree)
     add_line(out, "kernel lock evidence", in.kernel_lock_evidence ? "yes" : "no");
   return out;
@@ -129,6 +133,15 @@ std::string inspection_json(const std::string& path, const Inspection& in) {
     json.add_integer("process_start_ticks", static_cast<std::int64_t>(*r->process_start_ticks));
   else
     json.add_null("process_start_ticks");
+  // Locks in a lease-based store (etcd://): the lease, its time left and the
+  // fencing token; null for lock files.
+  if (in.lease) {
+    json.add_integer("lease", in.lease->lease_id)
+        .add_integer("ttl", in.lease->ttl_seconds)
+        .add_integer("fencing_token", static_cast<std::int64_t>(in.lease->fencing_token));
+  } else {
+    json.add_null("lease").add_null("ttl").add_null("fencing_token");
+  }
   if (r && r->port)
     json.add_integer("port", *r->port);
   else
