@@ -35,7 +35,8 @@ std::string held_message(const std::string& path, const Inspection& holder) {
     if (rec.start_time > 0) msg += ", started " + detail::format_time(rec.start_time);
     if (!rec.host.empty()) msg += ", host " + rec.host;
     if (!rec.status.empty()) msg += ", status " + rec.status;
-    msg += ") using data directory \"" + rec.data_directory + "\"?";
+    msg += rec.data_directory.empty() ? std::string(") holding it?")
+                                      : ") using data directory \"" + rec.data_directory + "\"?";
   }
   msg += std::string(" [") + to_string(holder.verdict) + ": " + holder.detail + "]";
   if (holder.verdict == Verdict::kUnknown) {
