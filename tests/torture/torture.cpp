@@ -66,8 +66,8 @@ using Clock = std::chrono::steady_clock;
 // The checkpoint names come from the seam (lib/posix/system.hpp).
 const char* const kSteps[] = {
     "acquire.created",    "acquire.locked",   "acquire.written",   "acquire.before_link",
-    "acquire.linked",     "takeover.verified", "takeover.removed", "update.before_write",
-    "update.written",     "release.verified",  "release.removed",
+    "acquire.linked",     "takeover.verified", "takeover.removed", "takeover.written",
+    "update.before_write", "update.written",   "release.verified",  "release.removed",
 };
 constexpr int kStepCount = sizeof kSteps / sizeof kSteps[0];
 
