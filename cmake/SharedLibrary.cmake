@@ -9,12 +9,13 @@ list(TRANSFORM _pidlock_sources PREPEND "${PROJECT_SOURCE_DIR}/lib/" REGEX "^[^/
 get_target_property(_pidlock_links pidlock LINK_LIBRARIES)
 add_library(pidlock_shared SHARED ${_pidlock_sources})
 add_library(pidlock::pidlock_shared ALIAS pidlock_shared)
+get_target_property(_pidlock_private_includes pidlock INCLUDE_DIRECTORIES)
 target_include_directories(pidlock_shared
   PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
   PRIVATE
-    ${PROJECT_SOURCE_DIR}/lib)
+    ${PROJECT_SOURCE_DIR}/lib ${_pidlock_private_includes})
 target_link_libraries(pidlock_shared PUBLIC Boost::filesystem PRIVATE ${_pidlock_links})
 target_compile_features(pidlock_shared PUBLIC cxx_std_17)
 target_compile_options(pidlock_shared PRIVATE -Wall -Wextra $<$<BOOL:${PIDLOCK_WERROR}>:-Werror>)

@@ -1,4 +1,5 @@
 #include "etcd/client.hpp"
+#include "etcd/curl_api.hpp"
 
 #include "etcd/base64.hpp"
 
@@ -24,7 +25,7 @@ void global_init() {
   // curl_global_init is not thread-safe; once per process, before any
   // handle. (Never cleaned up: other code in the process may use curl.)
   static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] { curl_api().global_init(CURL_GLOBAL_DEFAULT); });
 }
 
 size_t append_body(char* data, size_t size, size_t count, void* user) {
@@ -36,22 +37,22 @@ size_t append_body(char* data, size_t size, size_t count, void* user) {
 }
 
 curl_slist* json_headers() {
-  curl_slist* h = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_slist* h = curl_api().slist_append(nullptr, "Content-Type: application/json");
   // No "Expect: 100-continue" round trip before larger bodies.
-  return curl_slist_append(h, "Expect:");
+  return curl_api().slist_append(h, "Expect:");
 }
 
 // Options shared by unary calls and watches.
 void common_options(CURL* easy, curl_slist* headers, std::string* body) {
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);  // we run in several threads
+  curl_api().easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);  // we run in several threads
   // Loopback and cluster traffic never goes through an http_proxy from the
   // environment.
-  curl_easy_setopt(easy, CURLOPT_PROXY, "");
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(kConnectTimeout.count()));
-  curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+  curl_api().easy_setopt(easy, CURLOPT_PROXY, "");
+  curl_api().easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_api().easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_body);
+  curl_api().easy_setopt(easy, CURLOPT_WRITEDATA, body);
+  curl_api().easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(kConnectTimeout.count()));
+  curl_api().easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
 }
 
 std::error_code curl_error(CURLcode rc) {
@@ -120,8 +121,8 @@ Client::Client(std::vector<std::string> endpoints, std::chrono::milliseconds req
 }
 
 Client::~Client() {
-  if (easy_) curl_easy_cleanup(static_cast<CURL*>(easy_));
-  if (headers_) curl_slist_free_all(static_cast<curl_slist*>(headers_));
+  if (easy_) curl_api().easy_cleanup(static_cast<CURL*>(easy_));
+  if (headers_) curl_api().slist_free_all(static_cast<curl_slist*>(headers_));
 }
 
 void Client::abandon() noexcept {
@@ -132,10 +133,10 @@ void Client::abandon() noexcept {
 Reply Client::call(std::string_view path, const Json& request, std::optional<std::chrono::milliseconds> timeout) {
   Reply reply;
   if (!easy_) {
-    easy_ = curl_easy_init();
+    easy_ = curl_api().easy_init();
     headers_ = json_headers();
     if (!easy_ || !headers_) {
-      reply.message = "cannot create a curl handle";
+      reply.message = "cannot create a curl handle" + (curl_api().problem.empty() ? std::string() : ": " + curl_api().problem);
       return reply;
     }
   }
@@ -150,18 +151,18 @@ Reply Client::call(std::string_view path, const Json& request, std::optional<std
     // Settings persist on the handle (and its open connections are
     // reused), so set everything a call depends on each time.
     common_options(easy, static_cast<curl_slist*>(headers_), &body);
-    curl_easy_setopt(easy, CURLOPT_URL, url_of(ep, path).c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, payload.c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.value_or(request_timeout_).count()));
-    CURLcode rc = curl_easy_perform(easy);
+    curl_api().easy_setopt(easy, CURLOPT_URL, url_of(ep, path).c_str());
+    curl_api().easy_setopt(easy, CURLOPT_POSTFIELDS, payload.c_str());
+    curl_api().easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+    curl_api().easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.value_or(request_timeout_).count()));
+    CURLcode rc = curl_api().easy_perform(easy);
     if (rc != CURLE_OK) {
-      problems += (problems.empty() ? "" : "; ") + ep + ": " + curl_easy_strerror(rc);
+      problems += (problems.empty() ? "" : "; ") + ep + ": " + curl_api().easy_strerror(rc);
       reply.error = curl_error(rc);
       continue;
     }
     long http = 0;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &http);
+    curl_api().easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &http);
     Json parsed = Json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded() || !parsed.is_object()) {
       problems += (problems.empty() ? "" : "; ") + ep + ": HTTP " + std::to_string(http) +
@@ -212,8 +213,8 @@ WatchStream::WatchStream(std::vector<std::string> endpoints, std::size_t preferr
 
 WatchStream::~WatchStream() {
   close();
-  if (multi_) curl_multi_cleanup(static_cast<CURLM*>(multi_));
-  if (headers_) curl_slist_free_all(static_cast<curl_slist*>(headers_));
+  if (multi_) curl_api().multi_cleanup(static_cast<CURLM*>(multi_));
+  if (headers_) curl_api().slist_free_all(static_cast<curl_slist*>(headers_));
 }
 
 void WatchStream::abandon() noexcept {
@@ -224,8 +225,8 @@ void WatchStream::abandon() noexcept {
 
 void WatchStream::close() noexcept {
   if (!easy_) return;
-  curl_multi_remove_handle(static_cast<CURLM*>(multi_), static_cast<CURL*>(easy_));
-  curl_easy_cleanup(static_cast<CURL*>(easy_));
+  curl_api().multi_remove_handle(static_cast<CURLM*>(multi_), static_cast<CURL*>(easy_));
+  curl_api().easy_cleanup(static_cast<CURL*>(easy_));
   easy_ = nullptr;
 }
 
@@ -259,12 +260,12 @@ bool WatchStream::reopen(std::chrono::milliseconds open_timeout, std::string* pr
 
 WatchStream::Result WatchStream::open_on(std::size_t member, std::chrono::milliseconds open_timeout,
                                          std::string* problem, int wake_fd) {
-  if (!multi_) multi_ = curl_multi_init();
+  if (!multi_) multi_ = curl_api().multi_init();
   if (!headers_) headers_ = json_headers();
-  CURL* easy = curl_easy_init();
+  CURL* easy = curl_api().easy_init();
   if (!multi_ || !headers_ || !easy) {
-    if (easy) curl_easy_cleanup(easy);
-    *problem = "cannot create a curl handle";
+    if (easy) curl_api().easy_cleanup(easy);
+    *problem = "cannot create a curl handle" + (curl_api().problem.empty() ? std::string() : ": " + curl_api().problem);
     return Result::kBroken;
   }
   buffer_.clear();
@@ -276,16 +277,16 @@ WatchStream::Result WatchStream::open_on(std::size_t member, std::chrono::millis
   if (next_revision_ > 0) request["create_request"]["start_revision"] = std::to_string(next_revision_);
   body_ = request.dump();
   common_options(easy, static_cast<curl_slist*>(headers_), &buffer_);
-  curl_easy_setopt(easy, CURLOPT_URL, url_of(endpoints_[member], "/v3/watch").c_str());
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body_.c_str());
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_.size()));
+  curl_api().easy_setopt(easy, CURLOPT_URL, url_of(endpoints_[member], "/v3/watch").c_str());
+  curl_api().easy_setopt(easy, CURLOPT_POSTFIELDS, body_.c_str());
+  curl_api().easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_.size()));
   // A stream ends only when we close it or the member goes away; TCP
   // keep-alive notices a member whose host vanished without a reset.
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 5L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 2L);
-  if (curl_multi_add_handle(static_cast<CURLM*>(multi_), easy) != CURLM_OK) {
-    curl_easy_cleanup(easy);
+  curl_api().easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_api().easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 5L);
+  curl_api().easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 2L);
+  if (curl_api().multi_add_handle(static_cast<CURLM*>(multi_), easy) != CURLM_OK) {
+    curl_api().easy_cleanup(easy);
     *problem = "cannot add the watch to curl";
     return Result::kBroken;
   }
@@ -348,7 +349,7 @@ WatchStream::Result WatchStream::pump(std::optional<Clock::time_point> deadline,
     if (!easy_) return Result::kBroken;
     if (ended_) return *ended_;
     int running = 0;
-    curl_multi_perform(multi, &running);
+    curl_api().multi_perform(multi, &running);
     Result result = Result::kTimeout;
     parse_lines(&result);
     // A cancel or error ends the stream; events before it are still handed
@@ -360,11 +361,11 @@ WatchStream::Result WatchStream::pump(std::optional<Clock::time_point> deadline,
     }
     if (until_created ? created_ : !pending_.empty()) return Result::kEvents;
     int queued = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
+    while (CURLMsg* msg = curl_api().multi_info_read(multi, &queued)) {
       if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy_) {
         if (error_.empty())
           error_ = msg->data.result == CURLE_OK ? "the member closed the watch stream"
-                                                : curl_easy_strerror(msg->data.result);
+                                                : curl_api().easy_strerror(msg->data.result);
         ended_ = Result::kBroken;
         return Result::kBroken;
       }
@@ -378,7 +379,7 @@ WatchStream::Result WatchStream::pump(std::optional<Clock::time_point> deadline,
     struct curl_waitfd extra {};
     extra.fd = wake_fd;
     extra.events = CURL_WAIT_POLLIN;
-    curl_multi_poll(multi, wake_fd >= 0 ? &extra : nullptr, wake_fd >= 0 ? 1 : 0, wait_ms, nullptr);
+    curl_api().multi_poll(multi, wake_fd >= 0 ? &extra : nullptr, wake_fd >= 0 ? 1 : 0, wait_ms, nullptr);
     if (wake_fd >= 0 && (extra.revents & CURL_WAIT_POLLIN)) return Result::kCancelled;
   }
 }
