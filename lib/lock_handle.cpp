@@ -276,9 +276,8 @@ std::error_code release_state(HeldLock& state) noexcept {
       if (!failure) {
         PIDLOCK_LOG(info) << "released lock file \"" << state.path.string() << "\"";
       } else if (failure.code == make_error_code(errc::lock_lost)) {
-        // The loss itself was reported (warning) when it was noticed.
-        PIDLOCK_LOG(info) << describe_error(failure.code, failure.operation, state.path.string(),
-                                            failure.detail);
+        PIDLOCK_LOG(warning) << describe_error(failure.code, failure.operation, state.path.string(),
+                                               failure.detail);
       } else {
         log_failure(failure, state.path.string());
       }

@@ -396,14 +396,17 @@ const char* kStatuses[] = {"ready", "busy", "standby", "stopping", "recovering-l
 }
 
 pid_t spawn(int slot_index, unsigned seed) {
+  // Reset the slot before fork: a child can reach a checkpoint and kill
+  // itself before the parent runs again, and a reset after fork would erase
+  // its self_killed mark (the kill would then be counted as a crash).
+  g_shared->slots[slot_index].phase.store(kIdle);
+  g_shared->slots[slot_index].self_killed.store(false);
   pid_t pid = ::fork();
   if (pid < 0) {
     std::perror("pidlock_torture: fork");
     std::exit(2);
   }
   if (pid == 0) contender(slot_index, seed);
-  g_shared->slots[slot_index].phase.store(kIdle);
-  g_shared->slots[slot_index].self_killed.store(false);
   g_shared->slots[slot_index].pid.store(pid);
   return pid;
 }
