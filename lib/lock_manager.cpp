@@ -173,6 +173,22 @@ struct Prepared {
 
 std::atomic<unsigned> temp_counter{0};
 
+// Is `suffix` what prepare() appends to ".NAME.pidlock-": "PID-N-CLOCK",
+// three runs of digits?
+bool generated_suffix(const char* suffix) {
+  int runs = 0;
+  const char* p = suffix;
+  for (;;) {
+    const char* start = p;
+    while (*p >= '0' && *p <= '9') ++p;
+    if (p == start) return false;
+    ++runs;
+    if (*p == '\0') return runs == 3;
+    if (*p != '-' || runs == 3) return false;
+    ++p;
+  }
+}
+
 // Removes hidden temporaries of the no-O_TMPFILE fallback (see prepare())
 // that a crash left beside the lock: nobody holds their kernel lock (their
 // creator is gone) and they are older than a creator needs to lock one.
@@ -193,6 +209,7 @@ int sweep_orphaned_temps(const LockLocation& loc, const struct stat* locked_inod
   int removed = 0;
   while (struct dirent* entry = ::readdir(dir)) {
     if (std::strncmp(entry->d_name, prefix.c_str(), prefix.size()) != 0) continue;
+    if (!generated_suffix(entry->d_name + prefix.size())) continue;  // a user's lookalike
     UniqueFd fd(open_at(loc.dir.get(), entry->d_name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
     struct stat st {};
     if (!fd.valid() || sys().fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
@@ -201,6 +218,12 @@ int sweep_orphaned_temps(const LockLocation& loc, const struct stat* locked_inod
     } else {
       if (sys().now() - static_cast<std::int64_t>(st.st_mtime) < kMinimumAge) continue;
       if (sys().try_lock(fd.get()) != KernelLock::kAcquired) continue;
+      // Only what the fallback writes: nothing yet, or a pidlock record.
+      ParsedRecord parsed;
+      if (read_record(fd.get(), loc.path, &parsed)) continue;
+      bool ours = parsed.empty || (parsed.record && parsed.record->format == RecordFormat::kPidlock) ||
+                  parsed.torn;
+      if (!ours) continue;
     }
     struct stat named {};
     if (sys().fstatat(loc.dir.get(), entry->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
