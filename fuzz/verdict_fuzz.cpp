@@ -3,7 +3,7 @@
 //
 // The fake System (installed with set_system) answers kill() and
 // process_stat() from fuzz-derived data: no real signal is ever sent, no
-// /proc is read. Every other call fails with ENOSYS.
+// /proc is read. File calls fail with ENOSYS.
 //
 // Input layout: a 16-byte header, then the file's bytes.
 //   [0]  kernel evidence (held / free / none)
@@ -66,8 +66,12 @@ struct FakeProcesses {
   d::ProcessStat stat;
 };
 
-class FakeSystem final : public d::System {
+// Derived from SystemWrapper so that a call added to the seam later still
+// compiles (and reaches the real system); every call the judge could make
+// that touches files or processes is answered here.
+class FakeSystem final : public d::SystemWrapper {
  public:
+  FakeSystem() : SystemWrapper(d::real_system()) {}
   FakeProcesses p;
 
   int openat(int, const char*, int, mode_t) override { return fail(); }
@@ -79,6 +83,7 @@ class FakeSystem final : public d::System {
   int fstatat(int, const char*, struct stat*, int) override { return fail(); }
   int unlinkat(int, const char*, int) override { return fail(); }
   int fchmod(int, mode_t) override { return fail(); }
+  int ftruncate(int, off_t) override { return fail(); }
   int futimens(int, const struct timespec*) override { return fail(); }
   int set_cloexec(int, bool) override { return fail(); }
   int open_unnamed(int, mode_t, bool) override { return fail(); }
