@@ -60,7 +60,9 @@ Inspection judge_by_pid(const HolderRecord& rec, const JudgeOptions& options,
     if (rec.process_start_ticks && (rec.boot_id.empty() || rec.boot_id == self.boot_id))
       return st.start_ticks != *rec.process_start_ticks;
     std::int64_t began = start_epoch(self, st.start_ticks);
-    return began != 0 && rec.start_time > 0 && began > rec.start_time + kStartTolerance;
+    // Subtract on our side: the record's start time is untrusted and may be
+    // near INT64_MAX (found by the fuzzer).
+    return began != 0 && rec.start_time > 0 && began - kStartTolerance > rec.start_time;
   };
   auto started_text = [&]() {
     std::int64_t began = start_epoch(self, st.start_ticks);
