@@ -444,9 +444,10 @@ Inspection free_inspection() {
 }
 
 // Sleeps between examinations of a held lock until the kernel reports a
-// change: the lock's name created, removed or renamed in its folder; the
-// watched file's last writable descriptor closed (release or death of the
-// holder); or, for holders known only by pid, the process's exit (pidfd).
+// change of the file last examined: unlinked, renamed or replaced (its link
+// count or name changes); its last writable descriptor closed (release or
+// death of the holder); or, for holders known only by pid, the process's
+// exit (pidfd).
 class Waiter {
  public:
   Waiter(std::optional<std::chrono::milliseconds> timeout, const Canceller* canceller,
@@ -455,15 +456,21 @@ class Waiter {
     if (timeout) deadline_ = std::chrono::steady_clock::now() + *timeout;
   }
 
-  ~Waiter() { notifier_.clear(); }
+  // The file watch stays behind, retired (see ChangeNotifier::retire()):
+  // removing it here would put tens of microseconds into every hand-off.
+  ~Waiter() { notifier_.retire(); }
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
 
-  // Watches the folder; call before the first look.
-  Failure start(const LockLocation& loc) {
+  // Call before the first look. No folder watch: every change of what the
+  // lock's name refers to reaches the watch examine() puts on the file it
+  // looked at -- unlink, rename away and replacement by rename change the
+  // file's link count (IN_ATTRIB), release and death close it
+  // (IN_CLOSE_WRITE) -- and a folder watch would wake every waiter for
+  // every other file of a busy folder (/tmp, /run).
+  Failure start() {
     if (notifier_.error()) return Failure{notifier_.error(), "create inotify instance", ""};
-    if (std::error_code ec = notifier_.watch_folder(loc.dir.get(), loc.name))
-      return Failure{ec, "watch lock folder", ""};
+    notifier_.drain();  // what retired watches reported since the last wait
     return {};
   }
 
@@ -746,7 +753,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     if (!waits) ++attempt;
     if (waits && !waiter) {
       waiter.emplace(options.timeout, options.canceller, options.recheck_interval);
-      if ((failure = waiter->start(loc))) return {};
+      if ((failure = waiter->start())) return {};
     }
     Examined found;
     if ((failure = examine(loc, options.judge, /*take_lock=*/true, &found, waits ? waiter->notifier() : nullptr)))
@@ -934,7 +941,7 @@ Inspection wait_impl(const boost::filesystem::path& path, std::optional<std::chr
   LockLocation loc;
   if ((failure = open_location(path, &loc))) return {};
   Waiter waiter(timeout, canceller, std::chrono::milliseconds(1000));
-  if ((failure = waiter.start(loc))) return {};
+  if ((failure = waiter.start())) return {};
   for (;;) {
     Examined found;
     if ((failure = examine(loc, options, /*take_lock=*/false, &found, waiter.notifier()))) return {};

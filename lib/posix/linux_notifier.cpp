@@ -5,7 +5,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -56,14 +58,28 @@ std::error_code ChangeNotifier::watch_file(int fd, FileEvents events) {
                                : events == FileEvents::kChanged  ? kChangedMask
                                                                  : kRenamedMask);
   if (wd < 0) return last_error();
-  if (file_wd_ >= 0 && file_wd_ != wd && file_wd_ != folder_wd_)
-    ::inotify_rm_watch(inotify_.get(), file_wd_);  // the old inode may be gone: ignore errors
+  if (file_wd_ != wd) retire();
   file_wd_ = wd;
+  // The same inode watched again (a waiter looking at an unchanged file)
+  // is the current watch, not a retired one.
+  retired_.erase(std::remove(retired_.begin(), retired_.end(), wd), retired_.end());
   return {};
+}
+
+void ChangeNotifier::retire() {
+  if (file_wd_ >= 0 && file_wd_ != folder_wd_) {
+    if (retired_.size() >= kMaxRetired) {
+      ::inotify_rm_watch(inotify_.get(), retired_.front());  // may be gone already: ignore errors
+      retired_.erase(retired_.begin());
+    }
+    retired_.push_back(file_wd_);
+  }
+  file_wd_ = -1;
 }
 
 bool ChangeNotifier::drain() {
   alignas(struct inotify_event) char buf[16 * 1024];
+  constexpr std::size_t kLargestEvent = sizeof(struct inotify_event) + NAME_MAX + 1;
   bool relevant = false;
   for (;;) {
     ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
@@ -77,19 +93,18 @@ bool ChangeNotifier::drain() {
         if (ev->len == 0 || name_ == ev->name) relevant = true;  // len 0: the folder itself
       } else if (ev->wd == file_wd_) {
         relevant = true;
+        if (ev->mask & IN_IGNORED) file_wd_ = -1;  // its file is gone, and the watch with it
+      } else if (ev->mask & IN_IGNORED) {
+        // A retired watch went with its file.
+        retired_.erase(std::remove(retired_.begin(), retired_.end(), ev->wd), retired_.end());
       }
       p += sizeof(struct inotify_event) + ev->len;
     }
+    // One read returns every queued event that fits; read again only when
+    // the buffer may have cut the queue short.
+    if (static_cast<std::size_t>(n) + kLargestEvent <= sizeof buf) break;
   }
   return relevant;
-}
-
-void ChangeNotifier::clear() {
-  if (file_wd_ >= 0 && file_wd_ != folder_wd_) ::inotify_rm_watch(inotify_.get(), file_wd_);
-  if (folder_wd_ >= 0) ::inotify_rm_watch(inotify_.get(), folder_wd_);
-  file_wd_ = folder_wd_ = -1;
-  drain();
-  name_.clear();
 }
 
 UniqueFd open_process_watch(pid_t pid) {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace pidlock::detail {
 
@@ -37,20 +38,27 @@ class ChangeNotifier {
   // Watches the folder open as `dirfd` for entries named `name` appearing,
   // disappearing or being renamed.
   std::error_code watch_folder(int dirfd, const std::string& name);
-  // Watches the inode of the open file `fd`. Replaces the previous file watch.
+  // Watches the inode of the open file `fd`. Replaces the previous file
+  // watch, which is retired rather than removed (see retire()).
   std::error_code watch_file(int fd, FileEvents events);
   // Consumes pending notifications; true if any concerned our name or file.
   bool drain();
-  // Removes both watches and discards pending notifications, so that the
-  // instance can serve another wait.
-  void clear();
+  // Stops reporting the current file watch without removing it: removing a
+  // watch costs tens of microseconds, which would sit in every hand-off,
+  // while the watch of a deleted file goes by itself once its last
+  // descriptor closes (IN_IGNORED). At most kMaxRetired retired watches
+  // live on (on files that are never deleted); older ones are removed.
+  void retire();
 
  private:
+  static constexpr std::size_t kMaxRetired = 16;
+
   UniqueFd inotify_;
   std::error_code error_;
   std::string name_;
   int folder_wd_ = -1;
   int file_wd_ = -1;
+  std::vector<int> retired_;  // oldest first
 };
 
 // A descriptor that becomes readable when process `pid` exits (pidfd), or
