@@ -98,8 +98,10 @@ Failure open_existing(const LockLocation& loc, ExistingFile* out);
 // the checksum shows a rewrite in progress.
 Failure read_record(int fd, const std::string& path, ParsedRecord* out);
 
-// True if `loc` still names the inode `st` describes.
-bool still_names(const LockLocation& loc, const struct stat& st);
+// Does `loc` still name the inode `st` describes? *same is false when the
+// name is gone or names another file. Any other failure to look (EIO,
+// EACCES, ...) is reported, never mistaken for a change.
+Failure names_same_file(const LockLocation& loc, const struct stat& st, bool* same);
 
 // Removes `loc` if it still names `st`'s inode. The caller holds the
 // inode's kernel lock (or the file system has none), so no other pidlock

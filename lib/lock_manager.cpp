@@ -125,15 +125,22 @@ Failure read_record(int fd, const std::string& /*path*/, ParsedRecord* out) {
   }
 }
 
-bool still_names(const LockLocation& loc, const struct stat& st) {
+Failure names_same_file(const LockLocation& loc, const struct stat& st, bool* same) {
+  *same = false;
   struct stat now {};
-  if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) return false;
-  return now.st_dev == st.st_dev && now.st_ino == st.st_ino;
+  if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return {};
+    return system_failure("stat lock file");
+  }
+  *same = now.st_dev == st.st_dev && now.st_ino == st.st_ino;
+  return {};
 }
 
 Failure remove_if_same(const LockLocation& loc, const struct stat& st, bool* removed) {
   *removed = false;
-  if (!still_names(loc, st)) return {};
+  bool same = false;
+  if (Failure f = names_same_file(loc, st, &same)) return f;
+  if (!same) return {};
   sys().checkpoint("takeover.verified");
   if (sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0) != 0) {
     if (errno == ENOENT) return {};
@@ -332,7 +339,9 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
     return system_failure("set mode of lock file");
   }
   if (options.inheritable && sys().set_cloexec(fd, false) != 0) return system_failure("make lock file inheritable");
-  if (!still_names(loc, file.st)) return {};  // renamed away meanwhile
+  bool same = false;
+  if (Failure f = names_same_file(loc, file.st, &same)) return f;
+  if (!same) return {};  // renamed away meanwhile
   sys().checkpoint("takeover.verified");
   HolderRecord ours = record;
   ours.without_kernel_lock = false;  // we hold this file's kernel lock
@@ -341,7 +350,8 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   // after that, remove the file (still ours: we hold its lock) rather than
   // leave a half-rewritten one naming us, who will not hold it.
   auto give_up = [&](Failure f) {
-    if (still_names(loc, file.st)) sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
+    bool named = false;
+    if (!names_same_file(loc, file.st, &named) && named) sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
     return f;
   };
   if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return give_up(system_failure("write lock file"));
@@ -352,8 +362,12 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   if (options.durable && fsync_fd(fd) != 0) return give_up(system_failure("fsync lock file"));
   if (!table_insert(file.st.st_dev, file.st.st_ino))
     return pidlock_failure(errc::already_held_by_this_process, "acquire");
-  if (!still_names(loc, file.st)) {
+  Failure last_look = names_same_file(loc, file.st, &same);
+  if (last_look || !same) {
+    // Our record stays in the file, whose kernel lock drops with our
+    // descriptor: a stale lock the next acquire takes over.
     table_erase(file.st.st_dev, file.st.st_ino);
+    if (last_look) return last_look;
     return pidlock_failure(errc::lock_lost, "acquire", "the lock file was renamed or removed during the take-over");
   }
   *adopted = true;
@@ -813,7 +827,9 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     }
     // Held or unknown. If the path no longer names the file we judged,
     // it changed under us: look again.
-    if (!still_names(loc, found.file.st)) continue;
+    bool same = false;
+    if ((failure = names_same_file(loc, found.file.st, &same))) return {};
+    if (!same) continue;
     if (waits) {
       switch (waiter->sleep(found)) {
         case Wake::kEvent: continue;

@@ -66,9 +66,6 @@ bool eintr_is_normal(Call c) {
   return c == Call::kOpenat || c == Call::kPread || c == Call::kPwrite || c == Call::kFsync || c == Call::kClose;
 }
 
-bool run_known_bugs() { return std::getenv("PIDLOCK_RUN_KNOWN_BUGS") != nullptr; }
-
-
 enum class Op {
   kAcquireFresh,
   kAcquireTakeOver,
@@ -94,17 +91,6 @@ struct Outcome {
   bool took_over = false;
   std::string record_bytes;   // the lock file after a successful acquire
 };
-
-// Known bug: still_names() (lib/lock_manager.cpp) answers "no" when its
-// fstatat() fails, so a take-over whose final check fails with EIO, EACCES,
-// ... reports errc::lock_lost ("renamed or removed during the take-over")
-// and hides the real errno; the stale file is left rewritten with our
-// record (stale, recoverable).
-bool known_post_link_stat_bug(Call call, const Outcome& o, const std::string& lock) {
-  if (run_known_bugs() || call != Call::kFstatat || o.ec != pidlock::errc::lock_lost) return false;
-  pidlock::ParsedRecord parsed = pidlock::parse_record(read_bytes(lock));
-  return parsed.record && parsed.record->pid == ::getpid();
-}
 
 class InjectedFault : public ::testing::TestWithParam<Op> {
  protected:
@@ -234,9 +220,6 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
               std::error_code rec = h.release();
               EXPECT_FALSE(rec) << rec.message();
               EXPECT_TRUE(list_folder(dir.path()).empty());
-            } else if (known_post_link_stat_bug(call, o, lock)) {
-              notes_.push_back("BUG: " + where + ": reported as lock_lost, the errno is lost");
-              EXPECT_EQ(acquire_in_child(lock), "");
             } else {
               EXPECT_FALSE(o.held) << "a free or stale lock was reported held: " << o.inspection.detail;
               expect_clear_error(o, lock, where);
