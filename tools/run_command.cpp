@@ -235,6 +235,9 @@ int run_main(int argc, char** argv) {
     canceller.emplace();
     options.canceller = &*canceller;
     relay.set_canceller(&*canceller);
+    // A signal that came between the relay's start and now found no
+    // canceller to trip: trip it here, or the wait would never end.
+    if (relay.pending()) canceller->cancel();
   }
 
   LockManager manager;
