@@ -124,7 +124,7 @@ std::int64_t start_epoch(const SelfIdentity& self, std::uint64_t ticks) {
   return self.boot_time + static_cast<std::int64_t>(ticks / static_cast<std::uint64_t>(self.ticks_per_second));
 }
 
-SelfIdentity self_identity() {
+SelfIdentity self_identity(bool with_parent) {
   // Everything but the pid-dependent fields is constant for the life of
   // the process; re-reading /proc on every acquire would dominate its cost.
   static std::mutex mutex;
@@ -153,7 +153,7 @@ SelfIdentity self_identity() {
     cached_for = &s;
   }
   SelfIdentity out = cached;
-  out.parent = s.getppid();  // changes when the parent dies
+  out.parent = with_parent ? s.getppid() : 0;  // changes when the parent dies
   return out;
 }
 

@@ -38,8 +38,10 @@ struct SelfIdentity {
 };
 
 // This process's identity, cached per process (recomputed after fork and
-// when the System is replaced).
-SelfIdentity self_identity();
+// when the System is replaced). The parent pid, which changes when the
+// parent dies, is asked for each time, unless `with_parent` is false
+// (writing a record needs no parent; `parent` is then 0).
+SelfIdentity self_identity(bool with_parent = true);
 
 // The epoch start time of a process started `ticks` after boot, or 0.
 std::int64_t start_epoch(const SelfIdentity& self, std::uint64_t ticks);

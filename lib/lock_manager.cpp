@@ -266,8 +266,10 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
   if (fd < 0) return system_failure("create lock file");
   out->fd.reset(fd);
   sys().checkpoint("acquire.created");
-  // The mode must not depend on the umask.
-  if (sys().fchmod(fd, options.mode) != 0) return system_failure("set mode of lock file");
+  if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
+  // The mode must not depend on the umask (the usual umask leaves 0600 alone).
+  if ((out->st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0)
+    return system_failure("set mode of lock file");
   // Lock before the file has a name: no one can ever see our file unlocked.
   switch (sys().try_lock(fd)) {
     case KernelLock::kAcquired:
@@ -291,7 +293,6 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
   if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
   sys().checkpoint("acquire.written");
   if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");
-  if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
   // Enter the table before the file has a name, so that another thread of
   // this process that finds the file knows it is ours.
   if (!table_insert(out->st.st_dev, out->st.st_ino))
@@ -682,7 +683,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
   LockLocation loc;
   if ((failure = open_location(path, &loc))) return {};
 
-  const SelfIdentity self = self_identity();
+  const SelfIdentity self = self_identity(/*with_parent=*/false);  // judge() calls get a full one
   HolderRecord record = make_record(self, self.pid);
   record.status = options.status;
   boost::filesystem::path folder;
@@ -834,7 +835,8 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       switch (waiter->sleep(found)) {
         case Wake::kEvent: continue;
         case Wake::kTimeout:  // report the holder we last saw, described in full
-          held = judge(ParsedRecord{insp.holder, false, false, false, {}}, found.kernel, options.judge, self);
+          held = judge(ParsedRecord{insp.holder, false, false, false, {}}, found.kernel, options.judge,
+                       self_identity());
           failure = pidlock_failure(errc::held, "acquire");
           return {};
         case Wake::kCancelled:
@@ -846,7 +848,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       }
     } else if (found.kernel == KernelEvidence::kHeld && insp.holder && contested < kContestedRetries) {
       Inspection by_pid = judge(ParsedRecord{insp.holder, false, false, false, {}}, KernelEvidence::kNone,
-                                options.judge, self);
+                                options.judge, self_identity());
       if (by_pid.verdict == Verdict::kStale) {
         // The recorded holder is gone yet the kernel lock is held: a
         // contender is taking the stale file over, or a process that

@@ -2,10 +2,12 @@
 #include "posix/system.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +37,25 @@ bool read_small_file(const char* path, std::string* out) {
   return true;
 }
 
+// glibc no longer caches getpid(), and the library asks on every acquire
+// and release (a forked child must never remove its parent's lock): one
+// system call each time, on a path that is made of a dozen. Cached here,
+// and forgotten in the child of every fork() (pthread_atfork). A child of
+// a raw clone() that runs this library is not supported (nor is it by
+// glibc's own pid-dependent state).
+std::atomic<pid_t> cached_pid{0};
+
+void forget_cached_pid() { cached_pid.store(0, std::memory_order_relaxed); }
+
+pid_t own_pid() {
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, forget_cached_pid) == 0;
+  pid = ::getpid();
+  if (registered) cached_pid.store(pid, std::memory_order_relaxed);
+  return pid;
+}
+
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
@@ -46,7 +67,7 @@ std::string trim(std::string s) {
 // small, but /proc shows the outer namespace, where that number names
 // another process. /proc/self always names us.
 void proc_path(char* out, size_t size, pid_t pid, const char* what) {
-  if (pid == ::getpid())
+  if (pid == own_pid())
     std::snprintf(out, size, "/proc/self/%s", what);
   else
     std::snprintf(out, size, "/proc/%d/%s", static_cast<int>(pid), what);
@@ -145,7 +166,7 @@ class LinuxSystem final : public System {
   }
 
   int kill(pid_t pid, int sig) override { return ::kill(pid, sig); }
-  pid_t getpid() override { return ::getpid(); }
+  pid_t getpid() override { return own_pid(); }
   pid_t getppid() override { return ::getppid(); }
 
   bool process_stat(pid_t pid, ProcessStat* out) override {
