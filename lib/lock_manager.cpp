@@ -380,6 +380,7 @@ struct Examined {
   ExistingFile file;
   KernelEvidence kernel = KernelEvidence::kNone;
   bool locked_by_us = false;
+  int no_write_errno = 0;  // why a writable open failed (EACCES, EROFS, EPERM), or 0
   Inspection inspection;
 };
 
@@ -425,6 +426,7 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
       return {};
     }
     if (fd < 0 && errno != EACCES && errno != EROFS && errno != EPERM) return system_failure("open lock file");
+    if (fd < 0) out->no_write_errno = errno;
     if (fd >= 0) {
       UniqueFd rw(fd);
       struct stat st {};
@@ -797,7 +799,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       }
       if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
         // We could only open it read-only: we may not take it over.
-        errno = EACCES;
+        errno = found.no_write_errno != 0 ? found.no_write_errno : EACCES;
         failure = system_failure("take over stale lock file",
                                  "the file is stale but cannot be opened for writing, which a safe take-over needs");
         return {};
@@ -1009,7 +1011,7 @@ BreakResult break_impl(const boost::filesystem::path& path, const JudgeOptions& 
       return result;
     }
     if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
-      errno = EACCES;
+      errno = found.no_write_errno != 0 ? found.no_write_errno : EACCES;
       failure = system_failure("break lock file", "the file cannot be opened for writing, which a safe removal needs");
       return result;
     }
