@@ -12,13 +12,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <climits>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <algorithm>
 #include <memory>
 #include <thread>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -694,6 +698,66 @@ TEST_F(CliTest, FailuresNameThePathAndMapToExitCodes) {
     EXPECT_EXIT_CODE(o, 77);
     EXPECT_THAT(o.err, HasSubstr("Permission denied"));
   }
+}
+
+TEST_F(CliTest, RunOnAReadOnlyFileSystemExits74NamingThePathAndRunsNothing) {
+  // A real read-only mount: a forked child enters a mount namespace of its
+  // own (nothing leaks out), mounts a tmpfs, leaves a stale PostgreSQL
+  // record of a dead pid on it, remounts it read-only and runs pidlock
+  // there. It writes what it saw to `report`, outside the mount. Needs
+  // CAP_SYS_ADMIN; skipped, saying so, without it.
+  const std::string mount_point = dir_ + "/ro";
+  ASSERT_EQ(mkdir(mount_point.c_str(), 0700), 0);
+  const std::string lock = mount_point + "/postmaster.pid";
+  const std::string ran = dir_ + "/ran";
+  const std::string report = dir_ + "/report";
+  Process server({"true"}, dir_);
+  const pid_t dead = server.pid();
+  server.wait();
+  const std::string record = postmaster_pid(dead, mount_point);
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string out;
+    auto failed = [](const char* what) {
+      const int err = errno;
+      return std::string(err == EPERM ? "skip " : "error ") + what + ": " + strerror(err) + "\n";
+    };
+    try {
+      if (unshare(CLONE_NEWNS) != 0) {
+        out = failed("unshare(CLONE_NEWNS)");
+      } else if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+                 mount("pidlock-cli-test", mount_point.c_str(), "tmpfs", 0, "size=1m,mode=0700") != 0) {
+        out = failed("mount");
+      } else {
+        write_file(lock, record);
+        if (mount(nullptr, mount_point.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+          out = failed("remount read-only");
+        } else {
+          Outcome run = pidlock({"run", lock, "--", "touch", ran}, dir_);
+          Outcome status = pidlock({"status", lock}, dir_);
+          out = "run " + std::to_string(run.exited ? run.code : -1) + "\nstatus " +
+                std::to_string(status.exited ? status.code : -1) + "\n" +
+                (read_file(lock) == record ? "unchanged" : "changed") + "\n" + run.err;
+        }
+      }
+    } catch (const std::exception& e) {
+      out = std::string("error ") + e.what() + "\n";
+    }
+    write_file(report, out);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const std::string seen = read_file(report);
+  if (seen.rfind("skip ", 0) == 0)
+    GTEST_SKIP() << "no CAP_SYS_ADMIN for a mount namespace here: " << seen.substr(5, seen.find('\n') - 5);
+  EXPECT_EQ(seen.rfind("run 74\nstatus 1\nunchanged\n", 0), 0u) << seen;
+  EXPECT_THAT(seen, HasSubstr("\"" + lock + "\": Read-only file system")) << "the error names the path";
+  EXPECT_FALSE(exists(ran)) << "COMMAND must not run without the lock";
+  EXPECT_FALSE(exists(lock)) << "the mount stayed inside the child's namespace";
 }
 
 // ------------------------------------------------------------------- wait
