@@ -8,6 +8,9 @@
 # Usage: bench/cli_startup.sh [PIDLOCK_BINARY] [RUNS]
 #   PIDLOCK_BINARY  default: build/tools/pidlock (relative to the repository)
 #   RUNS            default: 500
+# With BENCH_JSON=FILE, hyperfine's results go to FILE as JSON; with
+# BENCH_PEAK=FILE, the peak resident set sizes go to FILE as CSV
+# (bench/run_all.sh uses both).
 # The lock lives in a fresh folder under ${TMPDIR:-/tmp}; set TMPDIR to
 # measure another file system, and BENCH_NO_HYPERFINE=1 to force the loop.
 set -euo pipefail
@@ -39,7 +42,7 @@ if [[ -z ${BENCH_NO_HYPERFINE:-} ]] && command -v hyperfine >/dev/null; then
   # hyperfine's own report adds the CPU time (User, System), which a
   # loaded machine disturbs far less than the wall time.
   hyperfine -N --warmup 20 --runs "$runs" --style basic \
-    --export-markdown "$dir/table.md" \
+    --export-markdown "$dir/table.md" ${BENCH_JSON:+--export-json "$BENCH_JSON"} \
     -n "flock LOCK true" "flock $lock $true_bin" \
     -n "pidlock run LOCK -- true" "$pidlock run $lock -- $true_bin" | grep -E '^(Benchmark|  Time|  Range)'
   echo
@@ -63,6 +66,30 @@ else
   printf '|%s|%s|%s|\n' "----------------------------" "------------" "----------"
   printf '| %-26s | %10s | %8s |\n' "flock LOCK true" "$flock_ms" 1.00
   printf '| %-26s | %10s | %8s |\n' "pidlock run LOCK -- true" "$pidlock_ms" "$ratio"
+fi
+
+# Peak memory: the largest resident set among each command's processes
+# (the locker and the `true` it runs), through bench/peak_rss.c (a tiny
+# static launcher: a large one would count its own pre-exec image), the
+# largest of 5 runs. PEAK_RSS names the built helper.
+peak_rss=${PEAK_RSS:-$(dirname "$pidlock")/../bench/peak_rss}
+peak_kib() {
+  local best=0 kib i
+  for ((i = 0; i < 5; i++)); do
+    kib=$("$peak_rss" "$@") || return 1
+    ((kib > best)) && best=$kib
+  done
+  echo "$best"
+}
+if [[ -x $peak_rss ]]; then
+  flock_kib=$(peak_kib flock "$lock" "$true_bin")
+  pidlock_kib=$(peak_kib "$pidlock" run "$lock" -- "$true_bin")
+  echo
+  echo "peak RSS: flock $flock_kib KiB, pidlock run $pidlock_kib KiB"
+  [[ -z ${BENCH_PEAK:-} ]] || printf 'impl,peak_rss_kib\nflock LOCK true,%s\npidlock run LOCK -- true,%s\n' \
+    "$flock_kib" "$pidlock_kib" >"$BENCH_PEAK"
+else
+  echo "(no $peak_rss: peak memory not measured; build the bench targets or set PEAK_RSS)"
 fi
 
 echo

@@ -7,6 +7,7 @@
 #   1. micro_bench (Google Benchmark, JSON)      -> docs/bench-results/micro.json
 #   2. system calls per cycle (strace -c)         -> docs/bench-results/syscalls.csv
 #   3. hand-off, take-over, loss, throughput     -> docs/bench-results/*.csv, handoff.md
+#   3b. command start-up (hyperfine) and peak memory -> cli_startup.json, cli_peak.csv
 #   4. dotlockfile take-over without -p (one trial, about 5.5 minutes of
 #      sleeping; runs in the background during 1-3; skipped with --quick)
 #   5. plots (gnuplot) and docs/benchmarks.md (bench/render_report.py)
@@ -26,7 +27,7 @@ echo "== build ($BUILD)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPIDLOCK_BUILD_BENCH=ON \
   -DPIDLOCK_BUILD_TESTS=OFF -DPIDLOCK_BUILD_EXAMPLES=OFF >/dev/null
 make -C "$BUILD" -j"$(nproc)" --no-print-directory pidlock_micro_bench pidlock_handoff \
-  pidlock_syscall_driver stamp_helper >/dev/null
+  pidlock_syscall_driver stamp_helper peak_rss >/dev/null
 # The CLI peer 'pidlock run' is measured when the CLI builds.
 CLI=
 if make -C "$BUILD" -j"$(nproc)" --no-print-directory pidlock_cli >/dev/null 2>&1 && \
@@ -76,6 +77,14 @@ $PY "$ROOT/bench/count_syscalls.py" "$B/pidlock_syscall_driver" "$OUT/syscalls.c
 echo "== hand-off, take-over, loss, throughput"
 "$B/pidlock_handoff" suite --out "$OUT" ${CLI:+--cli "$CLI"} $QUICK >"$OUT/handoff.md"
 cat "$OUT/handoff.md"
+
+if [ -n "$CLI" ] && command -v hyperfine >/dev/null; then
+  echo "== command start-up and peak memory (hyperfine)"
+  RUNS=300
+  [ -n "$QUICK" ] && RUNS=50
+  BENCH_JSON="$OUT/cli_startup.json" BENCH_PEAK="$OUT/cli_peak.csv" \
+    bash "$ROOT/bench/cli_startup.sh" "$CLI" "$RUNS" || true  # over target: reported, not fatal
+fi
 
 if [ -n "$NOPID_PID" ]; then
   echo "== waiting for the dotlockfile take-over without -p"
