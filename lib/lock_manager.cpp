@@ -475,7 +475,7 @@ class Waiter {
 
   // The file watch stays behind, retired (see ChangeNotifier::retire()):
   // removing it here would put tens of microseconds into every hand-off.
-  ~Waiter() { notifier_.retire(); }
+  ~Waiter() { notifier_->retire(); }
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
 
@@ -486,12 +486,12 @@ class Waiter {
   // (IN_CLOSE_WRITE) -- and a folder watch would wake every waiter for
   // every other file of a busy folder (/tmp, /run).
   Failure start() {
-    if (notifier_.error()) return Failure{notifier_.error(), "create inotify instance", ""};
-    notifier_.drain();  // what retired watches reported since the last wait
+    if (notifier_->error()) return Failure{notifier_->error(), "create inotify instance", ""};
+    notifier_->drain();  // what retired watches reported since the last wait
     return {};
   }
 
-  ChangeNotifier* notifier() { return &notifier_; }
+  ChangeNotifier* notifier() { return notifier_.get(); }
 
   // Sleeps until something may have changed. `found` is what the last look
   // saw; its holder's pid is watched when only pid evidence keeps it held.
@@ -502,7 +502,7 @@ class Waiter {
     if (found.kernel != KernelEvidence::kHeld && found.file.fd.valid()) {
       // No kernel-lock holder to wait for: stop watching closes, so that
       // closing our own writable descriptor below does not wake us.
-      if (std::error_code ec = notifier_.watch_file(found.file.fd.get(), FileEvents::kRenamed)) {
+      if (std::error_code ec = notifier_->watch_file(found.file.fd.get(), FileEvents::kRenamed)) {
         errno = ec.value();
         return Wake::kError;
       }
@@ -531,13 +531,13 @@ class Waiter {
     }
     const auto until = std::chrono::steady_clock::now() + limit;
     for (;;) {
-      Wake w = sleep_until({notifier_.fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1,
+      Wake w = sleep_until({notifier_->fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1,
                            until - std::chrono::steady_clock::now());
       if (w == Wake::kTimeout && !deadline_first) return Wake::kEvent;  // periodic recheck
       if (w != Wake::kEvent) return w;
       // Other files of a busy folder (/tmp, /run) change all the time; only
       // our name, our file, or the holder's exit is worth another look.
-      if (notifier_.drain() || readable(pidfd_.get())) return Wake::kEvent;
+      if (notifier_->drain() || readable(pidfd_.get())) return Wake::kEvent;
     }
   }
 
@@ -547,16 +547,18 @@ class Waiter {
   // One inotify instance per thread, reused by its waits: closing an
   // instance waits for an RCU grace period (hundreds of microseconds to
   // milliseconds), which would otherwise sit in every hand-off. A forked
-  // child gets its own instead of sharing its parent's.
-  static ChangeNotifier& thread_notifier() {
-    thread_local std::unique_ptr<ChangeNotifier> notifier;
+  // child gets its own instead of sharing its parent's. Shared, not
+  // borrowed: a wait nested in this one (a log sink that acquires) may
+  // replace the thread's instance, and this wait keeps the one it uses.
+  static std::shared_ptr<ChangeNotifier> thread_notifier() {
+    thread_local std::shared_ptr<ChangeNotifier> notifier;
     thread_local pid_t owner = 0;
     pid_t self = sys().getpid();
-    if (!notifier || owner != self || notifier->error()) {
-      notifier = std::make_unique<ChangeNotifier>();
+    if (!notifier || owner != self || notifier->error() || notifier.use_count() > 1) {
+      notifier = std::make_shared<ChangeNotifier>();
       owner = self;
     }
-    return *notifier;
+    return notifier;
   }
 
   static bool readable(int fd) {
@@ -565,7 +567,7 @@ class Waiter {
     return ::poll(&p, 1, 0) == 1;
   }
 
-  ChangeNotifier& notifier_;
+  std::shared_ptr<ChangeNotifier> notifier_;
   const Canceller* canceller_;
   std::chrono::milliseconds recheck_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
