@@ -62,13 +62,13 @@ std::string describe_error(const std::error_code& code, const std::string& opera
   return s;
 }
 
-Error::Error(std::error_code code, std::string operation, std::string path, std::string detail)
+Error::Error(std::error_code code, std::string operation, std::string path, const std::string& detail)
     : std::system_error(code),
       message_(describe_error(code, operation, path, detail)),
       operation_(std::move(operation)),
       path_(std::move(path)) {}
 
-LockHeldError::LockHeldError(std::string path, Inspection holder)
+LockHeldError::LockHeldError(const std::string& path, Inspection holder)
     : Error(make_error_code(errc::held), "acquire", path),
       holder_(std::move(holder)) {
   set_message(held_message(path, holder_));

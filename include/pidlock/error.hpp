@@ -75,7 +75,7 @@ class PIDLOCK_EXPORT Error : public std::system_error {
   /// `operation` is a short verb phrase ("open lock file"), `path` the file
   /// concerned (may be empty), `detail` an optional extra sentence.
   Error(std::error_code code, std::string operation, std::string path,
-        std::string detail = {});
+        const std::string& detail = {});
 
   /// The operation that failed, as given to the constructor.
   const std::string& operation() const noexcept { return operation_; }
@@ -106,7 +106,7 @@ class PIDLOCK_EXPORT Error : public std::system_error {
 class PIDLOCK_EXPORT LockHeldError : public Error {
  public:
   /// The message is made from `path` and the holder's inspection.
-  LockHeldError(std::string path, Inspection holder);
+  LockHeldError(const std::string& path, Inspection holder);
   /// The verdict on the lock: who holds it, and the evidence.
   const Inspection& holder() const noexcept { return holder_; }
 

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <new>
 #include <string>
 
 namespace pidlock::detail {
@@ -29,7 +30,7 @@ bool read_small_file(const char* path, std::string* out) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     out->append(buf, static_cast<size_t>(n));
-    if (out->size() > 64 * 1024) break;
+    if (out->size() > std::size_t{64} * 1024) break;
   }
   int saved = errno;
   ::close(fd);
@@ -239,7 +240,8 @@ System& real_system() noexcept {
   // Never destroyed: a LockManager with static storage duration releases
   // its locks from its destructor at exit, possibly after this function's
   // statics would have been destroyed.
-  static LinuxSystem* instance = new LinuxSystem;
+  alignas(LinuxSystem) static unsigned char storage[sizeof(LinuxSystem)];
+  static LinuxSystem* instance = ::new (static_cast<void*>(storage)) LinuxSystem;
   return *instance;
 }
 
