@@ -90,6 +90,17 @@ if os.path.exists(mpath):
             micro[name] = entry
 
 
+# Python filelock's cycle (bench/filelock_cycle.py), as if micro_bench had
+# measured it: the median of its repetitions per file system.
+_flc = {}
+for r in read_csv("filelock_cycle.csv"):
+    _flc.setdefault(r["label"], []).append((num(r["cpu_us"]), num(r["real_us"])))
+for fs, reps in _flc.items():
+    reps.sort()
+    cpu, real = reps[len(reps) // 2]
+    micro[f"cycle/python_filelock/{fs}"] = {"cpu_us": cpu, "real_us": real}
+
+
 def m(name, field="cpu_us"):
     e = micro.get(name)
     return e.get(field) if e else None
@@ -320,7 +331,8 @@ if micro:
              ("pidlock_nosync", "**pidlock, durable=false**"), ("pidlock_fsync", "**pidlock, durable=true**"),
              ("pg_nosync", "PostgreSQL-style O_EXCL + write + close + unlink"),
              ("pg_fsync", "PostgreSQL-style, with fsync (as PostgreSQL)"),
-             ("liblockfile", "liblockfile lockfile_create(L_PID) + lockfile_remove")]
+             ("liblockfile", "liblockfile lockfile_create(L_PID) + lockfile_remove"),
+             ("python_filelock", "Python filelock FileLock acquire + release (flock; includes the interpreter)")]
     for key, label in names:
         row = [label]
         for fs in ("tmpfs", "disk"):

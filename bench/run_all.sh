@@ -5,6 +5,7 @@
 #
 # Builds Release into $PIDLOCK_BENCH_BUILD (default /tmp/build-bench), then
 #   1. micro_bench (Google Benchmark, JSON)      -> docs/bench-results/micro.json
+#   1b. Python filelock's cycle                   -> docs/bench-results/filelock_cycle.csv
 #   2. system calls per cycle (strace -c)         -> docs/bench-results/syscalls.csv
 #   3. hand-off, take-over, loss, throughput     -> docs/bench-results/*.csv, handoff.md
 #   3b. command start-up (hyperfine) and peak memory -> cli_startup.json, cli_peak.csv
@@ -70,6 +71,17 @@ REPS=3
 "$B/pidlock_micro_bench" --benchmark_format=json --benchmark_out="$OUT/micro.json" \
   --benchmark_out_format=json --benchmark_min_time="$MIN_TIME" --benchmark_repetitions="$REPS" \
   --benchmark_report_aggregates_only=true >/dev/null
+
+echo "== python filelock cycle"
+FLC_SECONDS=1
+[ -n "$QUICK" ] && FLC_SECONDS=0.2
+FLC_TMPFS=$(mktemp -d /dev/shm/pidlock-flc.XXXXXX)
+FLC_DISK=$(mktemp -d /tmp/pidlock-flc.XXXXXX)
+{
+  $PY "$ROOT/bench/filelock_cycle.py" "$FLC_TMPFS" tmpfs "$FLC_SECONDS"
+  $PY "$ROOT/bench/filelock_cycle.py" "$FLC_DISK" disk "$FLC_SECONDS" | tail -n +2
+} >"$OUT/filelock_cycle.csv" || echo "   (python3-filelock missing: no filelock row)"
+rmdir "$FLC_TMPFS" "$FLC_DISK"
 
 echo "== system calls per cycle (strace)"
 $PY "$ROOT/bench/count_syscalls.py" "$B/pidlock_syscall_driver" "$OUT/syscalls.csv" 2000
