@@ -90,6 +90,10 @@ excluded_tests='^package_consumers$'
 build_and_test() {
   local dir="$work/$1" build_type="$2"
   shift 2
+  # A build tree configured from another checkout cannot be reused.
+  if [ -f "$dir/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$root" "$dir/CMakeCache.txt"; then
+    rm -rf "$dir"
+  fi
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE="$build_type" -DPIDLOCK_WERROR=ON \
     -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
     "-DPIDLOCK_TORTURE_SHORT_ARGS=--procs;16;--acquisitions;3000;--seconds;120;--kill-interval-us;8000" \
@@ -155,11 +159,17 @@ stage_tsan() {
 # TSan tree when it exists, else a configure-only tree).
 stage_tidy() {
   local db="$work/tsan"
-  if [ ! -f "$db/compile_commands.json" ]; then
+  if [ ! -f "$db/compile_commands.json" ] || ! grep -q "\"file\": \"$root/" "$db/compile_commands.json"; then
     db="$work/tidy"
+    rm -rf "$db"
     cmake -S "$root" -B "$db" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_EXPORT_COMPILE_COMMANDS=ON \
       -DPIDLOCK_BUILD_TESTS=OFF -DPIDLOCK_BUILD_EXAMPLES=OFF >"$work/tidy.configure.log" 2>&1 || return 1
   fi
+  # A tidy run that matched no file would pass without checking anything.
+  local files
+  files=$(grep -c "\"file\": \"$root/lib/.*\.cpp\"" "$db/compile_commands.json")
+  echo "tidy: $files lib/ sources"
+  [ "$files" -gt 0 ] || { echo "tidy: no lib/ sources in $db/compile_commands.json"; return 1; }
   local tidy=run-clang-tidy
   command -v "$tidy" >/dev/null || tidy=run-clang-tidy-14
   "$tidy" -p "$db" -j 2 -quiet "$root/lib/.*\\.cpp\$" >"$work/tidy.log" 2>&1

@@ -17,6 +17,9 @@ work="${PIDLOCK_FUZZ_DIR:-/tmp/pidlock-fuzz}"
 jobs="${PIDLOCK_FUZZ_JOBS:-1}"
 mkdir -p "$work/artifacts"
 
+# A build tree configured from another checkout cannot be reused.
+cache="$work/build/CMakeCache.txt"
+if [ -f "$cache" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$PWD/fuzz" "$cache"; then rm -rf "$work/build"; fi
 cmake -S fuzz -B "$work/build" -DCMAKE_CXX_COMPILER="${PIDLOCK_FUZZ_CXX:-clang++}" >"$work/configure.log" \
   || { cat "$work/configure.log"; exit 1; }
 cmake --build "$work/build" -j2 --target record_parser_fuzz verdict_fuzz
