@@ -76,8 +76,9 @@ struct AcquireOptions {
   /// Waiting. By default acquire() fails at once when the lock is held. With
   /// `wait`, it blocks until the lock is ours; with a `timeout` (which implies
   /// waiting) it gives up after that long with errc::held and the holder's
-  /// inspection. The waiter sleeps in poll() on inotify events of the lock's
-  /// folder and file and, for holders known only by pid, a pidfd: it is woken
+  /// inspection. The waiter sleeps in poll() on inotify events of the lock
+  /// file (closed by its holder, unlinked, replaced or renamed) and, for
+  /// holders known only by pid, a pidfd: it is woken
   /// by the kernel when the holder releases or dies, and uses no CPU while it
   /// waits. `recheck_interval` bounds each sleep as a safety net for file
   /// systems whose changes inotify cannot see (NFS).
