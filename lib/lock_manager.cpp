@@ -498,6 +498,7 @@ class Waiter {
   // Closes found's descriptor first: a waiter must not sit on the kernel
   // lock of a foreign file it took only to judge it.
   Wake sleep(Examined& found) {
+    settles_ = 0;
     const Inspection& insp = found.inspection;
     if (found.kernel != KernelEvidence::kHeld && found.file.fd.valid()) {
       // No kernel-lock holder to wait for: stop watching closes, so that
@@ -543,6 +544,20 @@ class Waiter {
 
   bool cancelled() const { return canceller_ != nullptr && canceller_->cancelled(); }
 
+  // The kernel reports a close (IN_CLOSE_WRITE) before it drops the closing
+  // description's lock (__fput: fsnotify_close, then locks_remove_file), so
+  // a look right after the holder's death can still find the lock held --
+  // and no further event comes. After such a wake, a lock still held is
+  // looked at again shortly (up to 40 x 250 us), not slept on.
+  bool settle_after_close(const Examined& found) {
+    constexpr int kMaxSettles = 40;
+    if (found.kernel != KernelEvidence::kHeld || !notifier_->saw_close() || settles_ >= kMaxSettles) return false;
+    if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) return false;
+    ++settles_;
+    std::this_thread::sleep_for(std::chrono::microseconds(250));
+    return true;
+  }
+
  private:
   // One inotify instance per thread, reused by its waits: closing an
   // instance waits for an RCU grace period (hundreds of microseconds to
@@ -573,6 +588,7 @@ class Waiter {
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   UniqueFd pidfd_;
   pid_t pid_watched_ = 0;
+  int settles_ = 0;
 };
 
 // Retries of one attempt while a kernel lock is held by someone other than
@@ -835,6 +851,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     bool same = false;
     if ((failure = names_same_file(loc, found.file.st, &same))) return {};
     if (!same) continue;
+    if (waits && waiter->settle_after_close(found)) continue;
     if (waits) {
       switch (waiter->sleep(found)) {
         case Wake::kEvent: continue;
@@ -974,6 +991,7 @@ Inspection wait_impl(const boost::filesystem::path& path, std::optional<std::chr
       continue;
     }
     if (found.inspection.verdict == Verdict::kStale) return found.inspection;
+    if (waiter.settle_after_close(found)) continue;
     switch (waiter.sleep(found)) {
       case Wake::kEvent: continue;
       case Wake::kTimeout:

@@ -81,6 +81,7 @@ bool ChangeNotifier::drain() {
   alignas(struct inotify_event) char buf[16 * 1024];
   constexpr std::size_t kLargestEvent = sizeof(struct inotify_event) + NAME_MAX + 1;
   bool relevant = false;
+  saw_close_ = false;
   for (;;) {
     ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
@@ -93,6 +94,7 @@ bool ChangeNotifier::drain() {
         if (ev->len == 0 || name_ == ev->name) relevant = true;  // len 0: the folder itself
       } else if (ev->wd == file_wd_) {
         relevant = true;
+        if (ev->mask & IN_CLOSE_WRITE) saw_close_ = true;
         if (ev->mask & IN_IGNORED) file_wd_ = -1;  // its file is gone, and the watch with it
       } else if (ev->mask & IN_IGNORED) {
         // A retired watch went with its file.

@@ -43,6 +43,9 @@ class ChangeNotifier {
   std::error_code watch_file(int fd, FileEvents events);
   // Consumes pending notifications; true if any concerned our name or file.
   bool drain();
+  // Did the last drain() see the watched file's last writable descriptor
+  // close (IN_CLOSE_WRITE)?
+  bool saw_close() const noexcept { return saw_close_; }
   // Stops reporting the current file watch without removing it: removing a
   // watch costs tens of microseconds, which would sit in every hand-off,
   // while the watch of a deleted file goes by itself once its last
@@ -59,6 +62,7 @@ class ChangeNotifier {
   int folder_wd_ = -1;
   int file_wd_ = -1;
   std::vector<int> retired_;  // oldest first
+  bool saw_close_ = false;
 };
 
 // A descriptor that becomes readable when process `pid` exits (pidfd), or

@@ -3,6 +3,9 @@
 // re-created under its waiters, and an idle waiter's CPU use.
 #include "waiting_support.hpp"
 
+#include "posix/system.hpp"
+#include "scoped_system.hpp"
+
 #include <pidlock/pidlock.hpp>
 
 #include <gtest/gtest.h>
@@ -99,6 +102,47 @@ TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
   ASSERT_TRUE(handle.previous_holder()->holder.has_value());
   EXPECT_EQ(handle.previous_holder()->holder->pid, holder_pid);
   EXPECT_EQ(handle.previous_holder()->verdict, pidlock::Verdict::kStale);
+}
+
+// The kernel sends IN_CLOSE_WRITE before it drops the closing description's
+// lock (__fput: fsnotify_close, then locks_remove_file): a waiter that looks
+// in between sees the dead holder's lock still held, and no further event
+// comes. This System makes that window wide: it reports the lock held at
+// the first look after the holder's death.
+class HeldAtTheNextLook : public pidlock::detail::SystemWrapper {
+ public:
+  HeldAtTheNextLook() : SystemWrapper(pidlock::detail::real_system()) {}
+  std::atomic<int> lies{0};
+  pidlock::detail::LockQuery query_lock(int fd) override {
+    if (lies.load() > 0) {
+      --lies;
+      return pidlock::detail::LockQuery::kHeld;
+    }
+    return SystemWrapper::query_lock(fd);
+  }
+};
+
+TEST(Handoff, AWaiterThatLooksBeforeTheDeadHoldersLockIsGoneLooksAgain) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  HeldAtTheNextLook system;
+  pidlock_test::ScopedSystem scoped(&system);
+
+  LockManager manager;
+  std::error_code ec;
+  AcquireOptions options = waiting(20000ms);
+  options.recheck_interval = 60000ms;  // only an event, or a second look, can end the wait in time
+  std::future<bool> killed = when_this_thread_waits([&] {
+    system.lies = 1;
+    holder.kill();
+  });
+  LockHandle handle = manager.acquire(path, options, ec);
+  EXPECT_TRUE(killed.get()) << "the acquire never blocked in poll()";
+  EXPECT_EQ(system.lies.load(), 0) << "the look after the death never happened";
+  ASSERT_FALSE(ec) << ec.message() << " (the waiter slept on a dead holder's lock)";
+  EXPECT_TRUE(handle.took_over());
 }
 
 TEST(Handoff, DeadlineExpiresWithTheHolderNamed) {
