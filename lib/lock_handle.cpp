@@ -17,9 +17,9 @@ const boost::filesystem::path kEmptyPath;
 const std::optional<Inspection> kNoInspection;
 
 // Does the path still name the handle's inode? ENOENT and another inode
-// are "no" (with the reason in *why); other failures are errors.
-// Does the lock's path still name our file? With `pin`, looks through an
-// O_PATH descriptor of the name, left open in *pin (see release_state).
+// are "no" (with the reason in *why); other failures are errors. With
+// `pin`, looks through an O_PATH descriptor of the name, left open in *pin
+// (see release_state).
 Failure check_still_ours(const HeldLock& s, bool* ours, std::string* why, UniqueFd* pin = nullptr) {
   struct stat st {};
   *ours = false;

@@ -382,6 +382,9 @@ struct Examined {
   bool locked_by_us = false;
   int no_write_errno = 0;  // why a writable open failed (EACCES, EROFS, EPERM), or 0
   Inspection inspection;
+
+  // Why a stale file we could not lock may not be taken over or removed.
+  int write_denied_errno() const { return no_write_errno != 0 ? no_write_errno : EACCES; }
 };
 
 // Opens, locks (when `take_lock`) or queries, reads and judges the file at
@@ -460,6 +463,15 @@ Inspection free_inspection() {
   return i;
 }
 
+// Retries of one attempt while a kernel lock is held by someone other than
+// the recorded (dead) holder: usually a contender between taking a stale
+// file's lock and removing it, or a holder the kernel has not finished
+// closing (see Waiter::settle_after_close), which lasts microseconds.
+// 40 x 250 us covers scheduling delays; a lock still held after that is
+// held for real (a child that inherited the descriptor outlived the holder).
+constexpr int kContestedRetries = 40;
+constexpr std::chrono::microseconds kContestedPause{250};
+
 // Sleeps between examinations of a held lock until the kernel reports a
 // change of the file last examined: unlinked, renamed or replaced (its link
 // count or name changes); its last writable descriptor closed (release or
@@ -536,8 +548,8 @@ class Waiter {
                            until - std::chrono::steady_clock::now());
       if (w == Wake::kTimeout && !deadline_first) return Wake::kEvent;  // periodic recheck
       if (w != Wake::kEvent) return w;
-      // Other files of a busy folder (/tmp, /run) change all the time; only
-      // our name, our file, or the holder's exit is worth another look.
+      // Events of retired watches (files waited on before) are not worth
+      // another look; only the file we watch, or the holder's exit, is.
       if (notifier_->drain() || readable(pidfd_.get())) return Wake::kEvent;
     }
   }
@@ -548,13 +560,14 @@ class Waiter {
   // description's lock (__fput: fsnotify_close, then locks_remove_file), so
   // a look right after the holder's death can still find the lock held --
   // and no further event comes. After such a wake, a lock still held is
-  // looked at again shortly (up to 40 x 250 us), not slept on.
+  // looked at again shortly (kContestedRetries x kContestedPause), not
+  // slept on.
   bool settle_after_close(const Examined& found) {
-    constexpr int kMaxSettles = 40;
-    if (found.kernel != KernelEvidence::kHeld || !notifier_->saw_close() || settles_ >= kMaxSettles) return false;
+    if (found.kernel != KernelEvidence::kHeld || !notifier_->saw_close() || settles_ >= kContestedRetries)
+      return false;
     if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) return false;
     ++settles_;
-    std::this_thread::sleep_for(std::chrono::microseconds(250));
+    std::this_thread::sleep_for(kContestedPause);
     return true;
   }
 
@@ -590,13 +603,6 @@ class Waiter {
   pid_t pid_watched_ = 0;
   int settles_ = 0;
 };
-
-// Retries of one attempt while a kernel lock is held by someone other than
-// the recorded (dead) holder: usually a contender between taking a stale
-// file's lock and removing it, which lasts microseconds. 40 x 250 us
-// covers scheduling delays; a lock still held after that is held for real
-// (a child that inherited the descriptor outlived the holder).
-constexpr int kContestedRetries = 40;
 
 }  // namespace
 }  // namespace detail
@@ -817,7 +823,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       }
       if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
         // We could only open it read-only: we may not take it over.
-        errno = found.no_write_errno != 0 ? found.no_write_errno : EACCES;
+        errno = found.write_denied_errno();
         failure = system_failure("take over stale lock file",
                                  "the file is stale but cannot be opened for writing, which a safe take-over needs");
         return {};
@@ -876,7 +882,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         // inherited the descriptor lives on. Give the first a moment.
         ++contested;
         --attempt;
-        std::this_thread::sleep_for(std::chrono::microseconds(250));
+        std::this_thread::sleep_for(kContestedPause);
         continue;
       }
     }
@@ -1031,7 +1037,7 @@ BreakResult break_impl(const boost::filesystem::path& path, const JudgeOptions& 
       return result;
     }
     if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
-      errno = found.no_write_errno != 0 ? found.no_write_errno : EACCES;
+      errno = found.write_denied_errno();
       failure = system_failure("break lock file", "the file cannot be opened for writing, which a safe removal needs");
       return result;
     }
