@@ -97,6 +97,12 @@ class FakeSystem final : public d::SystemWrapper {
     errno = ENOSYS;
     return d::LockQuery::kError;
   }
+  int unlock(int) override { return fail(); }
+  int announce_waiter(int) override { return fail(); }
+  d::LockQuery query_waiters(int) override {
+    errno = ENOSYS;
+    return d::LockQuery::kError;
+  }
   int kill(pid_t, int sig) override {
     check(sig == 0, "the judge sent a real signal");
     if (p.kill_errno == 0) return 0;
@@ -155,6 +161,7 @@ bool reason_fits(Verdict v, Reason r) {
     case Reason::kPidImpossible:
     case Reason::kOwnIncarnation:
     case Reason::kOtherBoot:
+    case Reason::kReleased:
       return v == Verdict::kStale;
     case Reason::kOwnProcessUnproven:
     case Reason::kOtherHost:

@@ -41,6 +41,10 @@ struct HeldLock {
   std::unique_ptr<RemoteLock> remote;
 };
 
+// Is the status word acceptable? Printable ASCII, no spaces, bounded, and
+// not the reserved kReleasedStatus.
+bool valid_status(std::string_view status) noexcept;
+
 // Releases `state` (see LockHandle::release); idempotent.
 std::error_code release_state(HeldLock& state) noexcept;
 // Is `state`'s file still ours (same inode at the path, same pid on line

@@ -34,6 +34,7 @@ const char* to_string(Reason reason) noexcept {
     case Reason::kOtherPidNamespace: return "other-pid-namespace";
     case Reason::kProbeFailed: return "probe-failed";
     case Reason::kUnreadable: return "unreadable";
+    case Reason::kReleased: return "released";
   }
   return "unknown";
 }

@@ -229,9 +229,13 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
     // file system whose locks do not reach the server (NFS mounted with
     // "nolock") another machine's lock is invisible here, so its records
     // go to the pid rules, which answer "other boot" or "other host".
-    out = verdict(Verdict::kStale, Reason::kKernelLockFree,
-                  "no process holds the kernel lock of this pidlock record (holder " +
-                      pid_text(parsed.record->pid) + " is gone)");
+    out = parsed.record->status == kReleasedStatus
+              ? verdict(Verdict::kStale, Reason::kReleased,
+                        "holder " + pid_text(parsed.record->pid) +
+                            " released the lock for a waiter, and no process holds its kernel lock yet")
+              : verdict(Verdict::kStale, Reason::kKernelLockFree,
+                        "no process holds the kernel lock of this pidlock record (holder " +
+                            pid_text(parsed.record->pid) + " is gone)");
   } else if (!have) {
     out = verdict(Verdict::kUnknown, Reason::kUnreadable,
                   "the record cannot be read (" + parsed.problem +
@@ -242,7 +246,8 @@ Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
   out.holder = parsed.record;
   // The verdict rests on the kernel lock unless the pid rules made it.
   out.kernel_lock_evidence = out.reason == Reason::kKernelLockHeld || out.reason == Reason::kKernelLockFree ||
-                             out.reason == Reason::kEmptyFile || out.reason == Reason::kUnparsable;
+                             out.reason == Reason::kReleased || out.reason == Reason::kEmptyFile ||
+                             out.reason == Reason::kUnparsable;
   return out;
 }
 

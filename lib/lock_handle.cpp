@@ -19,9 +19,11 @@ const std::optional<Inspection> kNoInspection;
 // Does the path still name the handle's inode? ENOENT and another inode
 // are "no" (with the reason in *why); other failures are errors. With
 // `pin`, looks through an O_PATH descriptor of the name, left open in *pin
-// (see release_state).
-Failure check_still_ours(const HeldLock& s, bool* ours, std::string* why, UniqueFd* pin = nullptr) {
-  struct stat st {};
+// (see release_state). With `named`, leaves the name's stat there.
+Failure check_still_ours(const HeldLock& s, bool* ours, std::string* why, UniqueFd* pin = nullptr,
+                         struct stat* named = nullptr) {
+  struct stat local {};
+  struct stat& st = named != nullptr ? *named : local;
   *ours = false;
   int rc = -1;
   if (pin != nullptr) {
@@ -71,16 +73,41 @@ Failure rewrite(HeldLock& s, const HolderRecord& next) {
   return {};
 }
 
-bool valid_status(std::string_view status) {
-  if (status.empty() || status.size() > kMaxStatusLength) return false;
-  for (unsigned char c : status)
-    if (c <= ' ' || c >= 0x7f) return false;
-  return true;
-}
 
 std::error_code report(const Failure& f, const HeldLock& s) {
   if (f) log_failure(f, s.path.string());
   return f.code;
+}
+
+// Releases to a waiter, if one is announced (System::announce_waiter):
+// instead of removing the file, marks the record released (status
+// kReleasedStatus) and drops the kernel lock. The first waiter to lock the
+// file then takes it over in place, and the others go on waiting on the
+// same file -- no new inode, no re-examination, no watch to re-create.
+// False, with the lock still held, when nobody waits or the hand-over
+// cannot be done safely (the file is no longer ours, the write failed):
+// release_state then releases the usual way, removing the file (or
+// reporting the loss).
+bool hand_over(HeldLock& state) {
+  if (sys().query_waiters(state.fd.get()) != LockQuery::kHeld) return false;
+  struct stat st {};  // the name's, which is our file's
+  bool ours = false;
+  std::string why;
+  if (check_still_ours(state, &ours, &why, nullptr, &st) || !ours) return false;
+  sys().checkpoint("release.verified");
+  HolderRecord released = state.record;
+  released.status = std::string(kReleasedStatus);
+  // Never shorter than the file, like update_status: no truncate, no stale
+  // tail. A write that fails part-way leaves a torn record; the usual
+  // release then removes the file, and the waiters follow the name.
+  std::string bytes = format_record(released, static_cast<size_t>(st.st_size));
+  if (!write_all_at(state.fd.get(), bytes.data(), bytes.size(), 0)) return false;
+  sys().checkpoint("release.handed_over");
+  // Unlock before the close: the close event wakes the waiters, and the
+  // kernel sends it before it drops a closing description's locks.
+  (void)sys().unlock(state.fd.get());
+  PIDLOCK_LOG(info) << "released lock file \"" << state.path.string() << "\" to a waiting process";
+  return true;
 }
 
 }  // namespace
@@ -182,6 +209,13 @@ bool LockHandle::recheck(std::error_code& ec) const noexcept {
 
 namespace detail {
 
+bool valid_status(std::string_view status) noexcept {
+  if (status.empty() || status.size() > kMaxStatusLength || status == kReleasedStatus) return false;
+  for (unsigned char c : status)
+    if (c <= ' ' || c >= 0x7f) return false;
+  return true;
+}
+
 bool recheck_state(HeldLock& state, std::string* why, std::error_code* ec) noexcept {
   ec->clear();
   std::lock_guard<std::mutex> guard(state.mutex);
@@ -275,6 +309,11 @@ std::error_code release_state(HeldLock& state) noexcept {
   UniqueFd pin;
   if (state.owner_pid == sys().getpid()) {
     try {
+      if (hand_over(state)) {
+        table_erase(state.dev, state.ino);
+        state.fd.reset();  // the waiters' watches report this close
+        return {};
+      }
       bool ours = false;
       std::string why;
       failure = check_still_ours(state, &ours, &why, &pin);

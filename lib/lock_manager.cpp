@@ -153,14 +153,6 @@ Failure remove_if_same(const LockLocation& loc, const struct stat& st, bool* rem
 
 namespace {
 
-// Is the status word acceptable? Printable, no spaces, bounded.
-bool valid_status(const std::string& status) {
-  if (status.empty() || status.size() > kMaxStatusLength) return false;
-  for (unsigned char c : status)
-    if (!std::isgraph(c)) return false;
-  return true;
-}
-
 // The lock file this process is about to publish: an unnamed (or, where the
 // file system has no O_TMPFILE, a temporarily named) inode, already locked
 // and holding the complete record.
@@ -172,9 +164,15 @@ struct Prepared {
   bool in_table = false;
   const LockLocation* loc = nullptr;
 
-  ~Prepared() {
+  ~Prepared() { reset(); }
+
+  // Gives the file up: out of the table, its temporary name removed.
+  void reset() {
     if (in_table) table_erase(st.st_dev, st.st_ino);
+    in_table = false;
     if (!temp_name.empty()) sys().unlinkat(loc->dir.get(), temp_name.c_str(), 0);
+    temp_name.clear();
+    fd.reset();
   }
 };
 
@@ -335,7 +333,12 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
                     ExistingFile& file, bool* adopted) {
   *adopted = false;
   const int fd = file.fd.get();
-  if (sys().fchmod(fd, options.mode) != 0) {
+  // A file of ours that has the mode already is left alone: fchmod would
+  // wake every waiter watching the file (IN_ATTRIB) in the middle of a
+  // hand-off. Another owner's file goes through fchmod, whose EPERM says
+  // it is not ours to rewrite.
+  if (((file.st.st_mode & 07777) != options.mode || file.st.st_uid != ::geteuid()) &&
+      sys().fchmod(fd, options.mode) != 0) {
     if (errno == EPERM) return {};
     return system_failure("set mode of lock file");
   }
@@ -347,6 +350,12 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   HolderRecord ours = record;
   ours.without_kernel_lock = false;  // we hold this file's kernel lock
   std::string bytes = format_record(ours);
+  // A record a little shorter than the old one (a hand-off between two
+  // holders) is padded to its length, which saves the truncate.
+  constexpr off_t kMaxPadding = 64;
+  const auto natural = static_cast<off_t>(bytes.size());
+  if (natural < file.st.st_size && file.st.st_size - natural <= kMaxPadding)
+    bytes = format_record(ours, static_cast<size_t>(file.st.st_size));
   // Once we start writing, the stale record is gone either way; if we fail
   // after that, remove the file (still ours: we hold its lock) rather than
   // leave a half-rewritten one naming us, who will not hold it.
@@ -442,7 +451,13 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
       out->file.fd = std::move(rw);
       out->file.writable = true;
       switch (sys().try_lock(fd)) {
-        case KernelLock::kAcquired: out->locked_by_us = true; break;
+        case KernelLock::kAcquired:
+          out->locked_by_us = true;
+          // Its size as of now: the last holder may have rewritten the
+          // record (update_status, or the mark of a release to waiters)
+          // since the stat above, and a take-over must cover all of it.
+          if (sys().fstat(fd, &out->file.st) != 0) return system_failure("stat lock file");
+          break;
         case KernelLock::kHeldByOther: out->kernel = KernelEvidence::kHeld; break;
         case KernelLock::kUnsupported: out->kernel = KernelEvidence::kNone; break;
         case KernelLock::kError: return system_failure("lock existing lock file");
@@ -532,6 +547,46 @@ class Waiter {
       pidfd_.reset();
       pid_watched_ = 0;
     }
+    return sleep_for_events();
+  }
+
+  // Sleeps on the file watch alone: for a waiter that announced itself on
+  // the file it watches (see announce()), whose holder holds its kernel
+  // lock. Every hand-off, release and death closes the holder's
+  // description (IN_CLOSE_WRITE); unlink and rename change the file.
+  Wake sleep_announced() {
+    settles_ = 0;
+    pidfd_.reset();
+    pid_watched_ = 0;
+    return sleep_for_events();
+  }
+
+  bool cancelled() const { return canceller_ != nullptr && canceller_->cancelled(); }
+
+  // The kernel reports a close (IN_CLOSE_WRITE) before it drops the closing
+  // description's lock (__fput: fsnotify_close, then locks_remove_file), so
+  // a look right after the holder's death can still find the lock held --
+  // and no further event comes. After such a wake, a lock still held is
+  // looked at again shortly (kContestedRetries x kContestedPause), not
+  // slept on.
+  bool settle_after_close(KernelEvidence kernel) {
+    if (kernel != KernelEvidence::kHeld || !notifier_->saw_close() || settles_ >= kContestedRetries)
+      return false;
+    if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) return false;
+    ++settles_;
+    std::this_thread::sleep_for(kContestedPause);
+    return true;
+  }
+
+  // Did the last wake come from the recheck timer or a change of the file
+  // other than a close -- so that its name must be looked at again?
+  bool name_may_have_changed() const { return rechecking_ || notifier_->saw_change(); }
+  bool saw_close() const { return !rechecking_ && notifier_->saw_close(); }
+
+ private:
+  // Sleeps until the watch or the pidfd reports, the recheck interval
+  // passes (kEvent: look again) or the deadline does (kTimeout).
+  Wake sleep_for_events() {
     std::chrono::steady_clock::duration limit = recheck_;
     bool deadline_first = false;
     if (deadline_) {
@@ -546,7 +601,8 @@ class Waiter {
     for (;;) {
       Wake w = sleep_until({notifier_->fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1,
                            until - std::chrono::steady_clock::now());
-      if (w == Wake::kTimeout && !deadline_first) return Wake::kEvent;  // periodic recheck
+      rechecking_ = w == Wake::kTimeout && !deadline_first;
+      if (rechecking_) return Wake::kEvent;  // periodic recheck
       if (w != Wake::kEvent) return w;
       // Events of retired watches (files waited on before) are not worth
       // another look; only the file we watch, or the holder's exit, is.
@@ -554,24 +610,6 @@ class Waiter {
     }
   }
 
-  bool cancelled() const { return canceller_ != nullptr && canceller_->cancelled(); }
-
-  // The kernel reports a close (IN_CLOSE_WRITE) before it drops the closing
-  // description's lock (__fput: fsnotify_close, then locks_remove_file), so
-  // a look right after the holder's death can still find the lock held --
-  // and no further event comes. After such a wake, a lock still held is
-  // looked at again shortly (kContestedRetries x kContestedPause), not
-  // slept on.
-  bool settle_after_close(const Examined& found) {
-    if (found.kernel != KernelEvidence::kHeld || !notifier_->saw_close() || settles_ >= kContestedRetries)
-      return false;
-    if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) return false;
-    ++settles_;
-    std::this_thread::sleep_for(kContestedPause);
-    return true;
-  }
-
- private:
   // One inotify instance per thread, reused by its waits: closing an
   // instance waits for an RCU grace period (hundreds of microseconds to
   // milliseconds), which would otherwise sit in every hand-off. A forked
@@ -602,7 +640,120 @@ class Waiter {
   UniqueFd pidfd_;
   pid_t pid_watched_ = 0;
   int settles_ = 0;
+  bool rechecking_ = false;
 };
+
+// A held lock file on which this process waits announced
+// (System::announce_waiter): its holder then hands the lock over in place
+// rather than removing the file (see hand_over in lock_handle.cpp), and
+// the waiter keeps watching and locking the same file from one holder to
+// the next. `fd` is writable, as an exclusive OFD lock needs.
+struct Announced {
+  UniqueFd fd;
+  struct stat st {};
+  pid_t holder = 0;  // the holder on record when we last looked
+};
+
+// Opens the file `found` looked at for writing and announces us on it.
+// False, with nothing announced, where that cannot be done (no write
+// permission, the file replaced meanwhile, a holder that locks the whole
+// file): the waiter then waits the usual way.
+bool announce(const LockLocation& loc, const Examined& found, Announced* out, pid_t holder) {
+  int fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return false;
+  UniqueFd rw(fd);
+  struct stat st {};
+  if (sys().fstat(fd, &st) != 0 || st.st_dev != found.file.st.st_dev || st.st_ino != found.file.st.st_ino)
+    return false;
+  if (sys().announce_waiter(fd) != 0) return false;
+  out->fd = std::move(rw);
+  out->st = st;
+  out->holder = holder;
+  return true;
+}
+
+// Gives up an announcement. Its holder may have handed the lock to us
+// just now; a file released for waiters that none of them takes would
+// stay behind (stale, and taken over by the next acquire). So if the lock
+// is free, the file released, and nobody else waits, remove it.
+void leave_announced(const LockLocation& loc, Announced& a) {
+  if (a.fd.valid() && sys().try_lock(a.fd.get()) == KernelLock::kAcquired &&
+      sys().query_waiters(a.fd.get()) == LockQuery::kFree) {
+    ParsedRecord parsed;
+    if (!read_record(a.fd.get(), loc.path, &parsed) && parsed.record && parsed.record->status == kReleasedStatus) {
+      bool removed = false;
+      (void)remove_if_same(loc, a.st, &removed);
+    }
+  }
+  a.fd.reset();
+}
+
+enum class InPlace {
+  kWon,    // we hold the announced file's lock; `found` describes it, judged
+  kMoved,  // its name names another file, or none: look again
+  kEnded,  // the wait ended (deadline, cancel, error of the sleep)
+};
+
+// Waits on the announced file until its holder releases or dies and we
+// lock it, or its name moves on. One try of the lock per wake, and no file
+// to open while someone else holds it.
+Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Waiter& waiter, Announced& a,
+                       Examined* found, InPlace* outcome, Wake* ended) {
+  bool woke = false;
+  pid_t& holder = a.holder;
+  for (;;) {
+    switch (sys().try_lock(a.fd.get())) {
+      case KernelLock::kAcquired: {
+        found->file.fd = std::move(a.fd);
+        found->file.writable = true;
+        found->locked_by_us = true;
+        found->kernel = KernelEvidence::kFree;
+        if (sys().fstat(found->file.fd.get(), &found->file.st) != 0) return system_failure("stat lock file");
+        ParsedRecord parsed;
+        if (Failure f = read_record(found->file.fd.get(), loc.path, &parsed)) return f;
+        found->inspection = judge(parsed, KernelEvidence::kFree, options, self_identity(), false);
+        *outcome = InPlace::kWon;
+        return {};
+      }
+      case KernelLock::kHeldByOther:
+        break;
+      case KernelLock::kUnsupported:
+        a.fd.reset();
+        *outcome = InPlace::kMoved;
+        return {};
+      case KernelLock::kError:
+        return system_failure("lock existing lock file");
+    }
+    if (woke && waiter.saw_close()) {
+      // A close, and the lock is held: either a waiter took it over from a
+      // holder that released (the record says released, or names the new
+      // holder), or a dead holder's lock is not gone yet (the record still
+      // names it; see Waiter::settle_after_close).
+      ParsedRecord parsed;
+      if (Failure f = read_record(a.fd.get(), loc.path, &parsed)) return f;
+      const bool handed_on =
+          parsed.record && (parsed.record->status == kReleasedStatus || parsed.record->pid != holder);
+      if (parsed.record) holder = parsed.record->pid;
+      if (!handed_on && waiter.settle_after_close(KernelEvidence::kHeld)) continue;
+    }
+    Wake w = waiter.sleep_announced();
+    woke = true;
+    if (w != Wake::kEvent) {
+      *ended = w;
+      *outcome = InPlace::kEnded;
+      return {};
+    }
+    if (waiter.name_may_have_changed()) {
+      bool same = false;
+      if (Failure f = names_same_file(loc, a.st, &same)) return f;
+      if (!same) {
+        a.fd.reset();
+        *outcome = InPlace::kMoved;
+        return {};
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace detail
@@ -751,55 +902,79 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     return HandleAccess::make(std::move(state));
   };
 
+  Announced announced;
+  std::pair<dev_t, ino_t> not_announced{0, 0};  // a file announce() refused
   for (int attempt = 0; attempt < options.max_attempts;) {
-    if (!prepared.fd.valid()) {
-      if ((failure = prepare(loc, options, record, &prepared))) return {};
-      record.without_kernel_lock = prepared.without_kernel_lock;
-    }
-    sys().checkpoint("acquire.before_link");
-    if (publish(loc, prepared) == 0) {
-      sys().checkpoint("acquire.linked");
-      if (!prepared.temp_name.empty()) {
-        sys().unlinkat(loc.dir.get(), prepared.temp_name.c_str(), 0);
-        prepared.temp_name.clear();
-      }
-      if (options.durable && fsync_fd(loc.dir.get()) != 0) {
-        failure = system_failure("fsync lock folder");
-        sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);  // ours: same inode, locked
-        return {};
-      }
-      struct stat named {};
-      if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
-        failure = system_failure("stat lock file after creating it");
-        // The name is ours: nobody else may remove or replace a file whose
-        // kernel lock we hold, so take back what we published.
-        if (failure.code != std::error_code(ENOENT, std::system_category()))
-          sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
-        return {};
-      }
-      if (named.st_dev != prepared.st.st_dev || named.st_ino != prepared.st.st_ino) {
-        failure = pidlock_failure(errc::lock_lost, "acquire",
-                                  "the lock file was replaced right after it was created");
-        return {};
-      }
-      prepared.in_table = false;  // the handle owns the table entry now
-      return make_handle(std::move(prepared.fd), prepared.st);
-    }
-    if (errno != EEXIST) {
-      failure = system_failure("create lock file");
-      return {};
-    }
-    // A waiting acquire is bounded by its deadline; max_attempts bounds the
-    // races of an acquire that does not wait.
-    if (!waits) ++attempt;
-    if (waits && !waiter) {
-      waiter.emplace(options.timeout, options.canceller, options.recheck_interval);
-      if ((failure = waiter->start())) return {};
-    }
     Examined found;
-    if ((failure = examine(loc, options.judge, /*take_lock=*/true, &found, waits ? waiter->notifier() : nullptr)))
-      return {};
-    if (found.file.vanished) continue;
+    if (announced.fd.valid()) {
+      InPlace outcome = InPlace::kMoved;
+      Wake ended = Wake::kError;
+      if ((failure = wait_announced(loc, options.judge, *waiter, announced, &found, &outcome, &ended))) {
+        leave_announced(loc, announced);
+        return {};
+      }
+      if (outcome == InPlace::kMoved) continue;
+      if (outcome == InPlace::kEnded) {
+        if (ended == Wake::kTimeout) {  // report the holder now on record, described in full
+          ParsedRecord parsed;
+          (void)read_record(announced.fd.get(), loc.path, &parsed);
+          held = judge(parsed, KernelEvidence::kHeld, options.judge, self_identity());
+        }
+        leave_announced(loc, announced);
+        failure = ended == Wake::kTimeout     ? pidlock_failure(errc::held, "acquire")
+                  : ended == Wake::kCancelled ? pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled")
+                                              : system_failure("wait for lock file");
+        return {};
+      }
+    } else {
+      if (!prepared.fd.valid()) {
+        if ((failure = prepare(loc, options, record, &prepared))) return {};
+        record.without_kernel_lock = prepared.without_kernel_lock;
+      }
+      sys().checkpoint("acquire.before_link");
+      if (publish(loc, prepared) == 0) {
+        sys().checkpoint("acquire.linked");
+        if (!prepared.temp_name.empty()) {
+          sys().unlinkat(loc.dir.get(), prepared.temp_name.c_str(), 0);
+          prepared.temp_name.clear();
+        }
+        if (options.durable && fsync_fd(loc.dir.get()) != 0) {
+          failure = system_failure("fsync lock folder");
+          sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);  // ours: same inode, locked
+          return {};
+        }
+        struct stat named {};
+        if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) {
+          failure = system_failure("stat lock file after creating it");
+          // The name is ours: nobody else may remove or replace a file whose
+          // kernel lock we hold, so take back what we published.
+          if (failure.code != std::error_code(ENOENT, std::system_category()))
+            sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
+          return {};
+        }
+        if (named.st_dev != prepared.st.st_dev || named.st_ino != prepared.st.st_ino) {
+          failure = pidlock_failure(errc::lock_lost, "acquire",
+                                    "the lock file was replaced right after it was created");
+          return {};
+        }
+        prepared.in_table = false;  // the handle owns the table entry now
+        return make_handle(std::move(prepared.fd), prepared.st);
+      }
+      if (errno != EEXIST) {
+        failure = system_failure("create lock file");
+        return {};
+      }
+      // A waiting acquire is bounded by its deadline; max_attempts bounds the
+      // races of an acquire that does not wait.
+      if (!waits) ++attempt;
+      if (waits && !waiter) {
+        waiter.emplace(options.timeout, options.canceller, options.recheck_interval);
+        if ((failure = waiter->start())) return {};
+      }
+      if ((failure = examine(loc, options.judge, /*take_lock=*/true, &found, waits ? waiter->notifier() : nullptr)))
+        return {};
+      if (found.file.vanished) continue;
+    }
     const Inspection& insp = found.inspection;
     if (insp.reason == Reason::kHeldByThisProcess) {
       failure = pidlock_failure(errc::already_held_by_this_process, "acquire",
@@ -837,7 +1012,9 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         bool adopted = false;
         if ((failure = adopt_stale(loc, options, record, found.file, &adopted))) return {};
         if (adopted) {
-          previous = insp;
+          // A file its holder released to us is a hand-off, not a
+          // take-over: no recovery is due.
+          if (insp.reason != Reason::kReleased) previous = insp;
           record.without_kernel_lock = false;
           return make_handle(std::move(found.file.fd), found.file.st);
         }
@@ -857,7 +1034,15 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     bool same = false;
     if ((failure = names_same_file(loc, found.file.st, &same))) return {};
     if (!same) continue;
-    if (waits && waiter->settle_after_close(found)) continue;
+    if (waits && waiter->settle_after_close(found.kernel)) continue;
+    if (waits && found.kernel == KernelEvidence::kHeld &&
+        not_announced != std::make_pair(found.file.st.st_dev, found.file.st.st_ino)) {
+      if (announce(loc, found, &announced, insp.holder ? insp.holder->pid : 0)) {
+        prepared.reset();  // taken over in place, the lock needs no file of ours
+        continue;
+      }
+      not_announced = {found.file.st.st_dev, found.file.st.st_ino};
+    }
     if (waits) {
       switch (waiter->sleep(found)) {
         case Wake::kEvent: continue;
@@ -997,7 +1182,7 @@ Inspection wait_impl(const boost::filesystem::path& path, std::optional<std::chr
       continue;
     }
     if (found.inspection.verdict == Verdict::kStale) return found.inspection;
-    if (waiter.settle_after_close(found)) continue;
+    if (waiter.settle_after_close(found.kernel)) continue;
     switch (waiter.sleep(found)) {
       case Wake::kEvent: continue;
       case Wake::kTimeout:

@@ -137,6 +137,9 @@ class RecordingSystem : public pidlock::detail::SystemWrapper {
   LockQuery query_lock(int fd) override {
     return kernel_locks_ ? target_.query_lock(fd) : LockQuery::kUnsupported;
   }
+  LockQuery query_waiters(int fd) override {
+    return kernel_locks_ ? target_.query_waiters(fd) : LockQuery::kUnsupported;
+  }
 
  private:
   bool watched(int fd) {

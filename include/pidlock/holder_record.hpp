@@ -58,6 +58,12 @@ inline constexpr unsigned kRecordFormatVersion = 1;
 /// Longest status word accepted by LockHandle::update_status() and AcquireOptions::status.
 inline constexpr std::size_t kMaxStatusLength = 32;
 
+/// The status word of a lock that its holder released while others were
+/// waiting for it: the file stays, unlocked, for one of them to take over
+/// in place (see docs/how-it-works.md). Reserved: update_status() and
+/// AcquireOptions::status refuse it.
+inline constexpr std::string_view kReleasedStatus = "released";
+
 /// Lock files longer than this are not read past this size: a huge file
 /// costs one bounded read, and is never taken for a stale lock.
 inline constexpr std::size_t kMaxRecordBytes = 4096;

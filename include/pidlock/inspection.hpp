@@ -48,6 +48,10 @@ enum class Reason {
   kProbeFailed,           ///< unknown: liveness could not be determined
   kUnreadable,            ///< unknown: the record cannot be parsed and there is
                           ///<   no kernel-lock evidence
+  kReleased,              ///< stale: its holder released it for a waiter
+                          ///<   (status kReleasedStatus) and nobody holds
+                          ///<   its kernel lock: taken over in place, with
+                          ///<   no recovery due
 };
 
 /// For locks in a lease-based store (etcd): the lease behind the holder.

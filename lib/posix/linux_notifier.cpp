@@ -82,6 +82,7 @@ bool ChangeNotifier::drain() {
   constexpr std::size_t kLargestEvent = sizeof(struct inotify_event) + NAME_MAX + 1;
   bool relevant = false;
   saw_close_ = false;
+  saw_change_ = false;
   for (;;) {
     ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
@@ -90,11 +91,13 @@ bool ChangeNotifier::drain() {
       auto* ev = reinterpret_cast<struct inotify_event*>(p);
       if (ev->mask & IN_Q_OVERFLOW) {
         relevant = true;  // lost events: assume the worst
+        saw_change_ = true;
       } else if (ev->wd == folder_wd_) {
         if (ev->len == 0 || name_ == ev->name) relevant = true;  // len 0: the folder itself
       } else if (ev->wd == file_wd_) {
         relevant = true;
         if (ev->mask & IN_CLOSE_WRITE) saw_close_ = true;
+        if (ev->mask & ~static_cast<std::uint32_t>(IN_CLOSE_WRITE)) saw_change_ = true;
         if (ev->mask & IN_IGNORED) file_wd_ = -1;  // its file is gone, and the watch with it
       } else if (ev->mask & IN_IGNORED) {
         // A retired watch went with its file.

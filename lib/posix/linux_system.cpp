@@ -74,6 +74,32 @@ void proc_path(char* out, size_t size, pid_t pid, const char* what) {
     std::snprintf(out, size, "/proc/%d/%s", static_cast<int>(pid), what);
 }
 
+// The holder's exclusive lock covers byte 0; waiters' shared announcements
+// cover byte 1 (see System::announce_waiter). A lock of one byte, not the
+// whole file, so that the two never conflict.
+constexpr off_t kHolderByte = 0;
+constexpr off_t kWaiterByte = 1;
+
+struct flock byte_lock(short type, off_t byte) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = byte;
+  fl.l_len = 1;
+  return fl;
+}
+
+// Is a lock that conflicts with an exclusive one on `byte` held through
+// another open file description? (F_OFD_GETLK ignores our own.)
+LockQuery query_byte(int fd, off_t byte) {
+  struct flock fl = byte_lock(F_WRLCK, byte);
+  if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+    if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) return LockQuery::kUnsupported;
+    return LockQuery::kError;
+  }
+  return fl.l_type == F_UNLCK ? LockQuery::kFree : LockQuery::kHeld;
+}
+
 class LinuxSystem final : public System {
  public:
   int openat(int dirfd, const char* name, int flags, mode_t mode) override {
@@ -138,9 +164,7 @@ class LinuxSystem final : public System {
   // lock is released by the kernel when the last descriptor closes, which
   // includes the holder being killed.
   KernelLock try_lock(int fd) override {
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
+    struct flock fl = byte_lock(F_WRLCK, kHolderByte);
     if (::fcntl(fd, F_OFD_SETLK, &fl) == 0) return KernelLock::kAcquired;
     switch (errno) {
       case EAGAIN:
@@ -155,16 +179,19 @@ class LinuxSystem final : public System {
     }
   }
 
-  LockQuery query_lock(int fd) override {
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) {
-      if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) return LockQuery::kUnsupported;
-      return LockQuery::kError;
-    }
-    return fl.l_type == F_UNLCK ? LockQuery::kFree : LockQuery::kHeld;
+  LockQuery query_lock(int fd) override { return query_byte(fd, kHolderByte); }
+
+  int unlock(int fd) override {
+    struct flock fl = byte_lock(F_UNLCK, kHolderByte);
+    return ::fcntl(fd, F_OFD_SETLK, &fl);
   }
+
+  int announce_waiter(int fd) override {
+    struct flock fl = byte_lock(F_RDLCK, kWaiterByte);
+    return ::fcntl(fd, F_OFD_SETLK, &fl);
+  }
+
+  LockQuery query_waiters(int fd) override { return query_byte(fd, kWaiterByte); }
 
   int kill(pid_t pid, int sig) override { return ::kill(pid, sig); }
   pid_t getpid() override { return own_pid(); }

@@ -46,6 +46,9 @@ class ChangeNotifier {
   // Did the last drain() see the watched file's last writable descriptor
   // close (IN_CLOSE_WRITE)?
   bool saw_close() const noexcept { return saw_close_; }
+  // Did it see the watched file change in any other way (unlinked,
+  // renamed, its attributes changed), or lose events?
+  bool saw_change() const noexcept { return saw_change_; }
   // Stops reporting the current file watch without removing it: removing a
   // watch costs tens of microseconds, which would sit in every hand-off,
   // while the watch of a deleted file goes by itself once its last
@@ -63,6 +66,7 @@ class ChangeNotifier {
   int file_wd_ = -1;
   std::vector<int> retired_;  // oldest first
   bool saw_close_ = false;
+  bool saw_change_ = false;
 };
 
 // A descriptor that becomes readable when process `pid` exits (pidfd), or

@@ -71,11 +71,20 @@ class System {
   virtual int linkat(int olddirfd, const char* oldname, int newdirfd,
                      const char* newname) = 0;
 
-  // --- kernel locks: exclusive, whole file, owned by the open file
-  // description (so they survive fork, die with the last descriptor, and
-  // conflict between two descriptions in one process). ---
+  // --- kernel locks, owned by the open file description (so they survive
+  // fork, die with the last descriptor, and conflict between two
+  // descriptions in one process). The holder's lock is exclusive and
+  // covers the file's first byte; waiters announce themselves with shared
+  // locks on the second byte, which never conflict with the holder's. ---
   virtual KernelLock try_lock(int fd) = 0;
   virtual LockQuery query_lock(int fd) = 0;
+  // Drops the holder's lock taken through `fd`, keeping the descriptor.
+  virtual int unlock(int fd) = 0;
+  // Announces a waiter for as long as `fd` stays open. Returns 0, or -1
+  // with errno (ENOLCK where the file system has no locks).
+  virtual int announce_waiter(int fd) = 0;
+  // kHeld if another open file description announces a waiter.
+  virtual LockQuery query_waiters(int fd) = 0;
 
   // --- processes ---
   virtual int kill(pid_t pid, int sig) = 0;
@@ -132,6 +141,9 @@ class SystemWrapper : public System {
   int linkat(int od, const char* o, int nd, const char* n) override { return target_.linkat(od, o, nd, n); }
   KernelLock try_lock(int fd) override { return target_.try_lock(fd); }
   LockQuery query_lock(int fd) override { return target_.query_lock(fd); }
+  int unlock(int fd) override { return target_.unlock(fd); }
+  int announce_waiter(int fd) override { return target_.announce_waiter(fd); }
+  LockQuery query_waiters(int fd) override { return target_.query_waiters(fd); }
   int kill(pid_t p, int s) override { return target_.kill(p, s); }
   pid_t getpid() override { return target_.getpid(); }
   pid_t getppid() override { return target_.getppid(); }

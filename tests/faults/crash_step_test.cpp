@@ -29,7 +29,7 @@
 namespace pidlock_faults {
 namespace {
 
-enum class Operation { kFreshAcquire, kTakeOver, kUpdate, kRelease };
+enum class Operation { kFreshAcquire, kTakeOver, kUpdate, kRelease, kReleaseToWaiter };
 enum class Stale { kNone, kKilledPidlock, kEmpty, kPostgresDead, kGarbage };
 enum class Death { kExit, kSigkill };
 
@@ -39,6 +39,7 @@ const char* name(Operation o) {
     case Operation::kTakeOver: return "take-over";
     case Operation::kUpdate: return "update_status";
     case Operation::kRelease: return "release";
+    case Operation::kReleaseToWaiter: return "release to a waiter";
   }
   return "?";
 }
@@ -127,9 +128,15 @@ int run_child(const Setup& s, Operation op, int crash_at, Death death, bool no_t
     pidlock::LockManager m;
     std::error_code ec;
     pidlock::LockHandle h;
-    if (op == Operation::kUpdate || op == Operation::kRelease) {
+    if (op == Operation::kUpdate || op == Operation::kRelease || op == Operation::kReleaseToWaiter) {
       h = m.acquire(s.lock, {}, ec);
       if (!h) return 10;
+    }
+    if (op == Operation::kReleaseToWaiter) {
+      // A waiter's announcement, through a second open file description
+      // (it dies with this process).
+      int waiter = ::open(s.lock.c_str(), O_RDWR | O_CLOEXEC);
+      if (waiter < 0 || d::real_system().announce_waiter(waiter) != 0) return 14;
     }
     system->arm();
     switch (op) {
@@ -143,6 +150,7 @@ int run_child(const Setup& s, Operation op, int crash_at, Death death, bool no_t
         if (ec) return 12;
         break;
       case Operation::kRelease:
+      case Operation::kReleaseToWaiter:
         if (h.release()) return 13;
         break;
     }
@@ -224,10 +232,13 @@ void check_recovery(const TempDir& dir, const Setup& s, Operation op, bool no_tm
   EXPECT_EQ(insp.verdict, lock_left ? pidlock::Verdict::kStale : pidlock::Verdict::kFree)
       << pidlock::to_string(insp.reason) << ": " << insp.detail;
 
-  // 4. The next acquire recovers by itself.
+  // 4. The next acquire recovers by itself, and runs recovery unless the
+  //    file was released to a waiter.
+  const bool released = insp.reason == pidlock::Reason::kReleased;
+  EXPECT_TRUE(!released || op == Operation::kReleaseToWaiter) << insp.detail;
   pidlock::LockHandle h = m.acquire(s.lock, {}, ec);
   ASSERT_TRUE(h) << "next acquire needs a person: " << ec.message();
-  EXPECT_EQ(h.took_over(), lock_left);
+  EXPECT_EQ(h.took_over(), lock_left && !released);
   EXPECT_EQ(h.record().pid, ::getpid());
   EXPECT_FALSE(h.release());
 
@@ -307,6 +318,13 @@ TEST(CrashAtEveryStep, UpdateStatus) {
 
 TEST(CrashAtEveryStep, Release) {
   crash_everywhere(Operation::kRelease, Stale::kNone, false, {"release.verified", "release.removed"});
+}
+
+// With a waiter announced, release leaves the file to it: marked released,
+// then unlocked. A crash before the mark leaves a stale lock (recovery
+// due), after it a released one (none due).
+TEST(CrashAtEveryStep, ReleaseToAWaiter) {
+  crash_everywhere(Operation::kReleaseToWaiter, Stale::kNone, false, {"release.verified", "release.handed_over"});
 }
 
 // The fallback for file systems without O_TMPFILE publishes the record

@@ -231,6 +231,9 @@ const char* call_name(Call c) {
     case Call::kLinkat: return "linkat";
     case Call::kTryLock: return "try_lock";
     case Call::kQueryLock: return "query_lock";
+    case Call::kUnlock: return "unlock";
+    case Call::kAnnounceWaiter: return "announce_waiter";
+    case Call::kQueryWaiters: return "query_waiters";
     case Call::kKill: return "kill";
     case Call::kProcessStat: return "process_stat";
     case Call::kCount: break;
@@ -286,6 +289,8 @@ int FaultSystem::open_unnamed(int dd, mode_t m, bool c) { PIDLOCK_FAULT_ERRNO(Ca
 int FaultSystem::link_unnamed(int fd, int dd, const char* n) { PIDLOCK_FAULT_ERRNO(Call::kLinkUnnamed, link_unnamed(fd, dd, n)) }
 int FaultSystem::linkat(int od, const char* o, int nd, const char* n) { PIDLOCK_FAULT_ERRNO(Call::kLinkat, linkat(od, o, nd, n)) }
 int FaultSystem::kill(pid_t p, int s) { PIDLOCK_FAULT_ERRNO(Call::kKill, kill(p, s)) }
+int FaultSystem::unlock(int fd) { PIDLOCK_FAULT_ERRNO(Call::kUnlock, unlock(fd)) }
+int FaultSystem::announce_waiter(int fd) { PIDLOCK_FAULT_ERRNO(Call::kAnnounceWaiter, announce_waiter(fd)) }
 
 #undef PIDLOCK_FAULT_ERRNO
 
@@ -305,6 +310,15 @@ d::LockQuery FaultSystem::query_lock(int fd) {
     return d::LockQuery::kError;
   }
   return SystemWrapper::query_lock(fd);
+}
+
+d::LockQuery FaultSystem::query_waiters(int fd) {
+  if (fire(Call::kQueryWaiters)) {
+    if (kind_ == FaultKind::kUnsupported) return d::LockQuery::kUnsupported;
+    errno = err_;
+    return d::LockQuery::kError;
+  }
+  return SystemWrapper::query_waiters(fd);
 }
 
 bool FaultSystem::process_stat(pid_t p, d::ProcessStat* o) {

@@ -132,6 +132,9 @@ enum class Call {
   kLinkat,
   kTryLock,
   kQueryLock,
+  kUnlock,
+  kAnnounceWaiter,
+  kQueryWaiters,
   kKill,
   kProcessStat,
   kCount,
@@ -142,7 +145,7 @@ enum class FaultKind {
   kErrno,        // fail with `err` (-1/errno, kError for locks, false for stat)
   kShortWrite,   // pwrite writes half (at least one byte) and says so
   kZeroWrite,    // pwrite returns 0
-  kUnsupported,  // try_lock/query_lock: kUnsupported (ENOLCK, EOPNOTSUPP)
+  kUnsupported,  // try_lock/query_lock/query_waiters: kUnsupported (ENOLCK, EOPNOTSUPP)
 };
 
 // Fails the n-th call (counted from arm()) of one function.
@@ -180,6 +183,9 @@ class FaultSystem : public d::SystemWrapper {
   int linkat(int od, const char* o, int nd, const char* n) override;
   d::KernelLock try_lock(int fd) override;
   d::LockQuery query_lock(int fd) override;
+  int unlock(int fd) override;
+  int announce_waiter(int fd) override;
+  d::LockQuery query_waiters(int fd) override;
   int kill(pid_t p, int s) override;
   bool process_stat(pid_t p, d::ProcessStat* o) override;
 

@@ -30,6 +30,17 @@ class NoKernelLocksSystem : public pidlock::detail::SystemWrapper {
   pidlock::detail::LockQuery query_lock(int) override {
     return pidlock::detail::LockQuery::kUnsupported;
   }
+  int unlock(int) override {
+    errno = ENOLCK;
+    return -1;
+  }
+  int announce_waiter(int) override {
+    errno = ENOLCK;
+    return -1;
+  }
+  pidlock::detail::LockQuery query_waiters(int) override {
+    return pidlock::detail::LockQuery::kUnsupported;
+  }
 };
 
 }  // namespace pidlock_test

@@ -85,9 +85,12 @@ bool kernel_lock_held(const std::string& path) {
     ADD_FAILURE() << "open " << path << ": " << std::strerror(errno);
     return false;
   }
+  // The holder's lock covers the first byte; waiters' shared locks on the
+  // second byte are not a holder.
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
   int rc = ::fcntl(fd, F_OFD_GETLK, &fl);
   int err = errno;
   ::close(fd);

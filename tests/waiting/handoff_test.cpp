@@ -3,6 +3,7 @@
 // re-created under its waiters, and an idle waiter's CPU use.
 #include "waiting_support.hpp"
 
+#include "posix/syscalls.hpp"
 #include "posix/system.hpp"
 #include "scoped_system.hpp"
 
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -35,6 +37,31 @@ using pidlock::Inspection;
 using pidlock::LockHandle;
 using pidlock::LockManager;
 using Clock = std::chrono::steady_clock;
+using pidlock::detail::UniqueFd;
+
+ino_t inode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path << ": " << std::strerror(errno);
+  return st.st_ino;
+}
+
+std::string first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// Is the holder's kernel lock (an OFD lock on the file's first byte) held?
+bool holder_lock_held(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = 1;
+  EXPECT_EQ(::fcntl(fd.get(), F_OFD_GETLK, &fl), 0) << path << ": " << std::strerror(errno);
+  return fl.l_type != F_UNLCK;
+}
 
 AcquireOptions waiting(std::optional<milliseconds> timeout = std::nullopt) {
   AcquireOptions o;
@@ -72,6 +99,7 @@ TEST(Handoff, WaiterGetsTheLockWhenTheHolderReleases) {
   LockHandle refused = manager.acquire(path, {}, ec);
   ASSERT_EQ(ec, errc::held);
 
+  const ino_t before = inode_of(path);
   std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
   LockHandle handle = manager.acquire(path, waiting(), ec);
   EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
@@ -80,7 +108,102 @@ TEST(Handoff, WaiterGetsTheLockWhenTheHolderReleases) {
   EXPECT_FALSE(handle.took_over()) << "a released lock is not a take-over";
   EXPECT_FALSE(handle.previous_holder().has_value());
   EXPECT_EQ(handle.record().pid, ::getpid());
+  // Handed over in place: the holder saw us waiting and left its file to
+  // us, which now holds our record.
+  EXPECT_EQ(inode_of(path), before) << "the lock file was removed and re-created, not handed over";
+  EXPECT_EQ(first_line(path), std::to_string(::getpid()));
   EXPECT_FALSE(handle.release());
+  EXPECT_FALSE(exists(path)) << "with nobody waiting, release removes the file";
+}
+
+// What a waiter does to be handed a lock in place (System::announce_waiter):
+// a shared OFD lock on the second byte, through a writable descriptor.
+UniqueFd announce_as_waiter(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  struct flock fl {};
+  fl.l_type = F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 1;
+  fl.l_len = 1;
+  EXPECT_TRUE(fd.valid()) << std::strerror(errno);
+  EXPECT_EQ(::fcntl(fd.get(), F_OFD_SETLK, &fl), 0) << std::strerror(errno);
+  return fd;
+}
+
+// A waiter that announced itself and went away before taking the lock
+// (its deadline passed just then) leaves the file released: stale, with
+// the reason, and taken over in place without a recovery.
+TEST(Handoff, AFileReleasedToAWaiterThatNeverTookItIsTakenOverWithoutRecovery) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  const pid_t holder_pid = holder.pid();
+  const ino_t before = inode_of(path);
+  {
+    UniqueFd waiter = announce_as_waiter(path);
+    ASSERT_TRUE(holder.release());
+  }
+  ASSERT_TRUE(exists(path)) << "the holder removed the file although a waiter was announced";
+  EXPECT_FALSE(holder_lock_held(path));
+
+  LockManager manager;
+  std::error_code ec;
+  Inspection insp = manager.inspect(path, {}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(insp.verdict, pidlock::Verdict::kStale);
+  EXPECT_EQ(insp.reason, pidlock::Reason::kReleased) << insp.detail;
+  ASSERT_TRUE(insp.holder.has_value());
+  EXPECT_EQ(insp.holder->pid, holder_pid);
+  EXPECT_EQ(insp.holder->status, pidlock::kReleasedStatus);
+
+  LockHandle handle = manager.acquire(path, {}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(handle.took_over()) << "a released file needs no recovery";
+  EXPECT_FALSE(handle.previous_holder().has_value());
+  EXPECT_EQ(inode_of(path), before);
+  EXPECT_EQ(first_line(path), std::to_string(::getpid()));
+  EXPECT_FALSE(handle.release());
+  EXPECT_FALSE(exists(path));
+}
+
+// Reports the kernel lock held at the first lock attempt after `lies` is
+// set: a waiter that was handed the lock sees it too late.
+class HeldAtTheNextTry : public pidlock::detail::SystemWrapper {
+ public:
+  HeldAtTheNextTry() : SystemWrapper(pidlock::detail::real_system()) {}
+  std::atomic<int> lies{0};
+  pidlock::detail::KernelLock try_lock(int fd) override {
+    int n = lies.load();
+    while (n > 0 && !lies.compare_exchange_weak(n, n - 1)) {
+    }
+    if (n > 0) return pidlock::detail::KernelLock::kHeldByOther;
+    return SystemWrapper::try_lock(fd);
+  }
+};
+
+// The holder hands the lock to the only waiter, whose deadline passes
+// before it takes it: the waiter reports the lock held, and removes the
+// released file on its way out rather than leave it behind.
+TEST(Handoff, AWaiterThatTimesOutAfterAHandOverRemovesTheReleasedFile) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  HeldAtTheNextTry system;
+  pidlock_test::ScopedSystem scoped(&system);
+
+  LockManager manager;
+  std::error_code ec;
+  std::future<bool> released = when_this_thread_waits([&] {
+    system.lies = 1;
+    EXPECT_TRUE(holder.release());
+  });
+  LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
+  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  EXPECT_EQ(ec, errc::held) << ec.message();
+  EXPECT_EQ(system.lies.load(), 0) << "the waiter never tried the lock after the release";
+  EXPECT_FALSE(exists(path)) << "the released file was left behind";
 }
 
 TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
@@ -108,26 +231,44 @@ TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
 // lock (__fput: fsnotify_close, then locks_remove_file): a waiter that looks
 // in between sees the dead holder's lock still held, and no further event
 // comes. This System makes that window wide: it reports the lock held at
-// the first look after the holder's death.
+// the first look after the holder's death -- a query (a waiter that looks
+// at the file afresh) or a lock attempt (a waiter announced on the file).
+// With `announcing` false, waiters cannot announce themselves.
 class HeldAtTheNextLook : public pidlock::detail::SystemWrapper {
  public:
-  HeldAtTheNextLook() : SystemWrapper(pidlock::detail::real_system()) {}
+  explicit HeldAtTheNextLook(bool announcing)
+      : SystemWrapper(pidlock::detail::real_system()), announcing_(announcing) {}
   std::atomic<int> lies{0};
   pidlock::detail::LockQuery query_lock(int fd) override {
-    if (lies.load() > 0) {
-      --lies;
-      return pidlock::detail::LockQuery::kHeld;
-    }
+    if (lie()) return pidlock::detail::LockQuery::kHeld;
     return SystemWrapper::query_lock(fd);
   }
+  pidlock::detail::KernelLock try_lock(int fd) override {
+    if (lie()) return pidlock::detail::KernelLock::kHeldByOther;
+    return SystemWrapper::try_lock(fd);
+  }
+  int announce_waiter(int fd) override {
+    if (announcing_) return SystemWrapper::announce_waiter(fd);
+    errno = ENOLCK;
+    return -1;
+  }
+
+ private:
+  bool lie() {
+    int n = lies.load();
+    while (n > 0 && !lies.compare_exchange_weak(n, n - 1)) {
+    }
+    return n > 0;
+  }
+  const bool announcing_;
 };
 
-TEST(Handoff, AWaiterThatLooksBeforeTheDeadHoldersLockIsGoneLooksAgain) {
+void a_waiter_that_looks_too_early_looks_again(bool announcing) {
   TempDir dir;
   const std::string path = dir / "postmaster.pid";
   HeldInChild holder(path);
   ASSERT_TRUE(holder.ok());
-  HeldAtTheNextLook system;
+  HeldAtTheNextLook system(announcing);
   pidlock_test::ScopedSystem scoped(&system);
 
   LockManager manager;
@@ -143,6 +284,14 @@ TEST(Handoff, AWaiterThatLooksBeforeTheDeadHoldersLockIsGoneLooksAgain) {
   EXPECT_EQ(system.lies.load(), 0) << "the look after the death never happened";
   ASSERT_FALSE(ec) << ec.message() << " (the waiter slept on a dead holder's lock)";
   EXPECT_TRUE(handle.took_over());
+}
+
+TEST(Handoff, AWaiterThatLooksBeforeTheDeadHoldersLockIsGoneLooksAgain) {
+  a_waiter_that_looks_too_early_looks_again(/*announcing=*/true);
+}
+
+TEST(Handoff, AWaiterThatCannotAnnounceItselfAndLooksTooEarlyLooksAgain) {
+  a_waiter_that_looks_too_early_looks_again(/*announcing=*/false);
 }
 
 TEST(Handoff, DeadlineExpiresWithTheHolderNamed) {
