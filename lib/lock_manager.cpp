@@ -711,7 +711,11 @@ Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Wai
         if (sys().fstat(found->file.fd.get(), &found->file.st) != 0) return system_failure("stat lock file");
         ParsedRecord parsed;
         if (Failure f = read_record(found->file.fd.get(), loc.path, &parsed)) return f;
-        found->inspection = judge(parsed, KernelEvidence::kFree, options, self_identity(), false);
+        // We hold the lock, so a pidlock record's verdict rests on that.
+        // Without our parent's pid (a system call) the pid rules judge a
+        // foreign record naming our parent as held instead of unknown: both
+        // count as held.
+        found->inspection = judge(parsed, KernelEvidence::kFree, options, self_identity(/*with_parent=*/false), false);
         *outcome = InPlace::kWon;
         return {};
       }
