@@ -124,7 +124,11 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// power loss names another boot and is judged stale) and only then closes the
   /// descriptor, which drops the kernel lock. If the file was deleted,
   /// renamed or replaced, nothing is removed and errc::lock_lost is returned.
-  /// In a forked child only the descriptor is closed. The handle is empty
+  /// If a waiting acquire has announced itself on the file (see
+  /// AcquireOptions::wait), the file is not removed but handed over: its
+  /// record is rewritten with the status kReleasedStatus and the kernel lock
+  /// dropped, and the first waiter to lock it takes it over in place. In a
+  /// forked child only the descriptor is closed. The handle is empty
   /// afterwards in every case. Returns the first error met.
   std::error_code release() noexcept;
 

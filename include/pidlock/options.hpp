@@ -80,7 +80,11 @@ struct AcquireOptions {
   /// file (closed by its holder, unlinked, replaced or renamed) and, for
   /// holders known only by pid, a pidfd: it is woken
   /// by the kernel when the holder releases or dies, and uses no CPU while it
-  /// waits. `recheck_interval` bounds each sleep as a safety net for file
+  /// waits. A waiter that may open the file for writing announces itself
+  /// on it (a shared lock on its second byte); the holder then hands the
+  /// file over in place at release instead of removing it, and the waiter
+  /// acquires with took_over() false (see LockHandle::release()).
+  /// `recheck_interval` bounds each sleep as a safety net for file
   /// systems whose changes inotify cannot see (NFS).
   bool wait = false;
   /// Give up waiting after this long (implies `wait`); see `wait`.
