@@ -167,45 +167,6 @@ TEST(Handoff, AFileReleasedToAWaiterThatNeverTookItIsTakenOverWithoutRecovery) {
   EXPECT_FALSE(exists(path));
 }
 
-// Reports the kernel lock held at the first lock attempt after `lies` is
-// set: a waiter that was handed the lock sees it too late.
-class HeldAtTheNextTry : public pidlock::detail::SystemWrapper {
- public:
-  HeldAtTheNextTry() : SystemWrapper(pidlock::detail::real_system()) {}
-  std::atomic<int> lies{0};
-  pidlock::detail::KernelLock try_lock(int fd) override {
-    int n = lies.load();
-    while (n > 0 && !lies.compare_exchange_weak(n, n - 1)) {
-    }
-    if (n > 0) return pidlock::detail::KernelLock::kHeldByOther;
-    return SystemWrapper::try_lock(fd);
-  }
-};
-
-// The holder hands the lock to the only waiter, whose deadline passes
-// before it takes it: the waiter reports the lock held, and removes the
-// released file on its way out rather than leave it behind.
-TEST(Handoff, AWaiterThatTimesOutAfterAHandOverRemovesTheReleasedFile) {
-  TempDir dir;
-  const std::string path = dir / "postmaster.pid";
-  HeldInChild holder(path);
-  ASSERT_TRUE(holder.ok());
-  HeldAtTheNextTry system;
-  pidlock_test::ScopedSystem scoped(&system);
-
-  LockManager manager;
-  std::error_code ec;
-  std::future<bool> released = when_this_thread_waits([&] {
-    system.lies = 1;
-    EXPECT_TRUE(holder.release());
-  });
-  LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
-  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
-  EXPECT_EQ(ec, errc::held) << ec.message();
-  EXPECT_EQ(system.lies.load(), 0) << "the waiter never tried the lock after the release";
-  EXPECT_FALSE(exists(path)) << "the released file was left behind";
-}
-
 TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
   TempDir dir;
   const std::string path = dir / "postmaster.pid";
@@ -292,6 +253,30 @@ TEST(Handoff, AWaiterThatLooksBeforeTheDeadHoldersLockIsGoneLooksAgain) {
 
 TEST(Handoff, AWaiterThatCannotAnnounceItselfAndLooksTooEarlyLooksAgain) {
   a_waiter_that_looks_too_early_looks_again(/*announcing=*/false);
+}
+
+// The holder hands the lock to the only waiter, whose deadline passes
+// before it takes it: the waiter reports the lock held, and removes the
+// released file on its way out rather than leave it behind.
+TEST(Handoff, AWaiterThatTimesOutAfterAHandOverRemovesTheReleasedFile) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  HeldAtTheNextLook system(/*announcing=*/true);
+  pidlock_test::ScopedSystem scoped(&system);
+
+  LockManager manager;
+  std::error_code ec;
+  std::future<bool> released = when_this_thread_waits([&] {
+    system.lies = 1;
+    EXPECT_TRUE(holder.release());
+  });
+  LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
+  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  EXPECT_EQ(ec, errc::held) << ec.message();
+  EXPECT_EQ(system.lies.load(), 0) << "the waiter never tried the lock after the release";
+  EXPECT_FALSE(exists(path)) << "the released file was left behind";
 }
 
 TEST(Handoff, DeadlineExpiresWithTheHolderNamed) {
