@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
@@ -164,6 +165,48 @@ TEST(Handoff, AFileReleasedToAWaiterThatNeverTookItIsTakenOverWithoutRecovery) {
   EXPECT_EQ(inode_of(path), before);
   EXPECT_EQ(first_line(path), std::to_string(::getpid()));
   EXPECT_FALSE(handle.release());
+  EXPECT_FALSE(exists(path));
+}
+
+// A waiter that may read the lock file but not write it cannot announce
+// itself: it waits unannounced, the holder (seeing nobody announced)
+// removes its file at release, and the waiter publishes a file of its own.
+// Root's rights would hide all of this: the waiter runs as nobody.
+TEST(Handoff, AWaiterThatMayNotWriteTheFileWaitsUnannouncedAndGetsTheLock) {
+  TempDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 01777), 0) << std::strerror(errno);
+  const std::string path = dir / "postmaster.pid";
+  LockManager manager;
+  AcquireOptions readable;
+  readable.mode = 0644;
+  std::error_code ec;
+  LockHandle holder = manager.acquire(path, readable, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  const ino_t before = inode_of(path);
+
+  Pipe result;
+  Child waiter = Child::fork([&]() -> int {
+    result.close_read();
+    constexpr uid_t kNobody = 65534;
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
+        ::setresuid(kNobody, kNobody, kNobody) != 0 || ::geteuid() != kNobody)
+      return 10;  // privileges not dropped: the test would prove nothing
+    if (::open(path.c_str(), O_RDWR | O_CLOEXEC) >= 0 || errno != EACCES) return 11;
+    LockManager m;
+    std::error_code wec;
+    LockHandle mine = m.acquire(path, waiting(), wec);
+    if (wec) return 12;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || st.st_uid != kNobody || st.st_ino == before || mine.took_over())
+      return 13;  // not a file of its own
+    write_byte(result.write_end(), 'G');
+    return mine.release() ? 14 : 0;
+  });
+  result.close_write();
+  ASSERT_TRUE(wait_until_sleeping_in_poll(waiter.pid())) << "the waiter never slept";
+  EXPECT_FALSE(holder.release());
+  EXPECT_EQ(read_byte(result.read_end(), 20s), 'G');
+  EXPECT_TRUE(waiter.exited_with(0, 25s));
   EXPECT_FALSE(exists(path));
 }
 
