@@ -68,6 +68,7 @@ const char* const kSteps[] = {
     "acquire.created",    "acquire.locked",   "acquire.written",   "acquire.before_link",
     "acquire.linked",     "takeover.verified", "takeover.removed", "takeover.written",
     "update.before_write", "update.written",   "release.verified",  "release.removed",
+    "release.handed_over",
 };
 constexpr int kStepCount = sizeof kSteps / sizeof kSteps[0];
 
