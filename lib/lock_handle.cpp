@@ -73,7 +73,6 @@ Failure rewrite(HeldLock& s, const HolderRecord& next) {
   return {};
 }
 
-
 std::error_code report(const Failure& f, const HeldLock& s) {
   if (f) log_failure(f, s.path.string());
   return f.code;
