@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,11 @@ struct HeldLock {
   std::optional<Inspection> previous;
   pid_t owner_pid = 0;  // the process that acquired; others never unlink
   bool durable = true;
+  // Could another process have the lock's open file description (an
+  // inheritable lock, or a fork since the acquire)? Then closing ours does
+  // not tell the waiters that the lock is free (see hand_over).
+  bool inheritable = false;
+  std::uint64_t forks_at_acquire = 0;
   std::atomic<bool> active{true};  // false once released
   // Set for a lock in a remote store; then fd, dev and ino are unused.
   std::unique_ptr<RemoteLock> remote;

@@ -102,10 +102,17 @@ bool hand_over(HeldLock& state) {
   std::string bytes = format_record(released, static_cast<size_t>(st.st_size));
   if (!write_all_at(state.fd.get(), bytes.data(), bytes.size(), 0)) return false;
   sys().checkpoint("release.handed_over");
+  PIDLOCK_LOG(info) << "released lock file \"" << state.path.string() << "\" to a waiting process";
+  // Out of the process table before the lock is free: another thread of
+  // this process may be among the waiters.
+  table_erase(state.dev, state.ino);
   // Unlock before the close: the close event wakes the waiters, and the
   // kernel sends it before it drops a closing description's locks.
   (void)sys().unlock(state.fd.get());
-  PIDLOCK_LOG(info) << "released lock file \"" << state.path.string() << "\" to a waiting process";
+  // A description that a child shares stays open after our close, which
+  // then reports nothing: wake the waiters by touching the file instead
+  // (IN_ATTRIB).
+  if (state.inheritable || forks_so_far() != state.forks_at_acquire) (void)sys().futimens(state.fd.get(), nullptr);
   return true;
 }
 
@@ -309,7 +316,6 @@ std::error_code release_state(HeldLock& state) noexcept {
   if (state.owner_pid == sys().getpid()) {
     try {
       if (hand_over(state)) {
-        table_erase(state.dev, state.ino);
         state.fd.reset();  // the waiters' watches report this close
         return {};
       }

@@ -895,6 +895,8 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     state->previous = std::move(previous);
     state->owner_pid = self.pid;
     state->durable = options.durable;
+    state->inheritable = options.inheritable;
+    state->forks_at_acquire = forks_so_far();
     if (state->took_over) {
       PIDLOCK_LOG(warning) << "acquired lock file \"" << loc.path << "\" by taking over a stale lock of "
                            << (state->previous->holder ? describe_holder(*state->previous->holder)
@@ -924,10 +926,10 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
           (void)read_record(announced.fd.get(), loc.path, &parsed);
           held = judge(parsed, KernelEvidence::kHeld, options.judge, self_identity());
         }
-        leave_announced(loc, announced);
         failure = ended == Wake::kTimeout     ? pidlock_failure(errc::held, "acquire")
                   : ended == Wake::kCancelled ? pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled")
                                               : system_failure("wait for lock file");
+        leave_announced(loc, announced);  // after system_failure() read errno
         return {};
       }
     } else {
@@ -1001,6 +1003,14 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         return {};
       }
       if (!found.locked_by_us && found.kernel != KernelEvidence::kNone) {
+        if (insp.reason == Reason::kReleased && contested < kContestedRetries) {
+          // Released to an announced waiter, which takes it over in a
+          // moment; we could not, but may create our own file after that.
+          ++contested;
+          if (!waits) --attempt;
+          std::this_thread::sleep_for(kContestedPause);
+          continue;
+        }
         // We could only open it read-only: we may not take it over.
         errno = found.write_denied_errno();
         failure = system_failure("take over stale lock file",
@@ -1028,7 +1038,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
       bool removed = false;
       if ((failure = remove_if_same(loc, found.file.st, &removed))) return {};
       if (removed) {
-        previous = insp;
+        if (insp.reason != Reason::kReleased) previous = insp;
         PIDLOCK_LOG(debug) << "removed stale lock file \"" << loc.path << "\": " << insp.detail;
       }
       continue;  // found.file closes here, dropping the stale inode's lock

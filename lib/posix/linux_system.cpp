@@ -48,10 +48,13 @@ std::atomic<pid_t> cached_pid{0};
 
 void forget_cached_pid() { cached_pid.store(0, std::memory_order_relaxed); }
 
+std::atomic<std::uint64_t> fork_count{0};
+void count_fork() { fork_count.fetch_add(1, std::memory_order_relaxed); }
+
 pid_t own_pid() {
   pid_t pid = cached_pid.load(std::memory_order_relaxed);
   if (pid != 0) return pid;
-  static const bool registered = ::pthread_atfork(nullptr, nullptr, forget_cached_pid) == 0;
+  static const bool registered = ::pthread_atfork(count_fork, nullptr, forget_cached_pid) == 0;
   pid = ::getpid();
   if (registered) cached_pid.store(pid, std::memory_order_relaxed);
   return pid;
@@ -262,6 +265,8 @@ class LinuxSystem final : public System {
 };
 
 }  // namespace
+
+std::uint64_t forks_so_far() noexcept { return fork_count.load(std::memory_order_relaxed); }
 
 System& real_system() noexcept {
   // Never destroyed: a LockManager with static storage duration releases

@@ -119,6 +119,11 @@ System* set_system(System* replacement) noexcept;
 // The real system of this platform.
 System& real_system() noexcept;
 
+// How many times this process has called fork() since it first asked for
+// its pid (pthread_atfork): a lock taken before a later fork may have its
+// open file description shared with a child.
+std::uint64_t forks_so_far() noexcept;
+
 // Forwards every call to another System; tests derive from it and override
 // only the calls they want to fail (LevelDB's EnvWrapper).
 class SystemWrapper : public System {

@@ -210,6 +210,45 @@ TEST(Handoff, AWaiterThatMayNotWriteTheFileWaitsUnannouncedAndGetsTheLock) {
   EXPECT_FALSE(exists(path));
 }
 
+// A holder that forked after acquiring shares its open file description
+// with the child, so its close at release reports nothing to the waiters
+// (the description stays open) and no unlink happens either: the holder
+// must wake them itself. With the periodic recheck pushed to a minute, a
+// waiter that is not woken fails the 20 s deadline.
+TEST(Handoff, AWaiterIsWokenWhenAHolderWhoseChildSharesItsDescriptionReleases) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  LockManager manager;
+  std::error_code ec;
+  LockHandle holder = manager.acquire(path, {}, ec);
+  ASSERT_FALSE(ec) << ec.message();
+  Pipe stop;
+  Child sharer = Child::fork([&]() -> int {  // keeps the description open
+    stop.close_write();
+    (void)read_byte(stop.read_end(), 60s);
+    return 0;
+  });
+  stop.close_read();
+
+  Pipe result;
+  Child waiter = Child::fork([&]() -> int {
+    result.close_read();
+    LockManager m;
+    std::error_code wec;
+    LockHandle mine = m.acquire(path, waiting(20000ms), wec);
+    if (wec) return 1;
+    write_byte(result.write_end(), mine.took_over() ? 'T' : 'G');
+    return mine.release() ? 2 : 0;
+  });
+  result.close_write();
+  ASSERT_TRUE(wait_until_sleeping_in_poll(waiter.pid())) << "the waiter never slept";
+  EXPECT_FALSE(holder.release());
+  EXPECT_EQ(read_byte(result.read_end(), 25s), 'G') << "the waiter was not handed the lock";
+  EXPECT_TRUE(waiter.exited_with(0, 25s));
+  write_byte(stop.write_end());
+  EXPECT_TRUE(sharer.exited_with(0, 25s));
+}
+
 TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
   TempDir dir;
   const std::string path = dir / "postmaster.pid";
