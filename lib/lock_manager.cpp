@@ -570,7 +570,7 @@ class Waiter {
   // looked at again shortly (kContestedRetries x kContestedPause), not
   // slept on.
   bool settle_after_close(KernelEvidence kernel) {
-    if (kernel != KernelEvidence::kHeld || !notifier_->saw_close() || settles_ >= kContestedRetries)
+    if (kernel != KernelEvidence::kHeld || !saw_close() || settles_ >= kContestedRetries)
       return false;
     if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) return false;
     ++settles_;
@@ -700,7 +700,6 @@ enum class InPlace {
 Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Waiter& waiter, Announced& a,
                        Examined* found, InPlace* outcome, Wake* ended) {
   bool woke = false;
-  pid_t& holder = a.holder;
   for (;;) {
     switch (sys().try_lock(a.fd.get())) {
       case KernelLock::kAcquired: {
@@ -736,8 +735,8 @@ Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Wai
       ParsedRecord parsed;
       if (Failure f = read_record(a.fd.get(), loc.path, &parsed)) return f;
       const bool handed_on =
-          parsed.record && (parsed.record->status == kReleasedStatus || parsed.record->pid != holder);
-      if (parsed.record) holder = parsed.record->pid;
+          parsed.record && (parsed.record->status == kReleasedStatus || parsed.record->pid != a.holder);
+      if (parsed.record) a.holder = parsed.record->pid;
       if (!handed_on && waiter.settle_after_close(KernelEvidence::kHeld)) continue;
     }
     Wake w = waiter.sleep_announced();
