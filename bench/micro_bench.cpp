@@ -19,7 +19,7 @@
 //                       and the RSS growth per held lock.
 //   cycle/design_floor/<fs>  the syscalls pidlock's design needs, nothing else
 //   inspect/held_by_other  LockManager::inspect of a lock another process holds.
-//   parts/*             pieces of acquire() singled out by the profile
+//   parts/*             pieces of acquire() and release() singled out by the profile
 //                       (see docs/benchmarks.md, "Library performance issues").
 //
 // Logging is off (set_log_threshold(kOff)): with Boost.Log's default sink a
@@ -236,6 +236,30 @@ void parts_inotify(benchmark::State& state, bool close_instance) {
   ::unlink(file.c_str());
 }
 
+// A record as a hand-off writes and reads it: every field pidlock fills in.
+pidlock::HolderRecord sample_record() {
+  pidlock::HolderRecord r;
+  r.pid = 123456;
+  r.data_directory = "/var/lib/postgresql/16/main";
+  r.start_time = 1795000000;
+  r.process_start_ticks = 987654321;
+  r.boot_id = "5f0c3a1e-8d2b-4c7e-9a61-0b3d2f4e5a6c";
+  r.pid_namespace = 4026531836;
+  r.host = "db-primary-01";
+  r.status = "ready";
+  return r;
+}
+
+void parts_format_record(benchmark::State& state) {
+  const pidlock::HolderRecord r = sample_record();
+  for (auto _ : state) benchmark::DoNotOptimize(pidlock::format_record(r, 0));
+}
+
+void parts_parse_record(benchmark::State& state) {
+  const std::string bytes = pidlock::format_record(sample_record(), 0);
+  for (auto _ : state) benchmark::DoNotOptimize(pidlock::parse_record(bytes));
+}
+
 void parts_getpid(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(::getpid());
 }
@@ -403,6 +427,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("parts/boost_canonical", parts_boost_canonical);
   benchmark::RegisterBenchmark("parts/readlink_dir_fd", parts_readlink_dir_fd);
   benchmark::RegisterBenchmark("parts/getpid", parts_getpid);
+  benchmark::RegisterBenchmark("parts/format_record", parts_format_record);
+  benchmark::RegisterBenchmark("parts/parse_record", parts_parse_record);
   benchmark::RegisterBenchmark("parts/inotify_close_instance", parts_inotify, true)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("parts/inotify_rm_watches", parts_inotify, false)->Unit(benchmark::kMicrosecond);
 
