@@ -4,6 +4,8 @@
 //   pidlock_handoff suite --out DIR [--quick]   everything below; CSV into DIR,
 //                                               Markdown tables on stdout
 //   pidlock_handoff handoff    --impl I --waiters N [--count C] [--hold-us H]
+//       I: flock | "flock, releaser busy N us" | pidlock | "pidlock durable=false"
+//          | "python filelock" | flock(1) | dotlockfile | "pidlock run"
 //   pidlock_handoff takeover   --impl I [--trials T]
 //   pidlock_handoff loss       [--trials T]
 //   pidlock_handoff throughput --impl I --procs P [--seconds S]
@@ -247,7 +249,12 @@ void pidlock_waiter(bench_shared* s, uint64_t id, bool durable) {
   }
 }
 
-void flock_waiter(bench_shared* s, uint64_t id) {
+// The kernel floor: flock(LOCK_EX) on a descriptor kept open, flock(LOCK_UN)
+// to release. With `busy_after_unlock_us`, the releaser keeps its CPU that
+// long after its unlock (a spin, no system call) before it sleeps, as a
+// program does that goes on working after a release: on a machine with few
+// CPUs the woken waiter may be queued behind it (bench/findings.md).
+void flock_waiter(bench_shared* s, uint64_t id, int busy_after_unlock_us) {
   int fd = ::open(lock_path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) die("open lock");
   for (;;) {
@@ -261,6 +268,11 @@ void flock_waiter(bench_shared* s, uint64_t id) {
     }
     bench_hold_then_stamp(s, id);
     ::flock(fd, LOCK_UN);
+    if (busy_after_unlock_us > 0) {
+      const uint64_t until = bench_now_ns() + static_cast<uint64_t>(busy_after_unlock_us) * 1000u;
+      while (bench_now_ns() < until) {
+      }
+    }
     bench_wait_turn(s, id);
     if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST)) return;
   }
@@ -294,6 +306,16 @@ std::vector<std::string> cli_argv(const std::string& impl, const std::string& sh
   argv.insert(argv.end(), helper.begin(), helper.end());
   return argv;
 }
+
+// "flock, releaser busy N us": the floor whose releaser keeps its CPU for
+// N microseconds after its unlock; 0 for any other implementation.
+constexpr const char* kBusyFloorPrefix = "flock, releaser busy ";
+int busy_floor_us(const std::string& impl) {
+  const std::string prefix = kBusyFloorPrefix;
+  if (impl.compare(0, prefix.size(), prefix) != 0) return 0;
+  return std::atoi(impl.c_str() + prefix.size());
+}
+std::string busy_floor(int us) { return kBusyFloorPrefix + std::to_string(us) + " us"; }
 
 bool is_cli(const std::string& impl) {
   return impl == "flock(1)" || impl == "dotlockfile" || impl == "pidlock run";
@@ -329,7 +351,8 @@ HandoffResult handoff(Shared& sh, const std::string& impl, int waiters, int coun
           spawn([&, id] {
             if (impl == "pidlock") pidlock_waiter(s, id, true);
             else if (impl == "pidlock durable=false") pidlock_waiter(s, id, false);
-            else if (impl == "flock") flock_waiter(s, id);
+            else if (impl == "flock") flock_waiter(s, id, 0);
+            else if (busy_floor_us(impl) > 0) flock_waiter(s, id, busy_floor_us(impl));
             else if (impl == "python filelock")
               exec_argv({tools.python, tools.waiter, shm, lock_path(), std::to_string(id), "handoff"});
             else cli_driver(s, id, cli_argv(impl, shm, id));
@@ -739,7 +762,10 @@ int suite(Shared& sh, const Options& o) {
   const int trials = o.quick ? 30 : o.trials;
   std::vector<int> waiter_counts = {1, 4, 16, 64};
 
-  std::vector<std::string> impls = {"flock", "pidlock", "pidlock durable=false", "python filelock"};
+  // The busy floors show how much of a hand-off is the releaser's own CPU
+  // time after its unlock (bench/findings.md, section 1).
+  std::vector<std::string> impls = {"flock", busy_floor(10), busy_floor(30), "pidlock", "pidlock durable=false",
+                                    "python filelock"};
   if (on_path("flock")) impls.push_back("flock(1)");
   if (executable(tools.cli)) impls.push_back("pidlock run");
   else std::fprintf(stderr, "pidlock_handoff: no pidlock CLI (tools/pidlock not built): skipping 'pidlock run'\n");
