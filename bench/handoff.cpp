@@ -4,7 +4,7 @@
 //   pidlock_handoff suite --out DIR [--quick]   everything below; CSV into DIR,
 //                                               Markdown tables on stdout
 //   pidlock_handoff handoff    --impl I --waiters N [--count C] [--hold-us H]
-//       I: flock | "flock, releaser busy N us" | pidlock | "pidlock durable=false"
+//       I: flock | "flock, releaser busy N us" | "record floor" | pidlock | "pidlock durable=false"
 //          | "python filelock" | flock(1) | dotlockfile | "pidlock run"
 //   pidlock_handoff takeover   --impl I [--trials T]
 //   pidlock_handoff loss       [--trials T]
@@ -278,6 +278,62 @@ void flock_waiter(bench_shared* s, uint64_t id, int busy_after_unlock_us) {
   }
 }
 
+struct flock one_byte(short type, off_t start) {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = start;
+  fl.l_len = 1;
+  return fl;
+}
+
+// The record floor: the fewest system calls a hand-off can make that keeps
+// a record naming the holder, as pidlock's design needs (bench/findings.md,
+// section 1). Each process keeps one writable descriptor of the lock file
+// and, as pidlock's announced waiters do, a shared lock on its second byte.
+// It waits in F_OFD_SETLKW on the first byte, so the kernel queues and wakes
+// it as it does flock's waiters (the cheapest wake there is; pidlock waits
+// in poll() on inotify). Holding the lock, it reads the previous record,
+// writes its own and checks that the name still names the file: 3 calls.
+// Releasing, it asks whether a waiter is announced, checks the name, marks
+// the record released and unlocks: 4 calls. flock has 1 on each side.
+// Nothing else: no close, no parsing, no checksum, a fixed 200-byte record.
+void record_floor_waiter(bench_shared* s, uint64_t id) {
+  const std::string path = lock_path();
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) die("open lock");
+  struct flock announce = one_byte(F_RDLCK, 1);
+  if (::fcntl(fd, F_OFD_SETLK, &announce) != 0) die("announce a waiter");
+  char record[200];
+  std::memset(record, 'x', sizeof record);
+  record[sizeof record - 1] = '\n';
+  char previous[512];
+  struct stat named {};
+  for (;;) {
+    struct flock lock = one_byte(F_WRLCK, 0);
+    while (::fcntl(fd, F_OFD_SETLKW, &lock) != 0) {
+      if (errno != EINTR) die("F_OFD_SETLKW");
+    }
+    if (::pread(fd, previous, sizeof previous, 0) < 0) die("read the record");
+    if (::pwrite(fd, record, sizeof record, 0) != static_cast<ssize_t>(sizeof record)) die("write the record");
+    if (::fstatat(AT_FDCWD, path.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) die("stat the name");
+    uint64_t t1 = bench_now_ns();
+    struct flock unlock = one_byte(F_UNLCK, 0);
+    if (!bench_on_acquired(s, id, t1)) {
+      ::fcntl(fd, F_OFD_SETLK, &unlock);
+      return;
+    }
+    bench_hold_then_stamp(s, id);
+    struct flock waiters = one_byte(F_WRLCK, 1);
+    if (::fcntl(fd, F_OFD_GETLK, &waiters) != 0) die("ask for waiters");
+    if (::fstatat(AT_FDCWD, path.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) die("stat the name");
+    if (::pwrite(fd, record, sizeof record, 0) != static_cast<ssize_t>(sizeof record)) die("mark released");
+    if (::fcntl(fd, F_OFD_SETLK, &unlock) != 0) die("unlock");
+    bench_wait_turn(s, id);
+    if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST)) return;
+  }
+}
+
 // CLI peers: the driver runs the CLI, which runs stamp_helper while it
 // holds the lock; the driver then waits for its turn like the others.
 void cli_driver(bench_shared* s, uint64_t id, const std::vector<std::string>& argv) {
@@ -353,6 +409,7 @@ HandoffResult handoff(Shared& sh, const std::string& impl, int waiters, int coun
             else if (impl == "pidlock durable=false") pidlock_waiter(s, id, false);
             else if (impl == "flock") flock_waiter(s, id, 0);
             else if (busy_floor_us(impl) > 0) flock_waiter(s, id, busy_floor_us(impl));
+            else if (impl == "record floor") record_floor_waiter(s, id);
             else if (impl == "python filelock")
               exec_argv({tools.python, tools.waiter, shm, lock_path(), std::to_string(id), "handoff"});
             else cli_driver(s, id, cli_argv(impl, shm, id));
@@ -763,9 +820,11 @@ int suite(Shared& sh, const Options& o) {
   std::vector<int> waiter_counts = {1, 4, 16, 64};
 
   // The busy floors show how much of a hand-off is the releaser's own CPU
-  // time after its unlock (bench/findings.md, section 1).
-  std::vector<std::string> impls = {"flock", busy_floor(10), busy_floor(30), "pidlock", "pidlock durable=false",
-                                    "python filelock"};
+  // time after its unlock; the record floor, what the system calls of a
+  // hand-off that keeps a record cost by themselves (bench/findings.md,
+  // section 1).
+  std::vector<std::string> impls = {"flock",   busy_floor(10),          busy_floor(30),   "record floor",
+                                    "pidlock", "pidlock durable=false", "python filelock"};
   if (on_path("flock")) impls.push_back("flock(1)");
   if (executable(tools.cli)) impls.push_back("pidlock run");
   else std::fprintf(stderr, "pidlock_handoff: no pidlock CLI (tools/pidlock not built): skipping 'pidlock run'\n");
