@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -643,13 +644,97 @@ class Waiter {
   bool rechecking_ = false;
 };
 
+// The descriptors through which threads of this process wait announced.
+// A child forked meanwhile gets copies, and an OFD lock lives as long as
+// any descriptor of its open file description: the child would go on
+// announcing a waiter that is not there (every holder would hand its file
+// over to nobody and leave it on disk, marked released, naming a live
+// pid), and once the waiter won, the child would share the new holder's
+// lock (the lock would outlive the holder, and the holder's close would
+// wake nobody). So in the child of every fork() these descriptors are
+// pointed at /dev/null: the waiting thread does not exist there, and the
+// numbers stay open for any code that still refers to them.
+class AnnouncementRegistry {
+ public:
+  static void add(int fd) {
+    static const bool registered = ::pthread_atfork(lock, unlock, detach_in_child) == 0;
+    (void)registered;  // without the handler a child keeps its copies, as before
+    std::lock_guard<std::mutex> guard(mutex());
+    fds().push_back(fd);
+  }
+  static void remove(int fd) {
+    std::lock_guard<std::mutex> guard(mutex());
+    auto& v = fds();
+    v.erase(std::remove(v.begin(), v.end(), fd), v.end());
+  }
+
+ private:
+  // Never destroyed: a fork or a wait may come after static destruction.
+  static std::mutex& mutex() {
+    static auto* m = new std::mutex;
+    return *m;
+  }
+  static std::vector<int>& fds() {
+    static auto* v = new std::vector<int>;
+    return *v;
+  }
+  // pthread_atfork: held across the fork, so that the child never sees
+  // the list half-changed.
+  static void lock() { mutex().lock(); }
+  static void unlock() { mutex().unlock(); }
+  // In the child, only async-signal-safe calls: open, dup3, close. Not
+  // through the System seam, whose test doubles are not written for a
+  // child between fork and exec.
+  static void detach_in_child() {
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd : fds()) {
+      if (null < 0 || ::dup3(null, fd, O_CLOEXEC) < 0) ::close(fd);
+    }
+    if (null >= 0) ::close(null);
+    fds().clear();
+    mutex().unlock();
+  }
+};
+
+// A descriptor of the announced file, registered with the
+// AnnouncementRegistry while it stands for a waiter. It leaves the
+// registry before it closes, so that a child forked in between never
+// points a number that another thread has reused at /dev/null.
+class AnnouncementFd {
+ public:
+  AnnouncementFd() = default;
+  ~AnnouncementFd() { reset(); }
+  AnnouncementFd(const AnnouncementFd&) = delete;
+  AnnouncementFd& operator=(const AnnouncementFd&) = delete;
+
+  void adopt(UniqueFd fd) {
+    reset();
+    fd_ = std::move(fd);
+    if (fd_.valid()) AnnouncementRegistry::add(fd_.get());
+  }
+  int get() const noexcept { return fd_.get(); }
+  bool valid() const noexcept { return fd_.valid(); }
+  void reset() {
+    if (fd_.valid()) AnnouncementRegistry::remove(fd_.get());
+    fd_.reset();
+  }
+  // The descriptor, no longer a waiter's: ours holds the lock now.
+  UniqueFd take() {
+    if (fd_.valid()) AnnouncementRegistry::remove(fd_.get());
+    return std::move(fd_);
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
 // A held lock file on which this process waits announced
 // (System::announce_waiter): its holder then hands the lock over in place
 // rather than removing the file (see hand_over in lock_handle.cpp), and
 // the waiter keeps watching and locking the same file from one holder to
 // the next. `fd` is writable, as an exclusive OFD lock needs.
 struct Announced {
-  UniqueFd fd;
+  AnnouncementFd fd;
   struct stat st {};
   pid_t holder = 0;  // the holder on record when we last looked
 };
@@ -666,7 +751,7 @@ bool announce(const LockLocation& loc, const Examined& found, Announced* out, pi
   if (sys().fstat(fd, &st) != 0 || st.st_dev != found.file.st.st_dev || st.st_ino != found.file.st.st_ino)
     return false;
   if (sys().announce_waiter(fd) != 0) return false;
-  out->fd = std::move(rw);
+  out->fd.adopt(std::move(rw));
   out->st = st;
   out->holder = holder;
   return true;
@@ -703,7 +788,7 @@ Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Wai
   for (;;) {
     switch (sys().try_lock(a.fd.get())) {
       case KernelLock::kAcquired: {
-        found->file.fd = std::move(a.fd);
+        found->file.fd = a.fd.take();
         found->file.writable = true;
         found->locked_by_us = true;
         found->kernel = KernelEvidence::kFree;

@@ -26,6 +26,7 @@
 #include <fstream>
 #include <future>
 #include <new>
+#include <optional>
 #include <thread>
 
 namespace waiting_test {
@@ -53,16 +54,22 @@ std::string first_line(const std::string& path) {
   return line;
 }
 
-// Is the holder's kernel lock (an OFD lock on the file's first byte) held?
-bool holder_lock_held(const std::string& path) {
+// Does another open file description lock byte `byte` of the file?
+bool byte_locked(const std::string& path, off_t byte) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
+  fl.l_start = byte;
   fl.l_len = 1;
   EXPECT_EQ(::fcntl(fd.get(), F_OFD_GETLK, &fl), 0) << path << ": " << std::strerror(errno);
   return fl.l_type != F_UNLCK;
 }
+
+// Is the holder's kernel lock (an OFD lock on the file's first byte) held?
+bool holder_lock_held(const std::string& path) { return byte_locked(path, 0); }
+// Does a waiter announce itself (a shared lock on the second byte)?
+bool waiter_announced(const std::string& path) { return byte_locked(path, 1); }
 
 AcquireOptions waiting(std::optional<milliseconds> timeout = std::nullopt) {
   AcquireOptions o;
@@ -247,6 +254,53 @@ TEST(Handoff, AWaiterIsWokenWhenAHolderWhoseChildSharesItsDescriptionReleases) {
   EXPECT_TRUE(waiter.exited_with(0, 25s));
   write_byte(stop.write_end());
   EXPECT_TRUE(sharer.exited_with(0, 25s));
+}
+
+// A child forked while a thread waits announced gets copies of the
+// thread's descriptors. Were it to keep them, it would go on announcing a
+// waiter after the wait ended, and the holder would hand its file over to
+// nobody, leaving it on disk, marked released, naming the holder's live pid.
+TEST(Handoff, AChildForkedWhileAThreadWaitsDoesNotAnnounceAWaiter) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+
+  LockManager manager;
+  pidlock::Canceller canceller;
+  AcquireOptions options = waiting();
+  options.canceller = &canceller;
+  Pipe started;
+  Pipe stop;
+  std::optional<Child> forked;
+  bool announced_at_fork = false;
+  std::future<bool> cancelled = when_this_thread_waits([&] {
+    announced_at_fork = waiter_announced(path);
+    forked = Child::fork([&]() -> int {  // lives on with copies of our descriptors
+      stop.close_write();
+      // After fork()'s handlers in the child: what they did is done.
+      write_byte(started.write_end());
+      (void)read_byte(stop.read_end(), 60s);
+      return 0;
+    });
+    canceller.cancel();
+  });
+  std::error_code ec;
+  LockHandle handle = manager.acquire(path, options, ec);
+  EXPECT_TRUE(cancelled.get()) << "the acquire never blocked in poll()";
+  EXPECT_EQ(ec, errc::cancelled) << ec.message();
+  ASSERT_TRUE(forked.has_value());
+  stop.close_read();
+  started.close_write();
+  ASSERT_EQ(read_byte(started.read_end(), 25s), '.') << "the forked child never ran";
+  EXPECT_TRUE(announced_at_fork) << "the waiter had not announced itself when the child was forked";
+  EXPECT_FALSE(forked->wait(0ms).has_value()) << "the forked child is gone already";
+
+  EXPECT_FALSE(waiter_announced(path)) << "the forked child still announces a waiter";
+  EXPECT_TRUE(holder.release());
+  EXPECT_FALSE(exists(path)) << "the holder handed its file over to a waiter that is not there";
+  write_byte(stop.write_end());
+  EXPECT_TRUE(forked->exited_with(0, 25s));
 }
 
 TEST(Handoff, WaiterTakesOverWhenTheHolderIsKilled) {
