@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -455,6 +456,36 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // --- a lock folder anyone may write to ---
+
+// A process may name itself anything (prctl(PR_SET_NAME), or the name of
+// the file it exec'd), and /proc/PID/stat shows that name unescaped in
+// field 2: state, parent and start time are read past its last ')'. The
+// expected values come from the tests' own reading of /proc.
+TEST(HostileProcessName, StateParentAndStartTimeAreReadPastANameWithSpacesAndParentheses) {
+  const char kName[] = "x) R 1 (9 9";  // 11 characters: within TASK_COMM_LEN
+  Child child = Child::fork([&](int report_fd) {
+    if (::prctl(PR_SET_NAME, kName) != 0) return 1;
+    if (::write(report_fd, "ready\n", 6) != 6) return 2;
+    for (;;) ::pause();
+  });
+  ASSERT_EQ(child.read_line(), "ready");
+  std::string comm = read_file("/proc/" + std::to_string(child.pid()) + "/comm");
+  if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+  ASSERT_EQ(comm, kName) << "the child does not carry the hostile name";
+
+  pidlock::detail::ProcessStat st;
+  ASSERT_TRUE(pidlock::detail::real_system().process_stat(child.pid(), &st));
+  EXPECT_EQ(st.state, proc_state(child.pid()));
+  EXPECT_EQ(st.parent, ::getpid());
+  EXPECT_EQ(st.start_ticks, proc_start_ticks(child.pid()));
+  EXPECT_GT(st.start_ticks, 0u);
+
+  child.kill(SIGKILL);
+  child.wait_exited_keep_zombie();
+  ASSERT_TRUE(pidlock::detail::real_system().process_stat(child.pid(), &st));
+  EXPECT_EQ(st.state, 'Z') << "a zombie with a hostile name must still read as a zombie";
+  EXPECT_EQ(st.start_ticks, proc_start_ticks(child.pid()));
+}
 
 TEST(WorldWritableFolder, GuardDataDirectoryRefusesItNamingThePathAndTheReason) {
   TempDir dir;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <ctime>
 #include <new>
 #include <string>
+#include <string_view>
 
 namespace pidlock::detail {
 namespace {
@@ -58,6 +60,13 @@ pid_t own_pid() {
   pid = ::getpid();
   if (registered) cached_pid.store(pid, std::memory_order_relaxed);
   return pid;
+}
+
+// Parses all of `text` as a decimal integer.
+template <typename T>
+bool parse_whole(std::string_view text, T* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
 std::string trim(std::string s) {
@@ -209,16 +218,21 @@ class LinuxSystem final : public System {
     // want follow the last ')'.
     auto close_paren = text.rfind(')');
     if (close_paren == std::string::npos) return false;
-    const char* p = text.c_str() + close_paren + 1;
-    char state = '?';
+    // Fields 3 (state), 4 (ppid) and 22 (starttime), each parsed whole:
+    // a field that is not a number is an unreadable stat, not a zero.
+    std::string_view rest = std::string_view(text).substr(close_paren + 1);
+    std::string_view fields[20];  // fields 3..22
+    for (std::string_view& field : fields) {
+      const std::size_t begin = rest.find_first_not_of(' ');
+      if (begin == std::string_view::npos) return false;
+      rest.remove_prefix(begin);
+      field = rest.substr(0, rest.find_first_of(" \n"));
+      rest.remove_prefix(field.size());
+    }
     int ppid = 0;
     unsigned long long start = 0;
-    // Fields 3 (state), 4 (ppid), then 5..21 skipped, 22 starttime.
-    if (std::sscanf(p, " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                    &state, &ppid, &start) != 3) {
-      return false;
-    }
-    out->state = state;
+    if (fields[0].size() != 1 || !parse_whole(fields[1], &ppid) || !parse_whole(fields[19], &start)) return false;
+    out->state = fields[0][0];
     out->parent = ppid;
     out->start_ticks = start;
     return true;
