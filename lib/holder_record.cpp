@@ -1,5 +1,7 @@
 #include <pidlock/holder_record.hpp>
 
+#include "parse_integer.hpp"
+
 #include <boost/crc.hpp>
 
 #include <charconv>
@@ -10,6 +12,8 @@
 namespace pidlock {
 namespace {
 
+using detail::parse_integer;
+
 constexpr std::string_view kFormatKey = "pidlock-format";
 constexpr std::string_view kChecksumPrefix = "checksum=crc32:";
 
@@ -17,18 +21,6 @@ std::uint32_t crc32_of(std::string_view bytes) {
   boost::crc_32_type crc;
   crc.process_bytes(bytes.data(), bytes.size());
   return crc.checksum();
-}
-
-// Parses a whole string_view as a decimal integer of type T; no sign
-// unless `allow_negative`, no spaces, no leading '+'.
-template <typename T>
-std::optional<T> parse_integer(std::string_view text, bool allow_negative = false) {
-  if (text.empty()) return std::nullopt;
-  if (text.front() == '-' && !allow_negative) return std::nullopt;
-  T value{};
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
 }
 
 std::string_view trim_right(std::string_view s) {

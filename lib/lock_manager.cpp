@@ -714,10 +714,7 @@ class AnnouncementFd {
   }
   int get() const noexcept { return fd_.get(); }
   bool valid() const noexcept { return fd_.valid(); }
-  void reset() {
-    if (fd_.valid()) AnnouncementRegistry::remove(fd_.get());
-    fd_.reset();
-  }
+  void reset() { UniqueFd closed_here = take(); }
   // The descriptor, no longer a waiter's: ours holds the lock now.
   UniqueFd take() {
     if (fd_.valid()) AnnouncementRegistry::remove(fd_.get());
@@ -992,9 +989,19 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
     return HandleAccess::make(std::move(state));
   };
 
+  // Another process is in the middle of taking the file over: look again
+  // after kContestedPause, at most kContestedRetries times, without
+  // spending an attempt.
+  int attempt = 0;
+  auto pause_for_contender = [&] {
+    ++contested;
+    if (!waits) --attempt;
+    std::this_thread::sleep_for(kContestedPause);
+  };
+
   Announced announced;
   std::pair<dev_t, ino_t> not_announced{0, 0};  // a file announce() refused
-  for (int attempt = 0; attempt < options.max_attempts;) {
+  while (attempt < options.max_attempts) {
     Examined found;
     if (announced.fd.valid()) {
       InPlace outcome = InPlace::kMoved;
@@ -1090,9 +1097,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         if (insp.reason == Reason::kReleased && contested < kContestedRetries) {
           // Released to an announced waiter, which takes it over in a
           // moment; we could not, but may create our own file after that.
-          ++contested;
-          if (!waits) --attempt;
-          std::this_thread::sleep_for(kContestedPause);
+          pause_for_contender();
           continue;
         }
         // We could only open it read-only: we may not take it over.
@@ -1163,9 +1168,7 @@ LockHandle acquire_impl(const boost::filesystem::path& path, const AcquireOption
         // The recorded holder is gone yet the kernel lock is held: a
         // contender is taking the stale file over, or a process that
         // inherited the descriptor lives on. Give the first a moment.
-        ++contested;
-        --attempt;
-        std::this_thread::sleep_for(kContestedPause);
+        pause_for_contender();
         continue;
       }
     }

@@ -1,6 +1,8 @@
 // The real System on Linux.
 #include "posix/system.hpp"
 
+#include "parse_integer.hpp"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,7 +10,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -60,13 +61,6 @@ pid_t own_pid() {
   pid = ::getpid();
   if (registered) cached_pid.store(pid, std::memory_order_relaxed);
   return pid;
-}
-
-// Parses all of `text` as a decimal integer.
-template <typename T>
-bool parse_whole(std::string_view text, T* out) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
 std::string trim(std::string s) {
@@ -229,12 +223,12 @@ class LinuxSystem final : public System {
       field = rest.substr(0, rest.find_first_of(" \n"));
       rest.remove_prefix(field.size());
     }
-    int ppid = 0;
-    unsigned long long start = 0;
-    if (fields[0].size() != 1 || !parse_whole(fields[1], &ppid) || !parse_whole(fields[19], &start)) return false;
+    const std::optional<pid_t> ppid = parse_integer<pid_t>(fields[1]);
+    const std::optional<std::uint64_t> start = parse_integer<std::uint64_t>(fields[19]);
+    if (fields[0].size() != 1 || !ppid || !start) return false;
     out->state = fields[0][0];
-    out->parent = ppid;
-    out->start_ticks = start;
+    out->parent = *ppid;
+    out->start_ticks = *start;
     return true;
   }
 

@@ -54,14 +54,19 @@ std::string first_line(const std::string& path) {
   return line;
 }
 
-// Does another open file description lock byte `byte` of the file?
-bool byte_locked(const std::string& path, off_t byte) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+struct flock one_byte(short type, off_t byte) {
   struct flock fl {};
-  fl.l_type = F_WRLCK;
+  fl.l_type = type;
   fl.l_whence = SEEK_SET;
   fl.l_start = byte;
   fl.l_len = 1;
+  return fl;
+}
+
+// Does another open file description lock byte `byte` of the file?
+bool byte_locked(const std::string& path, off_t byte) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct flock fl = one_byte(F_WRLCK, byte);
   EXPECT_EQ(::fcntl(fd.get(), F_OFD_GETLK, &fl), 0) << path << ": " << std::strerror(errno);
   return fl.l_type != F_UNLCK;
 }
@@ -128,11 +133,7 @@ TEST(Handoff, WaiterGetsTheLockWhenTheHolderReleases) {
 // a shared OFD lock on the second byte, through a writable descriptor.
 UniqueFd announce_as_waiter(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-  struct flock fl {};
-  fl.l_type = F_RDLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = 1;
-  fl.l_len = 1;
+  struct flock fl = one_byte(F_RDLCK, 1);
   EXPECT_TRUE(fd.valid()) << std::strerror(errno);
   EXPECT_EQ(::fcntl(fd.get(), F_OFD_SETLK, &fl), 0) << std::strerror(errno);
   return fd;
