@@ -18,7 +18,7 @@ target_include_directories(pidlock_shared
     ${PROJECT_SOURCE_DIR}/lib ${_pidlock_private_includes})
 target_link_libraries(pidlock_shared PUBLIC Boost::filesystem PRIVATE ${_pidlock_links})
 target_compile_features(pidlock_shared PUBLIC cxx_std_17)
-target_compile_options(pidlock_shared PRIVATE -Wall -Wextra $<$<BOOL:${PIDLOCK_WERROR}>:-Werror>)
+target_link_libraries(pidlock_shared PRIVATE $<BUILD_INTERFACE:pidlock_warnings>)
 target_link_options(pidlock_shared PRIVATE -Wl,--no-undefined)
 set_target_properties(pidlock_shared PROPERTIES
   OUTPUT_NAME pidlock
