@@ -35,7 +35,7 @@
 #include <pidlock/holder_record.hpp>
 #include <pidlock/inspection.hpp>
 
-#include "judge.hpp"
+#include "core/judge.hpp"
 #include "posix/system.hpp"
 
 #include <cerrno>

@@ -1,7 +1,7 @@
 #include <pidlock/data_directory.hpp>
 
-#include "held_lock.hpp"
-#include "log.hpp"
+#include "core/failure.hpp"
+#include "core/log.hpp"
 
 #include <boost/filesystem/operations.hpp>
 
@@ -24,10 +24,10 @@ Failure check_directory(const boost::filesystem::path& canonical, const DataDire
     errno = ENOTDIR;
     return system_failure("check data directory");
   }
-  if (options.require_owner && st.st_uid != ::geteuid()) {
+  if (options.require_owner && st.st_uid != sys().geteuid()) {
     return pidlock_failure(errc::unsafe_data_directory, "check data directory",
                            "it is owned by uid " + std::to_string(st.st_uid) + ", not by the effective uid " +
-                               std::to_string(::geteuid()) + "; run as its owner or chown it");
+                               std::to_string(sys().geteuid()) + "; run as its owner or chown it");
   }
   mode_t forbidden = options.allow_group_access ? (S_IWGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
   if ((st.st_mode & forbidden) != 0) {

@@ -1,122 +1,114 @@
-// The state behind a LockHandle, and the operations on a lock file that
-// acquire, inspect, break and release share.
+// The held-lock interface: the state behind a LockHandle, implemented by
+// each store (file/file_lock.hpp, etcd/etcd_lock.hpp).
+//
+// What every held lock shares lives here: its address, the record it
+// published, whether it took over a stale lock, the process that acquired
+// it, and a mutex that serialises every operation on it. The public calls
+// take the mutex, refuse a released lock, and then ask the store's
+// implementation (the *_locked functions) to do the work, so that each
+// store writes only what differs.
 #ifndef PIDLOCK_HELD_LOCK_HPP
 #define PIDLOCK_HELD_LOCK_HPP
 
-#include <pidlock/error.hpp>
 #include <pidlock/holder_record.hpp>
 #include <pidlock/inspection.hpp>
 #include <pidlock/lock_handle.hpp>
-#include <pidlock/options.hpp>
 
-#include "judge.hpp"
-#include "remote_lock.hpp"
-#include "posix/syscalls.hpp"
+#include "core/failure.hpp"
 
 #include <boost/filesystem/path.hpp>
 
-#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 namespace pidlock::detail {
 
-struct HeldLock {
-  std::mutex mutex;
-  UniqueFd fd;
-  dev_t dev = 0;
-  ino_t ino = 0;
-  boost::filesystem::path path;  // absolute
-  HolderRecord record;
-  bool took_over = false;
-  std::optional<Inspection> previous;
-  pid_t owner_pid = 0;  // the process that acquired; others never unlink
-  bool durable = true;
-  // Could another process have the lock's open file description (an
-  // inheritable lock, or a fork since the acquire)? Then closing ours does
-  // not tell the waiters that the lock is free (see hand_over).
-  bool inheritable = false;
-  std::uint64_t forks_at_acquire = 0;
-  std::atomic<bool> active{true};  // false once released
-  // Set for a lock in a remote store; then fd, dev and ino are unused.
-  std::unique_ptr<RemoteLock> remote;
+// News that a held lock may have been lost, for LockWatch: a descriptor to
+// poll, and a way to consume what it reported.
+class LossSource {
+ public:
+  virtual ~LossSource() = default;
+  // Becomes readable when the lock may have been lost.
+  virtual int fd() const noexcept = 0;
+  // Consumes the news; true if anything happened that calls for a recheck.
+  virtual bool consume() = 0;
+};
+
+class HeldLock {
+ public:
+  HeldLock(boost::filesystem::path address, HolderRecord record, std::optional<Inspection> previous,
+           pid_t owner_pid);
+  virtual ~HeldLock() = default;
+  HeldLock(const HeldLock&) = delete;
+  HeldLock& operator=(const HeldLock&) = delete;
+
+  // Set at acquire, never changed.
+  const boost::filesystem::path& path() const noexcept { return path_; }
+  bool took_over() const noexcept { return previous_.has_value(); }
+  const std::optional<Inspection>& previous_holder() const noexcept { return previous_; }
+  // The record as last written.
+  const HolderRecord& record() const noexcept { return record_; }
+  bool active() const noexcept { return active_.load(); }
+
+  // Gives the lock up (see LockHandle::release). A process other than the
+  // one that acquired it never removes anything. Idempotent: not_held after
+  // the first call.
+  std::error_code release() noexcept;
+  // Is the lock still ours? false with *why on loss (nothing logged for a
+  // released lock); false with *ec when the answer is open (I/O error).
+  bool recheck(std::string* why, std::error_code* ec) noexcept;
+  // Rewrites the record with `change` applied; logs and reports a failure.
+  std::error_code update(const std::function<void(HolderRecord&)>& change) noexcept;
+  // Refreshes the lock's timestamps (files) or lease (etcd).
+  std::error_code touch() noexcept;
+
+  // A number that grows with each holder (lease-based stores), if any.
+  virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
+  // The lock's descriptor, or -1.
+  virtual int native_handle() const noexcept { return -1; }
+  // Starts watching for a loss; null with *failure set if that fails.
+  std::unique_ptr<LossSource> watch_for_loss(Failure* failure);
+
+ protected:
+  // Did this process acquire the lock? A forked child never removes its
+  // parent's lock, nor gives it up in the store.
+  bool acquired_here() const noexcept;
+
+  // The store's parts, called with the mutex held and the lock active.
+  // release_locked is called once; the lock is inactive when it runs.
+  virtual Failure release_locked() = 0;
+  virtual bool recheck_locked(std::string* why, std::error_code* ec) = 0;
+  virtual Failure write_record(const HolderRecord& next) = 0;
+  virtual Failure touch_locked() = 0;
+  virtual std::unique_ptr<LossSource> watch_locked(Failure* failure) = 0;
+
+ private:
+  const boost::filesystem::path path_;
+  const std::optional<Inspection> previous_;
+  const pid_t owner_pid_;
+  HolderRecord record_;
+  std::mutex mutex_;
+  std::atomic<bool> active_{true};
 };
 
 // Is the status word acceptable? Printable ASCII, no spaces, bounded, and
 // not the reserved kReleasedStatus.
 bool valid_status(std::string_view status) noexcept;
 
-// Releases `state` (see LockHandle::release); idempotent.
-std::error_code release_state(HeldLock& state) noexcept;
-// Is `state`'s file still ours (same inode at the path, same pid on line
-// 1)? On "no", *why says what happened; on an I/O error *ec is set.
-bool recheck_state(HeldLock& state, std::string* why, std::error_code* ec) noexcept;
-// Sets the file's times to now through its descriptor.
-std::error_code touch_state(HeldLock& state) noexcept;
-
 // Builds handles from state (LockHandle's constructor is private).
 struct HandleAccess {
   static LockHandle make(std::shared_ptr<HeldLock> state) noexcept { return LockHandle(std::move(state)); }
   static const std::shared_ptr<HeldLock>& state(const LockHandle& h) noexcept { return h.state_; }
 };
-
-// A failed operation, with what a person needs to act on it.
-struct Failure {
-  std::error_code code;
-  std::string operation;
-  std::string detail;
-  explicit operator bool() const noexcept { return static_cast<bool>(code); }
-};
-
-inline Failure system_failure(std::string operation, std::string detail = {}) {
-  return Failure{last_error(), std::move(operation), std::move(detail)};
-}
-inline Failure pidlock_failure(errc code, std::string operation, std::string detail = {}) {
-  return Failure{make_error_code(code), std::move(operation), std::move(detail)};
-}
-
-// Logs the failure at error level and throws it as pidlock::Error.
-[[noreturn]] void throw_failure(const Failure& failure, const std::string& path);
-void log_failure(const Failure& failure, const std::string& path);
-
-// A lock path split into its folder (opened) and its last component.
-struct LockLocation {
-  std::string path;  // as given, for messages
-  std::string name;  // last component
-  UniqueFd dir;      // the folder, O_DIRECTORY
-};
-Failure open_location(const boost::filesystem::path& path, LockLocation* out);
-
-// The file found at a lock path.
-struct ExistingFile {
-  bool vanished = false;  // nothing there (ENOENT at some point): retry/free
-  UniqueFd fd;
-  struct stat st {};
-  bool writable = false;
-};
-// Opens what is at `loc` read-only, without following a symlink, without
-// blocking on a FIFO and without opening devices; refuses anything but a
-// regular file.
-Failure open_existing(const LockLocation& loc, ExistingFile* out);
-
-// Reads and parses the record behind `fd`, reading again (briefly) while
-// the checksum shows a rewrite in progress.
-Failure read_record(int fd, const std::string& path, ParsedRecord* out);
-
-// Does `loc` still name the inode `st` describes? *same is false when the
-// name is gone or names another file. Any other failure to look (EIO,
-// EACCES, ...) is reported, never mistaken for a change.
-Failure names_same_file(const LockLocation& loc, const struct stat& st, bool* same);
-
-// Removes `loc` if it still names `st`'s inode. The caller holds the
-// inode's kernel lock (or the file system has none), so no other pidlock
-// user can remove or replace it meanwhile.
-Failure remove_if_same(const LockLocation& loc, const struct stat& st, bool* removed);
 
 }  // namespace pidlock::detail
 

@@ -4,6 +4,7 @@
 
 #include "held_lock.hpp"
 #include "posix/notifier.hpp"
+#include "posix/system.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,8 +21,7 @@ using namespace detail;
 
 struct LockWatch::Impl {
   std::shared_ptr<HeldLock> state;
-  ChangeNotifier notifier;
-  UniqueFd folder;
+  std::unique_ptr<LossSource> source;  // the store's news of a possible loss
   UniqueFd timer;
   UniqueFd epoll;
   // The first check() always rechecks: the lock may have been lost before
@@ -31,21 +31,10 @@ struct LockWatch::Impl {
   std::string reason;
 
   Failure start(std::chrono::milliseconds interval) {
-    if (notifier.error()) return Failure{notifier.error(), "create inotify instance", ""};
-    if (state->remote) return start_timer_and_epoll(interval, state->remote->loss_fd());
-    boost::filesystem::path parent = state->path.parent_path();
-    int dfd = open_at(AT_FDCWD, parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return system_failure("open lock folder");
-    folder.reset(dfd);
-    if (auto ec = notifier.watch_folder(folder.get(), state->path.filename().string()))
-      return Failure{ec, "watch lock folder", ""};
-    {
-      std::lock_guard<std::mutex> guard(state->mutex);
-      if (!state->fd.valid()) return pidlock_failure(errc::not_held, "watch lock file");
-      if (auto ec = notifier.watch_file(state->fd.get(), FileEvents::kChanged))
-        return Failure{ec, "watch lock file", ""};
-    }
-    return start_timer_and_epoll(interval, notifier.fd());
+    Failure failure;
+    source = state->watch_for_loss(&failure);
+    if (!source) return failure;
+    return start_timer_and_epoll(interval, source->fd());
   }
 
   // The periodic recheck timer and the epoll set of `events` and the timer.
@@ -71,18 +60,9 @@ struct LockWatch::Impl {
     return {};
   }
 
-  bool remote_signalled() const {
-    int fd = state->remote->loss_fd();
-    if (fd < 0) return false;
-    struct pollfd p {fd, POLLIN, 0};
-    return ::poll(&p, 1, 0) == 1;
-  }
-
   bool check() {
     if (lost) return false;
-    // A remote lock's loss descriptor is level-triggered: recheck while it
-    // is readable.
-    bool changed = state->remote ? remote_signalled() : notifier.drain();
+    bool changed = source->consume();
     std::uint64_t expirations = 0;
     if (::read(timer.get(), &expirations, sizeof expirations) == sizeof expirations && expirations > 0)
       changed = true;
@@ -90,7 +70,7 @@ struct LockWatch::Impl {
     pending = false;
     std::error_code ec;
     std::string why;
-    if (recheck_state(*state, &why, &ec)) return true;
+    if (state->recheck(&why, &ec)) return true;
     if (ec) return true;  // could not tell (I/O error): logged; try again later
     lost = true;
     reason = why;
@@ -108,12 +88,12 @@ LockWatch::LockWatch(const LockHandle& handle, std::chrono::milliseconds interva
   try {
     auto impl = std::make_unique<Impl>();
     impl->state = HandleAccess::state(handle);
-    if (!impl->state || !impl->state->active.load()) {
+    if (!impl->state || !impl->state->active()) {
       ec = make_error_code(errc::not_held);
       return;
     }
     if (Failure f = impl->start(interval)) {
-      log_failure(f, impl->state->path.string());
+      log_failure(f, impl->state->path().string());
       ec = f.code;
       return;
     }
@@ -145,7 +125,7 @@ bool LockWatch::wait_for_loss(std::optional<std::chrono::milliseconds> timeout, 
     }
     Wake w = sleep_until({impl_->epoll.get()}, canceller ? canceller->native_handle() : -1, left);
     if (w == Wake::kCancelled) return false;
-    if (w == Wake::kError) throw Error(last_error(), "wait for loss of lock file", impl_->state->path.string());
+    if (w == Wake::kError) throw Error(last_error(), "wait for loss of lock file", impl_->state->path().string());
   }
 }
 

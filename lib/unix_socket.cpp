@@ -1,7 +1,7 @@
 #include <pidlock/unix_socket.hpp>
 
-#include "held_lock.hpp"
-#include "log.hpp"
+#include "core/failure.hpp"
+#include "core/log.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

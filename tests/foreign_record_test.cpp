@@ -6,7 +6,7 @@
 
 #include "helpers/scoped_system.hpp"
 #include "helpers/test_support.hpp"
-#include "judge.hpp"
+#include "core/judge.hpp"
 
 #include <gtest/gtest.h>
 

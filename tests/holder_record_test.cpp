@@ -3,7 +3,7 @@
 #include <pidlock/holder_record.hpp>
 
 #include "helpers/test_support.hpp"
-#include "judge.hpp"
+#include "core/judge.hpp"
 
 #include <gtest/gtest.h>
 

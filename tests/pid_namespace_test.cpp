@@ -4,7 +4,7 @@
 #include <pidlock/pidlock.hpp>
 
 #include "helpers/test_support.hpp"
-#include "judge.hpp"
+#include "core/judge.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,10 +3,11 @@
 #include <pidlock/error.hpp>
 
 #include "etcd/base64.hpp"
-#include "log.hpp"
+#include "core/log.hpp"
 #include "posix/notifier.hpp"
 #include "posix/system.hpp"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -48,9 +49,9 @@ std::chrono::milliseconds clamp_timeout(Clock::duration left) {
 
 }  // namespace
 
-EtcdLock::EtcdLock(Grant grant)
-    : grant_(std::move(grant)),
-      owner_pid_(sys().getpid()),
+EtcdLock::EtcdLock(Grant grant, boost::filesystem::path address, HolderRecord record)
+    : HeldLock(std::move(address), std::move(record), std::nullopt, sys().getpid()),
+      grant_(std::move(grant)),
       client_(grant_.address.endpoints),
       deadline_(grant_.lease_deadline.time_since_epoch().count()),
       loss_fd_(make_eventfd()),
@@ -59,7 +60,7 @@ EtcdLock::EtcdLock(Grant grant)
 }
 
 EtcdLock::~EtcdLock() {
-  if (sys().getpid() != owner_pid_) {
+  if (!acquired_here()) {
     // A forked child: the monitor thread exists only in the parent. Joining
     // the copied std::thread would wait for a thread that is not there, and
     // cleaning up the curl handle could disturb the parent's connection, so
@@ -233,7 +234,7 @@ void EtcdLock::monitor() {
   }
 }
 
-std::error_code EtcdLock::release() noexcept {
+std::error_code EtcdLock::revoke_lease() noexcept {
   if (released_) return make_error_code(errc::not_held);
   released_ = true;
   stop_monitor();
@@ -272,7 +273,7 @@ std::error_code EtcdLock::release() noexcept {
   }
 }
 
-bool EtcdLock::recheck(std::string* why, std::error_code* ec) noexcept {
+bool EtcdLock::check_key(std::string* why, std::error_code* ec) noexcept {
   try {
     if (lost(why)) return false;
     if (Clock::now() >= deadline()) {
@@ -309,7 +310,7 @@ bool EtcdLock::recheck(std::string* why, std::error_code* ec) noexcept {
   return false;
 }
 
-std::error_code EtcdLock::update(const HolderRecord& record) noexcept {
+std::error_code EtcdLock::put_record(const HolderRecord& record) noexcept {
   try {
     std::string why;
     if (lost(&why)) return make_error_code(errc::lock_lost);
@@ -341,7 +342,7 @@ std::error_code EtcdLock::update(const HolderRecord& record) noexcept {
   }
 }
 
-std::error_code EtcdLock::touch() noexcept {
+std::error_code EtcdLock::refresh_lease() noexcept {
   try {
     std::string why;
     if (lost(&why)) return make_error_code(errc::lock_lost);
@@ -355,6 +356,39 @@ std::error_code EtcdLock::touch() noexcept {
   } catch (const std::exception&) {
     return std::make_error_code(std::errc::io_error);
   }
+}
+
+namespace {
+
+// The loss descriptor is level-triggered: it stays readable once the lock
+// is lost, and every check while it is readable rechecks.
+class EtcdLossSource final : public LossSource {
+ public:
+  explicit EtcdLossSource(int fd) : fd_(fd) {}
+  int fd() const noexcept override { return fd_; }
+  bool consume() override {
+    struct pollfd p {fd_, POLLIN, 0};
+    return sys().poll(&p, 1, 0) == 1;
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+Failure EtcdLock::release_locked() {
+  // Like a lock file, a forked child never gives up its parent's lock.
+  if (!acquired_here()) return {};
+  return Failure{revoke_lease(), "release etcd lock", ""};
+}
+
+Failure EtcdLock::write_record(const HolderRecord& next) { return Failure{put_record(next), "update lock", ""}; }
+
+Failure EtcdLock::touch_locked() { return Failure{refresh_lease(), "touch lock", ""}; }
+
+std::unique_ptr<LossSource> EtcdLock::watch_locked(Failure* /*failure*/) {
+  return std::make_unique<EtcdLossSource>(loss_fd_.get());
 }
 
 }  // namespace pidlock::detail::etcd

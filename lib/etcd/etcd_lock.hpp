@@ -12,14 +12,15 @@
 //    etcd's (a frozen or partitioned holder gives up no later than etcd
 //    frees the key; the error is always on the safe side);
 //  * the watch reports the key deleted, or re-created by someone else.
-// A loss makes loss_fd() (an eventfd) readable, so that LockWatch wakes.
+// A loss makes the loss descriptor (an eventfd) readable, so that
+// LockWatch wakes (watch_for_loss()).
 #ifndef PIDLOCK_ETCD_ETCD_LOCK_HPP
 #define PIDLOCK_ETCD_ETCD_LOCK_HPP
 
 #include "etcd/address.hpp"
 #include "etcd/client.hpp"
 #include "posix/syscalls.hpp"
-#include "remote_lock.hpp"
+#include "held_lock.hpp"
 
 #include <atomic>
 #include <memory>
@@ -39,23 +40,34 @@ struct Grant {
   std::size_t preferred = 0;       // the member that answered
 };
 
-class EtcdLock final : public RemoteLock {
+class EtcdLock final : public HeldLock {
  public:
   // Starts the monitor thread. Throws std::system_error if the eventfds or
-  // the thread cannot be created.
-  explicit EtcdLock(Grant grant);
+  // the thread cannot be created. `address` is the lock's address as given,
+  // `record` the record stored under the key.
+  EtcdLock(Grant grant, boost::filesystem::path address, HolderRecord record);
   ~EtcdLock() override;
 
-  std::error_code release() noexcept override;
-  bool recheck(std::string* why, std::error_code* ec) noexcept override;
-  std::error_code update(const HolderRecord& record) noexcept override;
-  std::error_code touch() noexcept override;
-  std::uint64_t fencing_token() const noexcept override { return grant_.token; }
-  int loss_fd() const noexcept override { return loss_fd_.get(); }
-
-  std::int64_t lease_id() const noexcept { return grant_.lease_id; }
+  std::optional<std::uint64_t> fencing_token() const noexcept override { return grant_.token; }
 
  private:
+  // The held-lock interface, over the operations below.
+  Failure release_locked() override;
+  bool recheck_locked(std::string* why, std::error_code* ec) override { return check_key(why, ec); }
+  Failure write_record(const HolderRecord& next) override;
+  Failure touch_locked() override;
+  std::unique_ptr<LossSource> watch_locked(Failure* failure) override;
+
+  // Gives the lock up (revokes the lease, which deletes the key).
+  std::error_code revoke_lease() noexcept;
+  // Is the key still ours? false with *why on loss; *ec on an error that
+  // leaves the answer open.
+  bool check_key(std::string* why, std::error_code* ec) noexcept;
+  // Replaces the stored holder record.
+  std::error_code put_record(const HolderRecord& record) noexcept;
+  // Refreshes the lease now.
+  std::error_code refresh_lease() noexcept;
+
   void run() noexcept;
   void monitor();
   void stop_monitor() noexcept;
@@ -71,8 +83,7 @@ class EtcdLock final : public RemoteLock {
   bool not_ours(const KeyValue* kv, bool deleted, std::string* why) const;
 
   const Grant grant_;
-  const pid_t owner_pid_;
-  Client client_;  // for the caller's calls, serialised by HeldLock::mutex
+  Client client_;  // for the caller's calls, serialised by HeldLock's mutex
   std::atomic<Clock::rep> deadline_;
   std::mutex loss_mutex_;
   std::atomic<bool> lost_{false};

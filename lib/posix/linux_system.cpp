@@ -1,8 +1,9 @@
 // The real System on Linux.
 #include "posix/system.hpp"
 
-#include "parse_integer.hpp"
+#include "core/parse_integer.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -138,6 +139,40 @@ class LinuxSystem final : public System {
     return ::fcntl(fd, F_SETFD, flags);
   }
 
+  ssize_t readlink(const char* path, char* buf, size_t size) override { return ::readlink(path, buf, size); }
+
+  int list_directory(int dirfd, std::vector<std::string>* names) override {
+    // fdopendir() takes over the descriptor it is given, and its position:
+    // a duplicate keeps the caller's descriptor as it was.
+    const int copy = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return -1;
+    DIR* dir = ::fdopendir(copy);
+    if (dir == nullptr) {
+      const int saved = errno;
+      ::close(copy);
+      errno = saved;
+      return -1;
+    }
+    ::rewinddir(dir);
+    names->clear();
+    int saved = 0;
+    try {
+      errno = 0;
+      while (const struct dirent* entry = ::readdir(dir)) {
+        const std::string_view name = entry->d_name;
+        if (name != "." && name != "..") names->emplace_back(name);
+      }
+      saved = errno;  // 0 at the end of the folder
+    } catch (const std::bad_alloc&) {
+      saved = ENOMEM;
+    }
+    ::closedir(dir);
+    errno = saved;
+    return saved == 0 ? 0 : -1;
+  }
+
+  int poll(struct pollfd* fds, nfds_t count, int timeout_ms) override { return ::poll(fds, count, timeout_ms); }
+
   int open_unnamed(int dirfd, mode_t mode, bool cloexec) override {
     int fd = ::openat(dirfd, ".", O_TMPFILE | O_RDWR | (cloexec ? O_CLOEXEC : 0), mode);
     if (fd < 0 && (errno == EISDIR || errno == EINVAL || errno == ENOTSUP)) {
@@ -202,6 +237,7 @@ class LinuxSystem final : public System {
   int kill(pid_t pid, int sig) override { return ::kill(pid, sig); }
   pid_t getpid() override { return own_pid(); }
   pid_t getppid() override { return ::getppid(); }
+  uid_t geteuid() override { return ::geteuid(); }
 
   bool process_stat(pid_t pid, ProcessStat* out) override {
     char path[64];

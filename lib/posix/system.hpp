@@ -14,6 +14,7 @@
 #ifndef PIDLOCK_POSIX_SYSTEM_HPP
 #define PIDLOCK_POSIX_SYSTEM_HPP
 
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pidlock::detail {
 
@@ -59,6 +61,12 @@ class System {
   virtual int ftruncate(int fd, off_t length) = 0;
   virtual int futimens(int fd, const struct timespec times[2]) = 0;
   virtual int set_cloexec(int fd, bool on) = 0;
+  virtual ssize_t readlink(const char* path, char* buf, size_t size) = 0;
+  // Lists the names in the folder open as `dirfd` (without "." and ".."),
+  // from its start, leaving `dirfd` itself untouched. 0, or -1 with errno.
+  virtual int list_directory(int dirfd, std::vector<std::string>* names) = 0;
+  // Waits for events on descriptors (poll(2)).
+  virtual int poll(struct pollfd* fds, nfds_t count, int timeout_ms) = 0;
 
   // --- unnamed files ---
   // Opens a new, unnamed, writable regular file in the folder `dirfd`, or
@@ -90,6 +98,7 @@ class System {
   virtual int kill(pid_t pid, int sig) = 0;
   virtual pid_t getpid() = 0;
   virtual pid_t getppid() = 0;
+  virtual uid_t geteuid() = 0;
   // Reads the state and start time of `pid`; false if it cannot be read
   // (no such process, or no /proc).
   virtual bool process_stat(pid_t pid, ProcessStat* out) = 0;
@@ -141,6 +150,9 @@ class SystemWrapper : public System {
   int ftruncate(int fd, off_t l) override { return target_.ftruncate(fd, l); }
   int futimens(int fd, const struct timespec t[2]) override { return target_.futimens(fd, t); }
   int set_cloexec(int fd, bool on) override { return target_.set_cloexec(fd, on); }
+  ssize_t readlink(const char* p, char* b, size_t s) override { return target_.readlink(p, b, s); }
+  int list_directory(int d, std::vector<std::string>* n) override { return target_.list_directory(d, n); }
+  int poll(struct pollfd* f, nfds_t c, int t) override { return target_.poll(f, c, t); }
   int open_unnamed(int d, mode_t m, bool c) override { return target_.open_unnamed(d, m, c); }
   int link_unnamed(int fd, int d, const char* n) override { return target_.link_unnamed(fd, d, n); }
   int linkat(int od, const char* o, int nd, const char* n) override { return target_.linkat(od, o, nd, n); }
@@ -152,6 +164,7 @@ class SystemWrapper : public System {
   int kill(pid_t p, int s) override { return target_.kill(p, s); }
   pid_t getpid() override { return target_.getpid(); }
   pid_t getppid() override { return target_.getppid(); }
+  uid_t geteuid() override { return target_.geteuid(); }
   bool process_stat(pid_t p, ProcessStat* o) override { return target_.process_stat(p, o); }
   std::string boot_id() override { return target_.boot_id(); }
   std::optional<std::uint64_t> pid_namespace(pid_t p) override { return target_.pid_namespace(p); }

@@ -1,6 +1,6 @@
 #include <pidlock/error.hpp>
 
-#include "judge.hpp"
+#include "core/judge.hpp"
 
 namespace pidlock {
 namespace {

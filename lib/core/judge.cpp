@@ -1,11 +1,10 @@
-#include "judge.hpp"
+#include "core/judge.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <mutex>
 
 namespace pidlock::detail {
 namespace {
@@ -116,71 +115,6 @@ Inspection judge_by_pid(const HolderRecord& rec, const JudgeOptions& options,
   }
   return verdict(Verdict::kHeld, Reason::kPidAlive, pid_text(rec.pid) + " is alive");
 }
-
-}  // namespace
-
-std::int64_t start_epoch(const SelfIdentity& self, std::uint64_t ticks) {
-  if (self.boot_time <= 0 || self.ticks_per_second <= 0) return 0;
-  return self.boot_time + static_cast<std::int64_t>(ticks / static_cast<std::uint64_t>(self.ticks_per_second));
-}
-
-SelfIdentity self_identity(bool with_parent) {
-  // Everything but the pid-dependent fields is constant for the life of
-  // the process; re-reading /proc on every acquire would dominate its cost.
-  static std::mutex mutex;
-  static SelfIdentity cached;
-  static System* cached_for = nullptr;
-  std::lock_guard<std::mutex> guard(mutex);
-  System& s = sys();
-  pid_t pid = s.getpid();
-  if (cached_for != &s || cached.pid != pid) {
-    SelfIdentity id;
-    id.pid = pid;
-    id.parent = s.getppid();
-    id.boot_id = s.boot_id();
-    id.pid_namespace = s.pid_namespace(pid);
-    id.host = s.hostname();
-    id.boot_time = s.boot_time();
-    id.ticks_per_second = s.clock_ticks_per_second();
-    id.pid_max = s.pid_max();
-    ProcessStat st;
-    if (s.process_stat(pid, &st)) {
-      id.start_ticks = st.start_ticks;
-      id.start_time = start_epoch(id, st.start_ticks);
-    }
-    if (id.start_time == 0) id.start_time = s.now();
-    cached = id;
-    cached_for = &s;
-  }
-  SelfIdentity out = cached;
-  out.parent = with_parent ? s.getppid() : 0;  // changes when the parent dies
-  return out;
-}
-
-HolderRecord make_record(const SelfIdentity& self, pid_t pid) {
-  HolderRecord rec;
-  rec.format = RecordFormat::kPidlock;
-  rec.format_version = kRecordFormatVersion;
-  rec.pid = pid;
-  rec.boot_id = self.boot_id;
-  rec.host = self.host;
-  if (pid == self.pid) {
-    rec.start_time = self.start_time;
-    if (self.start_ticks) rec.process_start_ticks = self.start_ticks;
-    rec.pid_namespace = self.pid_namespace;
-  } else {
-    ProcessStat st;
-    if (sys().process_stat(pid, &st)) {
-      rec.process_start_ticks = st.start_ticks;
-      rec.start_time = start_epoch(self, st.start_ticks);
-    }
-    if (rec.start_time == 0) rec.start_time = sys().now();
-    rec.pid_namespace = sys().pid_namespace(pid);
-  }
-  return rec;
-}
-
-namespace {
 
 // Was the record written under this very kernel (this boot of this
 // machine)? Containers share the kernel and its boot id but not the host

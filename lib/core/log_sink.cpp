@@ -1,5 +1,5 @@
 // The only file of the library that uses Boost.Log (see log.hpp for why).
-#include "log.hpp"
+#include "core/log.hpp"
 
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/log/sources/severity_channel_logger.hpp>

@@ -1,4 +1,4 @@
-#include "process_table.hpp"
+#include "file/process_table.hpp"
 
 #include "posix/system.hpp"
 

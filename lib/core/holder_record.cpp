@@ -1,6 +1,6 @@
 #include <pidlock/holder_record.hpp>
 
-#include "parse_integer.hpp"
+#include "core/parse_integer.hpp"
 
 #include <boost/crc.hpp>
 

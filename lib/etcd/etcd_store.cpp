@@ -19,11 +19,10 @@
 #include "etcd/base64.hpp"
 #include "etcd/client.hpp"
 #include "etcd/etcd_lock.hpp"
-#include "held_lock.hpp"
-#include "judge.hpp"
-#include "log.hpp"
+#include "core/judge.hpp"
+#include "core/log.hpp"
 #include "posix/notifier.hpp"
-#include "remote_lock.hpp"
+#include "store.hpp"
 
 #include <boost/filesystem/operations.hpp>
 
@@ -33,8 +32,6 @@
 namespace pidlock::detail {
 
 using namespace etcd;
-
-bool is_remote_address(const std::string& address) { return address.rfind("etcd://", 0) == 0; }
 
 namespace {
 
@@ -311,14 +308,10 @@ std::shared_ptr<HeldLock> remote_acquire(const std::string& text, const AcquireO
     if (a.orphan_lease != 0) orphans.push_back(a.orphan_lease);
     switch (a.outcome) {
       case Attempt::Outcome::kAcquired: {
-        auto state = std::make_shared<HeldLock>();
-        state->path = text;
-        state->record = record;
-        state->owner_pid = self.pid;
         const std::int64_t lease = a.grant.lease_id;
         const std::uint64_t token = a.grant.token;
         const auto ttl = a.grant.ttl;
-        state->remote = std::make_unique<EtcdLock>(std::move(a.grant));
+        auto state = std::make_shared<EtcdLock>(std::move(a.grant), text, record);
         PIDLOCK_LOG(info) << "acquired etcd lock \"" << text << "\" (pid " << self.pid << ", lease " << lease
                           << ", ttl " << ttl.count() << " s, fencing token " << token << ")";
         return state;
@@ -417,6 +410,39 @@ Inspection remote_wait_until_free(const std::string& text, std::optional<std::ch
         return insp;
     }
   }
+}
+
+namespace {
+
+// The store behind "etcd://" addresses, over the operations above.
+class EtcdStore final : public Store {
+ public:
+  std::shared_ptr<HeldLock> acquire(const boost::filesystem::path& address, const AcquireOptions& options,
+                                    Failure& failure, Inspection& held) override {
+    return remote_acquire(address.string(), options, failure, held);
+  }
+  Inspection inspect(const boost::filesystem::path& address, const JudgeOptions& options,
+                     Failure& failure) override {
+    return remote_inspect(address.string(), options, failure);
+  }
+  Inspection wait_until_free(const boost::filesystem::path& address, std::optional<std::chrono::milliseconds> timeout,
+                             const Canceller* canceller, const JudgeOptions& /*options*/, Failure& failure) override {
+    return remote_wait_until_free(address.string(), timeout, canceller, failure);
+  }
+  // A lease-based lock is never stale: it vanishes when its lease ends.
+  BreakResult break_stale(const boost::filesystem::path& address, const JudgeOptions& options,
+                          Failure& failure) override {
+    BreakResult result;
+    result.inspection = remote_inspect(address.string(), options, failure);
+    return result;
+  }
+};
+
+}  // namespace
+
+Store& etcd_store() {
+  static EtcdStore* store = new EtcdStore;  // never destroyed: used at exit
+  return *store;
 }
 
 }  // namespace pidlock::detail

@@ -1,0 +1,287 @@
+#include "file/acquirer.hpp"
+
+#include "core/judge.hpp"
+#include "core/log.hpp"
+#include "file/takeover.hpp"
+
+#include <boost/filesystem/operations.hpp>
+
+#include <thread>
+
+namespace pidlock::detail {
+
+Acquirer::Acquirer(const boost::filesystem::path& path, const AcquireOptions& options)
+    : path_(path), options_(options), waits_(options.wait || options.timeout.has_value()) {}
+
+std::shared_ptr<FileLock> Acquirer::run(Failure* failure, Inspection* held) {
+  failure_ = start();
+  Step step = failure_ ? Step::kDone : Step::kAgain;
+  while (step != Step::kDone) step = advance(step);
+  // A wait that ended (deadline, cancel, error) may still be announced; the
+  // failure already holds its errno.
+  if (announced_.fd.valid()) leave_announced(loc_, announced_);
+  *failure = std::move(failure_);
+  if (failure->code == make_error_code(errc::held)) *held = std::move(held_);
+  return std::move(result_);
+}
+
+// The checks and the record, before the first look at the path.
+Failure Acquirer::start() {
+  if (options_.max_attempts < 1)
+    return pidlock_failure(errc::invalid_argument, "acquire", "max_attempts must be at least 1");
+  if (Failure f = open_location(path_, &loc_)) return f;
+  self_ = self_identity(/*with_parent=*/false);  // judge() calls get a full one
+  record_ = make_record(self_, self_.pid);
+  record_.status = options_.status;
+  if (Failure f = resolve_folder(loc_, path_, &folder_)) return f;
+  boost::filesystem::path data_dir =
+      options_.data_directory.empty() ? folder_ : boost::filesystem::absolute(options_.data_directory);
+  record_.data_directory = data_dir.lexically_normal().string();
+  if (record_.data_directory.find('\n') != std::string::npos)
+    return pidlock_failure(errc::invalid_argument, "acquire", "the data directory contains a newline");
+  return {};
+}
+
+Acquirer::Step Acquirer::advance(Step step) {
+  switch (step) {
+    case Step::kAgain:
+      found_ = Examined{};  // closes the last look's file, dropping any lock we took only to judge it
+      return announced_.fd.valid() ? wait_in_place() : create();
+    case Step::kRetry: return retry();
+    case Step::kPause: return pause();
+    case Step::kExamine: return examine_existing();
+    case Step::kDecide: return decide();
+    case Step::kDone: break;
+  }
+  return Step::kDone;
+}
+
+Acquirer::Step Acquirer::retry() {
+  if (!waits_ && ++attempts_ >= options_.max_attempts)
+    return fail(pidlock_failure(errc::too_many_attempts, "acquire",
+                                "the lock file was re-created " + std::to_string(options_.max_attempts) +
+                                    " times while we tried to take it over"));
+  return Step::kAgain;
+}
+
+// Another process is in the middle of taking the file over: look again
+// after kContestedPause, at most kContestedRetries times.
+Acquirer::Step Acquirer::pause() {
+  ++contested_;
+  std::this_thread::sleep_for(kContestedPause);
+  return Step::kAgain;
+}
+
+// Publishes our file under the lock's name; EEXIST sends us to the file
+// that is there.
+Acquirer::Step Acquirer::create() {
+  if (!prepared_.fd.valid()) {
+    if (Failure f = prepare(loc_, options_, record_, &prepared_)) return fail(std::move(f));
+    record_.without_kernel_lock = prepared_.without_kernel_lock;
+  }
+  sys().checkpoint("acquire.before_link");
+  if (publish(loc_, prepared_) == 0) return finish_published();
+  if (errno != EEXIST) return fail(system_failure("create lock file"));
+  if (waits_ && !waiter_) {
+    waiter_.emplace(options_.timeout, options_.canceller, options_.recheck_interval);
+    if (Failure f = waiter_->start()) return fail(std::move(f));
+  }
+  return Step::kExamine;
+}
+
+// Our file has the name. The name is ours: nobody else may remove or
+// replace a file whose kernel lock we hold, so on failure we take back
+// what we published.
+Acquirer::Step Acquirer::finish_published() {
+  sys().checkpoint("acquire.linked");
+  if (!prepared_.temp_name.empty()) {
+    sys().unlinkat(loc_.dir.get(), prepared_.temp_name.c_str(), 0);
+    prepared_.temp_name.clear();
+  }
+  if (options_.durable && fsync_fd(loc_.dir.get()) != 0) {
+    Failure f = system_failure("fsync lock folder");
+    sys().unlinkat(loc_.dir.get(), loc_.name.c_str(), 0);  // ours: same inode, locked
+    return fail(std::move(f));
+  }
+  NameLook look;
+  Failure f = names_same_file(loc_, prepared_.st, &look);
+  if (!f && look.gone) {
+    errno = ENOENT;
+    f = system_failure("stat lock file");
+  }
+  if (f) {
+    f.operation = "stat lock file after creating it";
+    if (!look.gone) sys().unlinkat(loc_.dir.get(), loc_.name.c_str(), 0);
+    return fail(std::move(f));
+  }
+  if (!look.same)
+    return fail(pidlock_failure(errc::lock_lost, "acquire", "the lock file was replaced right after it was created"));
+  prepared_.in_table = false;  // the lock owns the table entry now
+  return succeed(std::move(prepared_.fd), prepared_.st);
+}
+
+Acquirer::Step Acquirer::examine_existing() {
+  if (Failure f = examine(loc_, options_.judge, /*take_lock=*/true, &found_, waits_ ? waiter_->notifier() : nullptr))
+    return fail(std::move(f));
+  return found_.file.vanished ? Step::kRetry : Step::kDecide;
+}
+
+// Waits on the file we announced ourselves on until it is ours or its
+// name moves on.
+Acquirer::Step Acquirer::wait_in_place() {
+  InPlace outcome = InPlace::kMoved;
+  Wake ended = Wake::kError;
+  if (Failure f = wait_announced(loc_, options_.judge, *waiter_, announced_, &found_, &outcome, &ended))
+    return fail(std::move(f));
+  switch (outcome) {
+    case InPlace::kWon: return Step::kDecide;
+    case InPlace::kMoved: return Step::kAgain;
+    case InPlace::kEnded: break;
+  }
+  switch (ended) {
+    case Wake::kTimeout: {  // report the holder now on record, described in full
+      ParsedRecord parsed;
+      (void)read_record(announced_.fd.get(), &parsed);
+      return held(judge(parsed, KernelEvidence::kHeld, options_.judge, self_identity()));
+    }
+    case Wake::kCancelled: return fail(pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled"));
+    default: return fail(system_failure("wait for lock file"));
+  }
+}
+
+Acquirer::Step Acquirer::decide() {
+  const Inspection& insp = found_.inspection;
+  if (insp.reason == Reason::kHeldByThisProcess)
+    return fail(pidlock_failure(errc::already_held_by_this_process, "acquire",
+                                "release the existing handle first; a second acquire never breaks or drops it"));
+  if (insp.verdict == Verdict::kStale) return take_over();
+  return wait_or_refuse();
+}
+
+// The file is stale. We hold its kernel lock (or the file system has
+// none): take it over in place rather than remove it, so that the path
+// never goes empty, no third contender can slip its own file in between,
+// and the contender that proved the holder dead is the one that holds the
+// lock and learns (took_over) that recovery is due.
+Acquirer::Step Acquirer::take_over() {
+  const Inspection& insp = found_.inspection;
+  ExistingFile& file = found_.file;
+  if (file.st.st_nlink > 1 && found_.locked_by_us && sweep_orphaned_temps(loc_, &file.st) > 0) {
+    // A crash between link() and the removal of the fallback's hidden name
+    // left the lock file with a second name; that name is gone now.
+    if (sys().fstat(file.fd.get(), &file.st) != 0) return fail(system_failure("stat lock file"));
+  }
+  if (file.st.st_nlink > 1)
+    return fail(pidlock_failure(errc::hard_linked_lock_file, "acquire",
+                                "it has " + std::to_string(file.st.st_nlink) +
+                                    " links; remove it by hand if it really is a stale lock"));
+  if (!found_.locked_by_us && found_.kernel != KernelEvidence::kNone) {
+    // Released to an announced waiter, which takes it over in a moment; we
+    // could not, but may create our own file after that.
+    if (insp.reason == Reason::kReleased && contested_ < kContestedRetries) return Step::kPause;
+    // We could only open it read-only: we may not take it over.
+    errno = found_.write_denied_errno();
+    return fail(system_failure("take over stale lock file",
+                               "the file is stale but cannot be opened for writing, which a safe take-over needs"));
+  }
+  // A file its holder released to us is a hand-off, not a take-over: no
+  // recovery is due.
+  const bool recovery_due = insp.reason != Reason::kReleased;
+  if (found_.locked_by_us) {
+    bool adopted = false;
+    if (Failure f = adopt_stale(loc_, options_, record_, file, &adopted)) return fail(std::move(f));
+    if (adopted) {
+      if (recovery_due) previous_ = insp;
+      record_.without_kernel_lock = false;
+      return succeed(std::move(file.fd), file.st);
+    }
+    // Not ours to rewrite (another owner's file we may not chmod): fall
+    // back to removing it, which the kernel lock still makes safe.
+  }
+  bool removed = false;
+  if (Failure f = remove_if_same(loc_, file.st, &removed)) return fail(std::move(f));
+  if (removed) {
+    if (recovery_due) previous_ = insp;
+    PIDLOCK_LOG(debug) << "removed stale lock file \"" << loc_.path << "\": " << insp.detail;
+  }
+  return Step::kRetry;
+}
+
+// The file is held, or its state unknown (which counts as held).
+Acquirer::Step Acquirer::wait_or_refuse() {
+  // If the path no longer names the file we judged, it changed under us.
+  NameLook look;
+  if (Failure f = names_same_file(loc_, found_.file.st, &look)) return fail(std::move(f));
+  if (!look.same) return Step::kRetry;
+  if (!waits_) return refuse_or_pause();
+  if (waiter_->settle_after_close(found_.kernel)) return Step::kRetry;
+  const std::pair<dev_t, ino_t> id{found_.file.st.st_dev, found_.file.st.st_ino};
+  if (found_.kernel == KernelEvidence::kHeld && not_announced_ != id) {
+    const Inspection& insp = found_.inspection;
+    if (announce(loc_, found_, &announced_, insp.holder ? insp.holder->pid : 0)) {
+      prepared_.reset();  // taken over in place, the lock needs no file of ours
+      return Step::kAgain;
+    }
+    not_announced_ = id;
+  }
+  return sleep_on_holder();
+}
+
+Acquirer::Step Acquirer::sleep_on_holder() {
+  switch (waiter_->sleep(found_)) {
+    case Wake::kEvent: return Step::kAgain;
+    case Wake::kTimeout:  // report the holder we last saw, described in full
+      return held(judge(ParsedRecord{found_.inspection.holder, false, false, false, {}}, found_.kernel,
+                        options_.judge, self_identity()));
+    case Wake::kCancelled: return fail(pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled"));
+    case Wake::kError: break;
+  }
+  return fail(system_failure("wait for lock file"));
+}
+
+// A non-waiting acquire fails -- unless the recorded holder is gone and
+// yet the kernel lock is held: then a contender is taking the stale file
+// over, or a process that inherited the descriptor lives on. Give the
+// first a moment.
+Acquirer::Step Acquirer::refuse_or_pause() {
+  const Inspection& insp = found_.inspection;
+  if (found_.kernel == KernelEvidence::kHeld && insp.holder && contested_ < kContestedRetries) {
+    Inspection by_pid = judge(ParsedRecord{insp.holder, false, false, false, {}}, KernelEvidence::kNone,
+                              options_.judge, self_identity());
+    if (by_pid.verdict == Verdict::kStale) return Step::kPause;
+  }
+  return held(insp);
+}
+
+// `fd` (whose inode `st` describes, already in the process table) now
+// holds the kernel lock and our record.
+Acquirer::Step Acquirer::succeed(UniqueFd fd, const struct stat& st) {
+  FileLockSetup setup;
+  setup.path = folder_ / loc_.name;
+  setup.record = record_;
+  setup.previous = std::move(previous_);
+  setup.owner_pid = self_.pid;
+  setup.durable = options_.durable;
+  setup.inheritable = options_.inheritable;
+  result_ = std::make_shared<FileLock>(std::move(setup), std::move(fd), st);
+  if (const auto& prev = result_->previous_holder()) {
+    PIDLOCK_LOG(warning) << "acquired lock file \"" << loc_.path << "\" by taking over a stale lock of "
+                         << (prev->holder ? describe_holder(*prev->holder) : std::string("an unknown holder"))
+                         << " [" << to_string(prev->reason) << ": " << prev->detail << "]";
+  } else {
+    PIDLOCK_LOG(info) << "acquired lock file \"" << loc_.path << "\" (pid " << self_.pid << ")";
+  }
+  return Step::kDone;
+}
+
+Acquirer::Step Acquirer::fail(Failure failure) {
+  failure_ = std::move(failure);
+  return Step::kDone;
+}
+
+Acquirer::Step Acquirer::held(Inspection verdict) {
+  held_ = std::move(verdict);
+  return fail(pidlock_failure(errc::held, "acquire"));
+}
+
+}  // namespace pidlock::detail

@@ -1,0 +1,99 @@
+// Hand-off in place: both sides of the protocol by which a releasing
+// holder gives its lock file to a waiting process without removing it.
+//
+//  * A waiter that may open the file for writing announces itself with a
+//    shared OFD lock on the file's second byte (System::announce_waiter);
+//    the holder's lock covers the first byte, so the two never conflict.
+//    It keeps that descriptor, its watch and its announcement from holder
+//    to holder, and tries the holder's byte on every wake.
+//  * A releasing holder that finds a waiter announced (one F_OFD_GETLK)
+//    does not remove the file: it rewrites the record in place with status
+//    kReleasedStatus, drops its lock and closes. The close wakes the
+//    waiters; the first to lock the file takes it over in place, with
+//    took_over() false. A holder that dies instead leaves its own record,
+//    which the first waiter takes over as a stale lock.
+#ifndef PIDLOCK_FILE_HANDOFF_HPP
+#define PIDLOCK_FILE_HANDOFF_HPP
+
+#include <pidlock/holder_record.hpp>
+#include <pidlock/options.hpp>
+
+#include "core/failure.hpp"
+#include "file/examine.hpp"
+#include "file/lock_location.hpp"
+#include "file/waiter.hpp"
+
+#include <boost/filesystem/path.hpp>
+
+#include <sys/stat.h>
+
+namespace pidlock::detail {
+
+// --- the waiter's side ---
+
+// A descriptor of the announced file, registered (see handoff.cpp) while it
+// stands for a waiter, so that a child forked meanwhile drops its copy.
+class AnnouncementFd {
+ public:
+  AnnouncementFd() = default;
+  ~AnnouncementFd() { reset(); }
+  AnnouncementFd(const AnnouncementFd&) = delete;
+  AnnouncementFd& operator=(const AnnouncementFd&) = delete;
+
+  void adopt(UniqueFd fd);
+  int get() const noexcept { return fd_.get(); }
+  bool valid() const noexcept { return fd_.valid(); }
+  void reset() { UniqueFd closed_here = take(); }
+  // The descriptor, no longer a waiter's: ours holds the lock now.
+  UniqueFd take();
+
+ private:
+  UniqueFd fd_;
+};
+
+// A held lock file on which this process waits announced. `fd` is
+// writable, as an exclusive OFD lock needs.
+struct Announced {
+  AnnouncementFd fd;
+  struct stat st {};
+  pid_t holder = 0;  // the holder on record when we last looked
+};
+
+// Opens the file `found` looked at for writing and announces us on it.
+// False, with nothing announced, where that cannot be done (no write
+// permission, the file replaced meanwhile, a holder that locks the whole
+// file): the waiter then waits the usual way.
+bool announce(const LockLocation& loc, const Examined& found, Announced* out, pid_t holder);
+
+// Gives up an announcement, removing a file released to us that nobody
+// else waits for.
+void leave_announced(const LockLocation& loc, Announced& a);
+
+enum class InPlace {
+  kWon,    // we hold the announced file's lock; `found` describes it, judged
+  kMoved,  // its name names another file, or none: look again
+  kEnded,  // the wait ended (deadline, cancel, error of the sleep): *ended says how
+};
+
+// Waits on the announced file until its holder releases or dies and we
+// lock it, or its name moves on.
+Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Waiter& waiter, Announced& a,
+                       Examined* found, InPlace* outcome, Wake* ended);
+
+// --- the holder's side ---
+
+// Releases to a waiter, if one is announced on the holder's file `fd`
+// (named `path`, inode `ours`): marks the record released, leaves the
+// process table and drops the kernel lock; the caller then closes `fd`,
+// which wakes the waiters. `shared_description`: a forked child or an
+// exec'd program may share the description, so the close will report
+// nothing and the waiters are woken by a touch instead. False, with the
+// lock still held, when nobody waits or the hand-over cannot be done
+// safely (the file is no longer ours, the write failed): the caller then
+// releases the usual way.
+bool hand_over(int fd, const boost::filesystem::path& path, const struct stat& ours, const HolderRecord& record,
+               bool shared_description);
+
+}  // namespace pidlock::detail
+
+#endif  // PIDLOCK_FILE_HANDOFF_HPP

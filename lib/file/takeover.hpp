@@ -1,0 +1,27 @@
+// Taking over a stale lock file in place. Only the contender that holds
+// the stale inode's kernel lock, and has checked that the path still names
+// that inode, may rewrite it: the path then never goes empty, two
+// contenders breaking one stale lock can never both win, and the winner
+// always learns took_over().
+#ifndef PIDLOCK_FILE_TAKEOVER_HPP
+#define PIDLOCK_FILE_TAKEOVER_HPP
+
+#include <pidlock/holder_record.hpp>
+#include <pidlock/options.hpp>
+
+#include "core/failure.hpp"
+#include "file/lock_location.hpp"
+
+namespace pidlock::detail {
+
+// Writes our record over the stale file `file` (whose kernel lock we hold
+// and which is the file at `loc`), then cuts off any old tail, and enters
+// it in the process table. *adopted stays false, with no failure, when the
+// file cannot be made ours (EPERM from fchmod: another owner's file) or
+// was renamed away meanwhile; the caller then removes it instead.
+Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
+                    ExistingFile& file, bool* adopted);
+
+}  // namespace pidlock::detail
+
+#endif  // PIDLOCK_FILE_TAKEOVER_HPP
