@@ -1,5 +1,5 @@
 // Multi-process latency and throughput harness: pidlock against the kernel
-// floor and the peers named in docs/BRIEF.md, section 3.
+// floor and the peers (docs/benchmarks.md lists them).
 //
 //   pidlock_handoff suite --out DIR [--quick]   everything below; CSV into DIR,
 //                                               Markdown tables on stdout

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The extra CI stage of issue 5 ("prove it"), on top of scripts/test.sh:
+# The extra CI stage, on top of scripts/test.sh:
 #
 #   asan   the whole ctest suite built with GCC, -fsanitize=address,undefined,
 #          PIDLOCK_WERROR=ON (so it is also the GCC -Wall -Wextra -Werror

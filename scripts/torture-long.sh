@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Long torture run (issue 5): 1,000,000 acquisitions by 16 processes under
+# Long torture run: 1,000,000 acquisitions by 16 processes under
 # random SIGKILLs, then the same checks as the short CI run. About 8 minutes
 # on 2 cores. Builds pidlock_torture into PIDLOCK_BUILD_DIR (default build/)
 # if needed; extra arguments go to pidlock_torture (e.g. --procs 32).

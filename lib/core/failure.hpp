@@ -1,6 +1,6 @@
 // A failed step of an operation, with what a person needs to act on it, and
-// the one way errno becomes such a failure (STYLE.md: one error type, one
-// errno-to-error function, always with context). Every layer below the
+// the one way errno becomes such a failure: one error type, one
+// errno-to-error function, always with context. Every layer below the
 // public API reports through Failure; the public calls turn it into a
 // std::error_code or a thrown pidlock::Error naming the path.
 #ifndef PIDLOCK_CORE_FAILURE_HPP

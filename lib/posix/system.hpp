@@ -1,4 +1,4 @@
-// The operating-system seam (STYLE.md, point 7).
+// The operating-system seam.
 //
 // Every system call pidlock makes goes through the current System, so that
 // tests can fail any call (ENOSPC, EIO, EINTR, EMFILE, ...), shorten writes,
