@@ -258,7 +258,7 @@ Acquirer::Step Acquirer::refuse_or_pause() {
 Acquirer::Step Acquirer::succeed(UniqueFd fd, const struct stat& st) {
   FileLockSetup setup;
   setup.path = folder_ / loc_.name;
-  setup.record = record_;
+  setup.record = std::move(record_);  // the acquire is over
   setup.previous = std::move(previous_);
   setup.owner_pid = self_.pid;
   setup.durable = options_.durable;

@@ -10,7 +10,7 @@
 
 namespace pidlock::detail {
 
-FileLock::FileLock(FileLockSetup setup, UniqueFd fd, const struct stat& st)
+FileLock::FileLock(FileLockSetup&& setup, UniqueFd fd, const struct stat& st)
     : HeldLock(std::move(setup.path), std::move(setup.record), std::move(setup.previous), setup.owner_pid),
       fd_(std::move(fd)),
       st_(st),

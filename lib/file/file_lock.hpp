@@ -26,7 +26,7 @@ class FileLock final : public HeldLock {
  public:
   // Takes `fd` (kernel-locked, holding setup.record, already in the process
   // table) and the inode `st` describes.
-  FileLock(FileLockSetup setup, UniqueFd fd, const struct stat& st);
+  FileLock(FileLockSetup&& setup, UniqueFd fd, const struct stat& st);
 
   int native_handle() const noexcept override { return fd_.get(); }
 
