@@ -1,5 +1,6 @@
 #include "held_lock.hpp"
 
+#include "core/identity.hpp"
 #include "posix/system.hpp"
 
 #include <new>
@@ -11,6 +12,30 @@ HeldLock::HeldLock(boost::filesystem::path address, HolderRecord record, std::op
     : path_(std::move(address)), previous_(std::move(previous)), owner_pid_(owner_pid), record_(std::move(record)) {}
 
 bool HeldLock::acquired_here() const noexcept { return owner_pid_ == sys().getpid(); }
+
+HolderRecord HeldLock::record() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return record_;
+}
+
+std::error_code HeldLock::claim() noexcept {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (!active_.load()) return make_error_code(errc::not_held);
+  if (acquired_here()) return {};
+  Failure failure;
+  guarded(failure, [&] {
+    HolderRecord next = make_record(self_identity(), sys().getpid());
+    next.data_directory = record_.data_directory;
+    next.status = record_.status;
+    next.without_kernel_lock = record_.without_kernel_lock;
+    failure = claim_locked(next);
+    if (failure) return;
+    record_ = std::move(next);
+    owner_pid_ = sys().getpid();
+  });
+  if (failure) log_failure(failure, path_.string());
+  return failure.code;
+}
 
 std::error_code HeldLock::release() noexcept {
   std::lock_guard<std::mutex> guard(mutex_);

@@ -55,8 +55,8 @@ class HeldLock {
   const boost::filesystem::path& path() const noexcept { return path_; }
   bool took_over() const noexcept { return previous_.has_value(); }
   const std::optional<Inspection>& previous_holder() const noexcept { return previous_; }
-  // The record as last written.
-  const HolderRecord& record() const noexcept { return record_; }
+  // The record as last written (a copy: another thread may rewrite it).
+  HolderRecord record() const;
   bool active() const noexcept { return active_.load(); }
 
   // Gives the lock up (see LockHandle::release). A process other than the
@@ -70,6 +70,10 @@ class HeldLock {
   std::error_code update(const std::function<void(HolderRecord&)>& change) noexcept;
   // Refreshes the lock's timestamps (files) or lease (etcd).
   std::error_code touch() noexcept;
+  // In a process that inherited the lock through fork(): makes this process
+  // its holder (the record names it, and its release removes the lock).
+  // Nothing to do in the process that holds it already.
+  std::error_code claim() noexcept;
 
   // A number that grows with each holder (lease-based stores), if any.
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
@@ -79,9 +83,19 @@ class HeldLock {
   std::unique_ptr<LossSource> watch_for_loss(Failure* failure);
 
  protected:
-  // Did this process acquire the lock? A forked child never removes its
-  // parent's lock, nor gives it up in the store.
+  // Is this process the lock's owner: the one that acquired it, or that
+  // claimed it since? A forked child never removes its parent's lock, nor
+  // gives it up in the store, unless it claimed the lock. Call with the
+  // mutex held.
   bool acquired_here() const noexcept;
+  // The record as last written, for the store's parts (mutex held).
+  const HolderRecord& current_record() const noexcept { return record_; }
+  // Runs `f` with the mutex held, for work that no public call started.
+  template <typename F>
+  auto with_mutex(F&& f) -> decltype(f()) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return f();
+  }
 
   // The store's parts, called with the mutex held and the lock active.
   // release_locked is called once; the lock is inactive when it runs.
@@ -90,13 +104,15 @@ class HeldLock {
   virtual Failure write_record(const HolderRecord& next) = 0;
   virtual Failure touch_locked() = 0;
   virtual std::unique_ptr<LossSource> watch_locked(Failure* failure) = 0;
+  // Makes this process the holder, with `next` (naming it) as the record.
+  virtual Failure claim_locked(const HolderRecord& next) = 0;
 
  private:
   const boost::filesystem::path path_;
   const std::optional<Inspection> previous_;
-  const pid_t owner_pid_;
+  pid_t owner_pid_;
   HolderRecord record_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::atomic<bool> active_{true};
 };
 

@@ -20,30 +20,32 @@ const std::optional<Inspection> kNoInspection;
 LockHandle::LockHandle() noexcept = default;
 LockHandle::LockHandle(std::shared_ptr<HeldLock> state) noexcept : state_(std::move(state)) {}
 LockHandle::~LockHandle() {
-  if (state_) (void)release();  // errors are logged by the lock
+  if (held()) (void)release();  // errors are logged by the lock
 }
 LockHandle::LockHandle(LockHandle&& other) noexcept = default;
 LockHandle& LockHandle::operator=(LockHandle&& other) noexcept {
   if (this != &other) {
-    if (state_) (void)release();
+    if (held()) (void)release();
     state_ = std::move(other.state_);
   }
   return *this;
 }
 
+// A released handle keeps its state (so that a call racing the release in
+// another thread never sees it vanish) but answers like an empty one.
 bool LockHandle::held() const noexcept { return state_ != nullptr && state_->active(); }
-const boost::filesystem::path& LockHandle::path() const noexcept { return state_ ? state_->path() : kEmptyPath; }
-const HolderRecord& LockHandle::record() const {
-  if (!state_) throw Error(make_error_code(errc::not_held), "read record", "");
+const boost::filesystem::path& LockHandle::path() const noexcept { return held() ? state_->path() : kEmptyPath; }
+HolderRecord LockHandle::record() const {
+  if (!held()) throw Error(make_error_code(errc::not_held), "read record", "");
   return state_->record();
 }
-bool LockHandle::took_over() const noexcept { return state_ && state_->took_over(); }
+bool LockHandle::took_over() const noexcept { return held() && state_->took_over(); }
 const std::optional<Inspection>& LockHandle::previous_holder() const noexcept {
-  return state_ ? state_->previous_holder() : kNoInspection;
+  return held() ? state_->previous_holder() : kNoInspection;
 }
-int LockHandle::native_handle() const noexcept { return state_ ? state_->native_handle() : -1; }
+int LockHandle::native_handle() const noexcept { return held() ? state_->native_handle() : -1; }
 std::optional<std::uint64_t> LockHandle::fencing_token() const noexcept {
-  return state_ ? state_->fencing_token() : std::nullopt;
+  return held() ? state_->fencing_token() : std::nullopt;
 }
 
 void LockHandle::update_status(std::string_view status, std::error_code& ec) noexcept {
@@ -110,8 +112,15 @@ bool LockHandle::recheck() const {
 
 std::error_code LockHandle::release() noexcept {
   if (!state_) return make_error_code(errc::not_held);
-  std::shared_ptr<HeldLock> state = std::move(state_);
-  return state->release();
+  return state_->release();
+}
+
+void LockHandle::claim(std::error_code& ec) noexcept { ec = state_ ? state_->claim() : make_error_code(errc::not_held); }
+
+void LockHandle::claim() {
+  std::error_code ec;
+  claim(ec);
+  if (ec) throw Error(ec, "claim lock file", state_ ? state_->path().string() : std::string());
 }
 
 void LockHandle::touch(std::error_code& ec) noexcept {

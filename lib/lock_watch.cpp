@@ -13,6 +13,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <mutex>
 #include <thread>
 
 namespace pidlock {
@@ -20,6 +22,8 @@ namespace pidlock {
 using namespace detail;
 
 struct LockWatch::Impl {
+  // Serialises check(): its news and verdict must be consumed by one caller.
+  mutable std::mutex mutex;
   std::shared_ptr<HeldLock> state;
   std::unique_ptr<LossSource> source;  // the store's news of a possible loss
   UniqueFd timer;
@@ -27,8 +31,8 @@ struct LockWatch::Impl {
   // The first check() always rechecks: the lock may have been lost before
   // the watches were in place.
   bool pending = true;
-  bool lost = false;
-  std::string reason;
+  std::atomic<bool> lost{false};
+  std::string reason;  // set once, with `lost`, under the mutex
 
   Failure start(std::chrono::milliseconds interval) {
     Failure failure;
@@ -61,6 +65,7 @@ struct LockWatch::Impl {
   }
 
   bool check() {
+    std::lock_guard<std::mutex> guard(mutex);
     if (lost) return false;
     bool changed = source->consume();
     std::uint64_t expirations = 0;
@@ -72,8 +77,8 @@ struct LockWatch::Impl {
     std::string why;
     if (state->recheck(&why, &ec)) return true;
     if (ec) return true;  // could not tell (I/O error): logged; try again later
-    lost = true;
     reason = why;
+    lost = true;
     return false;
   }
 };
@@ -131,9 +136,10 @@ bool LockWatch::wait_for_loss(std::optional<std::chrono::milliseconds> timeout, 
 
 bool LockWatch::lost() const noexcept { return impl_ == nullptr || impl_->lost; }
 
-const std::string& LockWatch::loss_reason() const noexcept {
-  static const std::string kNoWatch = "the watch is empty";
-  return impl_ ? impl_->reason : kNoWatch;
+std::string LockWatch::loss_reason() const {
+  if (!impl_) return "the watch is empty";
+  std::lock_guard<std::mutex> guard(impl_->mutex);
+  return impl_->reason;
 }
 
 struct LossMonitor::Impl {

@@ -80,12 +80,19 @@ TEST(Inheritance, InheritableDescriptorSurvivesExecAndKeepsTheLockHeld) {
   };
   EXPECT_TRUE(held());
   EXPECT_FALSE(handle.release());
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_TRUE(exists_no_follow(lock)) << "a lock lives as long as any process that inherited it";
   EXPECT_TRUE(held()) << "the exec'd child's inherited descriptor keeps the lock";
+  EXPECT_EQ(manager.inspect(lock).verdict, pidlock::Verdict::kHeld);
+  std::error_code ec;
+  LockHandle refused = manager.acquire(lock, {}, ec);
+  EXPECT_EQ(ec, pidlock::errc::held) << "the next acquire is refused while the inheritor lives";
   child.kill();
   child.wait();
   EXPECT_FALSE(held()) << "the last descriptor is gone: the kernel dropped the lock";
   ::close(probe);
+  // Its owner released it: the next holder takes it over with no recovery due.
+  LockHandle next = manager.acquire(lock);
+  EXPECT_FALSE(next.took_over());
 }
 
 TEST(Inheritance, InheritedHolderKeepsOthersOutUntilItDies) {

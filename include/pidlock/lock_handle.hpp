@@ -10,14 +10,27 @@
 /// Move-only. Moving leaves the source empty. The destructor calls release()
 /// and ignores its error; call release() yourself to see it.
 ///
-/// Fork: a forked child inherits the descriptor, and with it the kernel lock,
-/// until it exits or execs (the descriptor is close-on-exec unless
-/// AcquireOptions::inheritable). A child never removes its parent's lock
-/// file: release() and the destructor in a process other than the one that
-/// acquired the lock only close the descriptor.
+/// Ownership follows the processes. A forked child inherits the descriptor,
+/// and with it the kernel lock, until it exits or execs (the descriptor is
+/// close-on-exec unless AcquireOptions::inheritable); an exec'd program
+/// keeps an inheritable one. The lock lives as long as any process holds
+/// it: release() in the acquiring process removes the file only if no other
+/// process still shares the lock, and otherwise leaves it, held, to them.
+/// A child never removes its parent's lock file: release() and the
+/// destructor in a process other than the one that acquired the lock only
+/// close the descriptor -- unless that process took the lock over with
+/// claim(), the daemonize flow:
+/// \code
+///   pidlock::LockHandle lock = locks.acquire(pid_file);  // conflicts reported here
+///   if (daemon(0, 0) != 0) ...;   // or fork(), the parent returning from main
+///   lock.claim();                 // in the child: the record names it now
+///   ...                           // its clean shutdown removes the file
+/// \endcode
 ///
-/// Thread safety: a single handle may be used from several threads; its
-/// calls are serialised internally.
+/// Thread safety: every member function but the move operations may be
+/// called from any thread at the same time; the calls on one handle are
+/// serialised internally. Moving a handle (or assigning to it) while another
+/// thread uses it is, as for any object, a data race.
 #ifndef PIDLOCK_LOCK_HANDLE_HPP
 #define PIDLOCK_LOCK_HANDLE_HPP
 
@@ -58,11 +71,13 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// held().
   explicit operator bool() const noexcept { return held(); }
 
-  /// The lock file's path as given to acquire(). Empty for an empty handle.
+  /// The lock's path (for a lock file: its canonical folder and its name).
+  /// Empty for an empty or released handle.
   const boost::filesystem::path& path() const noexcept;
 
-  /// The record this holder wrote (after any update_status()).
-  const HolderRecord& record() const;
+  /// A copy of the record this holder wrote (after any update_status()).
+  /// Throws Error (errc::not_held) for an empty or released handle.
+  HolderRecord record() const;
 
   /// True if acquiring took over a stale lock: the previous holder did not
   /// release it (it crashed, was killed, or lost power). A database uses this
@@ -102,6 +117,20 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// The same, reporting failures through `ec` instead of throwing.
   void update_holder_pid(pid_t pid, std::error_code& ec) noexcept;
 
+  /// In a process that inherited this handle through fork() (the child of
+  /// a daemonizing server): makes this process the lock's holder. The
+  /// record is rewritten in place to name it (pid, start time, identity),
+  /// and from now on its release() removes the file, as the acquiring
+  /// process's would have. Nothing to do in the process that holds the lock
+  /// already. The parent may exit, or release its handle, before or after
+  /// the claim: while the child lives the lock stays held, and the parent
+  /// removes nothing. Fails with errc::lock_lost if the path no longer names
+  /// the file, errc::invalid_argument for a lock that cannot pass to a
+  /// child (etcd), or a system error.
+  void claim();
+  /// The same, reporting failures through `ec` instead of throwing.
+  void claim(std::error_code& ec) noexcept;
+
   /// Answers whether the path still names this handle's file and its first
   /// line still names the recorded pid. PostgreSQL makes this check every
   /// minute and shuts down when it fails. Returns false with ec cleared when
@@ -119,11 +148,17 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// The same, reporting failures through `ec` instead of throwing.
   void touch(std::error_code& ec) noexcept;
 
-  /// Releases the lock: if the path still names this handle's file, removes
-  /// it (without an fsync of the folder: a file that reappears after a
-  /// power loss names another boot and is judged stale) and only then closes the
-  /// descriptor, which drops the kernel lock. If the file was deleted,
-  /// renamed or replaced, nothing is removed and errc::lock_lost is returned.
+  /// Releases the lock: if the path still names this handle's file and the
+  /// file still holds this handle's record (the same holder: pid and start
+  /// time), removes it (without an fsync of the folder: a file that
+  /// reappears after a power loss names another boot and is judged stale)
+  /// and only then closes the descriptor, which drops the kernel lock. If
+  /// the file was deleted, renamed or replaced, or its record rewritten by
+  /// someone else, nothing is removed and errc::lock_lost is returned.
+  /// If another process may share the lock (an inheritable lock passed to a
+  /// program, or one held across a fork), the descriptor is closed first and
+  /// the file removed only if the lock can then be taken again, that is, if
+  /// no other process still holds it; otherwise it stays, held by them.
   /// If a waiting acquire has announced itself on the file (see
   /// AcquireOptions::wait), the file is not removed but handed over: its
   /// record is rewritten with the status kReleasedStatus and the kernel lock

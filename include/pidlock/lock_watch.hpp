@@ -14,9 +14,10 @@
 ///  * LockWatch::wait_for_loss() for a thread that blocks until loss;
 ///  * LossMonitor for a callback from a background thread.
 ///
-/// Thread safety: a LockWatch is used by one thread at a time. LossMonitor's
-/// constructor and destructor may run on any thread; its callback runs on
-/// the monitor's own thread.
+/// Thread safety: every LockWatch member function but the move operations
+/// may be called from any thread at the same time (check() calls are
+/// serialised internally). LossMonitor's constructor and destructor may run
+/// on any thread; its callback runs on the monitor's own thread.
 #ifndef PIDLOCK_LOCK_WATCH_HPP
 #define PIDLOCK_LOCK_WATCH_HPP
 
@@ -74,8 +75,9 @@ class PIDLOCK_EXPORT LockWatch {
 
   /// True once check() or wait_for_loss() has found the lock lost.
   bool lost() const noexcept;
-  /// Why the lock was lost ("the lock file was deleted or renamed", ...).
-  const std::string& loss_reason() const noexcept;
+  /// Why the lock was lost ("the lock file was deleted or renamed", ...);
+  /// empty while it is not.
+  std::string loss_reason() const;
 
 
  private:

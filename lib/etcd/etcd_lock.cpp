@@ -387,6 +387,13 @@ Failure EtcdLock::write_record(const HolderRecord& next) { return Failure{put_re
 
 Failure EtcdLock::touch_locked() { return Failure{refresh_lease(), "touch lock", ""}; }
 
+// The lease is kept alive by a thread that a forked child does not have:
+// a child acquires its own lock instead.
+Failure EtcdLock::claim_locked(const HolderRecord& /*next*/) {
+  return pidlock_failure(errc::invalid_argument, "claim etcd lock",
+                         "an etcd lock cannot pass to a forked child; acquire it in the child");
+}
+
 std::unique_ptr<LossSource> EtcdLock::watch_locked(Failure* /*failure*/) {
   return std::make_unique<EtcdLossSource>(loss_fd_.get());
 }

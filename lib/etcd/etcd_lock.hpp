@@ -57,6 +57,7 @@ class EtcdLock final : public HeldLock {
   Failure write_record(const HolderRecord& next) override;
   Failure touch_locked() override;
   std::unique_ptr<LossSource> watch_locked(Failure* failure) override;
+  Failure claim_locked(const HolderRecord& next) override;
 
   // Gives the lock up (revokes the lease, which deletes the key).
   std::error_code revoke_lease() noexcept;

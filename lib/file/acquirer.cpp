@@ -117,13 +117,17 @@ Acquirer::Step Acquirer::finish_published() {
   if (!look.same)
     return fail(pidlock_failure(errc::lock_lost, "acquire", "the lock file was replaced right after it was created"));
   prepared_.in_table = false;  // the lock owns the table entry now
-  return succeed(std::move(prepared_.fd), prepared_.st);
+  return succeed(std::move(prepared_.fd), prepared_.st, std::move(prepared_.written));
 }
 
 Acquirer::Step Acquirer::examine_existing() {
   if (Failure f = examine(loc_, options_.judge, /*take_lock=*/true, &found_, waits_ ? waiter_->notifier() : nullptr))
     return fail(std::move(f));
-  return found_.file.vanished ? Step::kRetry : Step::kDecide;
+  if (found_.file.vanished) return Step::kRetry;
+  // A forked child acquiring a lock it inherited from its parent would wait
+  // for its own share of it: it gives the share up, and looks again.
+  if (found_.kernel == KernelEvidence::kHeld && FileLock::give_up_inherited_share(found_.file.st)) return Step::kAgain;
+  return Step::kDecide;
 }
 
 // Waits on the file we announced ourselves on until it is ours or its
@@ -151,9 +155,19 @@ Acquirer::Step Acquirer::wait_in_place() {
 
 Acquirer::Step Acquirer::decide() {
   const Inspection& insp = found_.inspection;
-  if (insp.reason == Reason::kHeldByThisProcess)
+  if (insp.reason == Reason::kHeldByThisProcess) {
+    // Another thread's lock is waited for like another process's: its
+    // release hands the file over, or removes it, and wakes us. The
+    // acquiring thread itself would wait for ever: refused.
+    if (waits_ && found_.held_by_other_thread) {
+      found_.kernel = KernelEvidence::kHeld;
+      return wait_or_refuse();
+    }
     return fail(pidlock_failure(errc::already_held_by_this_process, "acquire",
-                                "release the existing handle first; a second acquire never breaks or drops it"));
+                                found_.held_by_other_thread
+                                    ? "another thread of this process holds it; a waiting acquire waits its turn"
+                                    : "release the existing handle first; a second acquire never breaks or drops it"));
+  }
   if (insp.verdict == Verdict::kStale) return take_over();
   return wait_or_refuse();
 }
@@ -189,11 +203,12 @@ Acquirer::Step Acquirer::take_over() {
   const bool recovery_due = insp.reason != Reason::kReleased;
   if (found_.locked_by_us) {
     bool adopted = false;
-    if (Failure f = adopt_stale(loc_, options_, record_, file, &adopted)) return fail(std::move(f));
+    std::string written;
+    if (Failure f = adopt_stale(loc_, options_, record_, file, &adopted, &written)) return fail(std::move(f));
     if (adopted) {
       if (recovery_due) previous_ = insp;
       record_.without_kernel_lock = false;
-      return succeed(std::move(file.fd), file.st);
+      return succeed(std::move(file.fd), file.st, std::move(written));
     }
     // Not ours to rewrite (another owner's file we may not chmod): fall
     // back to removing it, which the kernel lock still makes safe.
@@ -254,11 +269,12 @@ Acquirer::Step Acquirer::refuse_or_pause() {
 }
 
 // `fd` (whose inode `st` describes, already in the process table) now
-// holds the kernel lock and our record.
-Acquirer::Step Acquirer::succeed(UniqueFd fd, const struct stat& st) {
+// holds the kernel lock and our record, as the bytes `written`.
+Acquirer::Step Acquirer::succeed(UniqueFd fd, const struct stat& st, std::string written) {
   FileLockSetup setup;
   setup.path = folder_ / loc_.name;
   setup.record = std::move(record_);  // the acquire is over
+  setup.written = std::move(written);
   setup.previous = std::move(previous_);
   setup.owner_pid = self_.pid;
   setup.durable = options_.durable;

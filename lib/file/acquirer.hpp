@@ -72,7 +72,7 @@ class Acquirer {
   Step refuse_or_pause();
   Step retry();
   Step pause();
-  Step succeed(UniqueFd fd, const struct stat& st);
+  Step succeed(UniqueFd fd, const struct stat& st, std::string written);
   Step fail(Failure failure);
   Step held(Inspection verdict);
 

@@ -146,8 +146,8 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
   sys().checkpoint("acquire.locked");
   HolderRecord published = record;
   published.without_kernel_lock = out->without_kernel_lock;
-  std::string bytes = format_record(published);
-  if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return system_failure("write lock file");
+  out->written = format_record(published);
+  if (!write_all_at(fd, out->written.data(), out->written.size(), 0)) return system_failure("write lock file");
   sys().checkpoint("acquire.written");
   if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");
   // Enter the table before the file has a name, so that another thread of

@@ -26,6 +26,7 @@ namespace pidlock::detail {
 struct Prepared {
   UniqueFd fd;
   std::string temp_name;  // empty for an unnamed file
+  std::string written;    // the record's bytes, as written
   bool without_kernel_lock = false;
   struct stat st {};
   bool in_table = false;

@@ -15,7 +15,8 @@ Failure judge_own(const Examined& found, Inspection* out) {
   if (Failure f = read_record(found.file.fd.get(), &parsed)) return f;
   out->verdict = Verdict::kHeld;
   out->reason = Reason::kHeldByThisProcess;
-  out->detail = "this process holds the lock";
+  out->detail = found.held_by_other_thread ? "another thread of this process holds the lock"
+                                           : "this process holds the lock";
   out->holder = parsed.record;
   out->kernel_lock_evidence = true;
   return {};
@@ -73,7 +74,11 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
     if (std::error_code ec = notifier->watch_file(out->file.fd.get(), FileEvents::kHolderGone))
       return Failure{ec, "watch lock file", ""};
   }
-  if (table_contains(out->file.st.st_dev, out->file.st.st_ino)) return judge_own(*out, &out->inspection);
+  switch (table_lookup(out->file.st.st_dev, out->file.st.st_ino)) {
+    case TableEntry::kAbsent: break;
+    case TableEntry::kOtherThread: out->held_by_other_thread = true; return judge_own(*out, &out->inspection);
+    case TableEntry::kThisThread: return judge_own(*out, &out->inspection);
+  }
   // Ask first, through the read-only descriptor: a held lock (the common
   // case for waiters) then costs no writable open, whose close would wake
   // every waiter watching the file (see linux_notifier.cpp).

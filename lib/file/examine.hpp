@@ -23,6 +23,7 @@ struct Examined {
   ExistingFile file;
   KernelEvidence kernel = KernelEvidence::kNone;
   bool locked_by_us = false;
+  bool held_by_other_thread = false;  // kHeldByThisProcess, acquired by another thread
   int no_write_errno = 0;  // why a writable open failed (EACCES, EROFS, EPERM), or 0
   Inspection inspection;
 

@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "file/acquirer.hpp"
 #include "file/examine.hpp"
+#include "file/file_lock.hpp"
 #include "file/lock_location.hpp"
 #include "file/waiter.hpp"
 
@@ -67,6 +68,7 @@ Inspection FileStore::wait_until_free(const boost::filesystem::path& path,
       continue;
     }
     if (found.inspection.verdict == Verdict::kStale) return found.inspection;
+    if (found.kernel == KernelEvidence::kHeld && FileLock::give_up_inherited_share(found.file.st)) continue;
     if (waiter.settle_after_close(found.kernel)) continue;
     switch (waiter.sleep(found)) {
       case Wake::kEvent: continue;

@@ -1,7 +1,5 @@
 #include "file/handoff.hpp"
 
-#include "core/log.hpp"
-#include "file/process_table.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -182,31 +180,14 @@ Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Wai
   }
 }
 
-bool hand_over(int fd, const boost::filesystem::path& path, const struct stat& ours, const HolderRecord& record,
-               bool shared_description) {
-  if (sys().query_waiters(fd) != LockQuery::kHeld) return false;
-  NameLook look;  // the name's stat is our file's
-  if (names_same_file(AT_FDCWD, path.c_str(), ours, &look) || !look.same) return false;
-  sys().checkpoint("release.verified");
+bool waiter_announced(int fd) { return sys().query_waiters(fd) == LockQuery::kHeld; }
+
+bool mark_released(int fd, const HolderRecord& record, off_t file_size, std::string* written) {
   HolderRecord released = record;
   released.status = std::string(kReleasedStatus);
-  // Never shorter than the file, like update_status: no truncate, no stale
-  // tail. A write that fails part-way leaves a torn record; the usual
-  // release then removes the file, and the waiters follow the name.
-  std::string bytes = format_record(released, static_cast<size_t>(look.named.st_size));
+  std::string bytes = format_record(released, static_cast<size_t>(file_size));
   if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return false;
-  sys().checkpoint("release.handed_over");
-  PIDLOCK_LOG(info) << "released lock file \"" << path.string() << "\" to a waiting process";
-  // Out of the process table before the lock is free: another thread of
-  // this process may be among the waiters.
-  table_erase(ours.st_dev, ours.st_ino);
-  // Unlock before the close: the close event wakes the waiters, and the
-  // kernel sends it before it drops a closing description's locks.
-  (void)sys().unlock(fd);
-  // A description that a child shares stays open after our close, which
-  // then reports nothing: wake the waiters by touching the file instead
-  // (IN_ATTRIB).
-  if (shared_description) (void)sys().futimens(fd, nullptr);
+  *written = std::move(bytes);
   return true;
 }
 

@@ -80,19 +80,17 @@ enum class InPlace {
 Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Waiter& waiter, Announced& a,
                        Examined* found, InPlace* outcome, Wake* ended);
 
-// --- the holder's side ---
+// --- the holder's side (see FileLock::release_locked) ---
 
-// Releases to a waiter, if one is announced on the holder's file `fd`
-// (named `path`, inode `ours`): marks the record released, leaves the
-// process table and drops the kernel lock; the caller then closes `fd`,
-// which wakes the waiters. `shared_description`: a forked child or an
-// exec'd program may share the description, so the close will report
-// nothing and the waiters are woken by a touch instead. False, with the
-// lock still held, when nobody waits or the hand-over cannot be done
-// safely (the file is no longer ours, the write failed): the caller then
-// releases the usual way.
-bool hand_over(int fd, const boost::filesystem::path& path, const struct stat& ours, const HolderRecord& record,
-               bool shared_description);
+// Is a waiter announced on the holder's file `fd`?
+bool waiter_announced(int fd);
+
+// Marks the record released for the announced waiters: rewrites it in
+// place with the status kReleasedStatus, never shorter than `file_size`
+// (no truncate, no stale tail), and leaves the bytes written in *written.
+// False if the write failed; a write that fails part-way leaves a torn
+// record, and the caller then releases the usual way.
+bool mark_released(int fd, const HolderRecord& record, off_t file_size, std::string* written);
 
 }  // namespace pidlock::detail
 

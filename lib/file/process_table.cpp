@@ -2,8 +2,9 @@
 
 #include "posix/system.hpp"
 
+#include <map>
 #include <mutex>
-#include <set>
+#include <thread>
 #include <utility>
 
 namespace pidlock::detail {
@@ -12,7 +13,7 @@ namespace {
 struct Table {
   std::mutex mutex;
   pid_t owner = 0;
-  std::set<std::pair<dev_t, ino_t>> held;
+  std::map<std::pair<dev_t, ino_t>, std::thread::id> held;
 
   // Entries filled by another pid were inherited through fork(): they are
   // the parent's locks, not ours.
@@ -36,7 +37,7 @@ bool table_insert(dev_t dev, ino_t ino) {
   Table& t = table();
   std::lock_guard<std::mutex> guard(t.mutex);
   t.forget_if_forked();
-  return t.held.emplace(dev, ino).second;
+  return t.held.emplace(std::make_pair(dev, ino), std::this_thread::get_id()).second;
 }
 
 void table_erase(dev_t dev, ino_t ino) {
@@ -46,11 +47,13 @@ void table_erase(dev_t dev, ino_t ino) {
   t.held.erase({dev, ino});
 }
 
-bool table_contains(dev_t dev, ino_t ino) {
+TableEntry table_lookup(dev_t dev, ino_t ino) {
   Table& t = table();
   std::lock_guard<std::mutex> guard(t.mutex);
   t.forget_if_forked();
-  return t.held.count({dev, ino}) != 0;
+  auto it = t.held.find({dev, ino});
+  if (it == t.held.end()) return TableEntry::kAbsent;
+  return it->second == std::this_thread::get_id() ? TableEntry::kThisThread : TableEntry::kOtherThread;
 }
 
 }  // namespace pidlock::detail

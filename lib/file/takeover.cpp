@@ -32,7 +32,7 @@ std::string record_bytes(const HolderRecord& record, off_t old_size) {
 }  // namespace
 
 Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
-                    ExistingFile& file, bool* adopted) {
+                    ExistingFile& file, bool* adopted, std::string* written) {
   *adopted = false;
   const int fd = file.fd.get();
   // A file of ours that has the mode already is left alone: fchmod would
@@ -49,7 +49,7 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   if (Failure f = names_same_file(loc, file.st, &look)) return f;
   if (!look.same) return {};  // renamed away meanwhile
   sys().checkpoint("takeover.verified");
-  const std::string bytes = record_bytes(record, file.st.st_size);
+  std::string bytes = record_bytes(record, file.st.st_size);
   if (!write_all_at(fd, bytes.data(), bytes.size(), 0)) return give_up(loc, file, system_failure("write lock file"));
   if (static_cast<off_t>(bytes.size()) < file.st.st_size &&
       retry_eintr([&] { return sys().ftruncate(fd, static_cast<off_t>(bytes.size())); }) != 0)
@@ -67,6 +67,7 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
     return pidlock_failure(errc::lock_lost, "acquire", "the lock file was renamed or removed during the take-over");
   }
   *adopted = true;
+  *written = std::move(bytes);
   return {};
 }
 

@@ -12,15 +12,18 @@
 #include "core/failure.hpp"
 #include "file/lock_location.hpp"
 
+#include <string>
+
 namespace pidlock::detail {
 
 // Writes our record over the stale file `file` (whose kernel lock we hold
 // and which is the file at `loc`), then cuts off any old tail, and enters
-// it in the process table. *adopted stays false, with no failure, when the
-// file cannot be made ours (EPERM from fchmod: another owner's file) or
-// was renamed away meanwhile; the caller then removes it instead.
+// it in the process table; *written receives the bytes written. *adopted
+// stays false, with no failure, when the file cannot be made ours (EPERM
+// from fchmod: another owner's file) or was renamed away meanwhile; the
+// caller then removes it instead.
 Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
-                    ExistingFile& file, bool* adopted);
+                    ExistingFile& file, bool* adopted, std::string* written);
 
 }  // namespace pidlock::detail
 

@@ -218,12 +218,14 @@ TEST(Handoff, AWaiterThatMayNotWriteTheFileWaitsUnannouncedAndGetsTheLock) {
   EXPECT_FALSE(exists(path));
 }
 
-// A holder that forked after acquiring shares its open file description
-// with the child, so its close at release reports nothing to the waiters
-// (the description stays open) and no unlink happens either: the holder
-// must wake them itself. With the periodic recheck pushed to a minute, a
-// waiter that is not woken fails the 20 s deadline.
-TEST(Handoff, AWaiterIsWokenWhenAHolderWhoseChildSharesItsDescriptionReleases) {
+// A holder that forked after acquiring shares its open file description,
+// and with it the lock, with the child: the lock lives as long as any
+// process that inherited it. Its release leaves the file, held by the
+// child; the waiter gets the lock when the child lets go (its exit closes
+// the description, which wakes the waiter), as a hand-over (the owner
+// released it), not a take-over. With the periodic recheck pushed to a
+// minute, a waiter that is not woken then fails the 20 s deadline.
+TEST(Handoff, AWaiterGetsTheLockWhenTheLastProcessSharingItsDescriptionLetsGo) {
   TempDir dir;
   const std::string path = dir / "postmaster.pid";
   LockManager manager;
@@ -251,10 +253,12 @@ TEST(Handoff, AWaiterIsWokenWhenAHolderWhoseChildSharesItsDescriptionReleases) {
   result.close_write();
   ASSERT_TRUE(wait_until_sleeping_in_poll(waiter.pid())) << "the waiter never slept";
   EXPECT_FALSE(holder.release());
-  EXPECT_EQ(read_byte(result.read_end(), 25s), 'G') << "the waiter was not handed the lock";
-  EXPECT_TRUE(waiter.exited_with(0, 25s));
+  EXPECT_TRUE(exists(path)) << "released while a process that inherited the lock still holds it";
+  EXPECT_FALSE(read_byte(result.read_end(), 300ms).has_value()) << "the waiter got a lock its sharer still holds";
   write_byte(stop.write_end());
   EXPECT_TRUE(sharer.exited_with(0, 25s));
+  EXPECT_EQ(read_byte(result.read_end(), 25s), 'G') << "the waiter was not handed the lock";
+  EXPECT_TRUE(waiter.exited_with(0, 25s));
 }
 
 // A child forked while a thread waits announced gets copies of the

@@ -273,6 +273,11 @@ HeldInChild::HeldInChild(const std::string& path, Kind kind) {
   child_ = Child::fork([&]() -> int {
     ready_.close_read();
     go_.close_write();
+    // Another process, not a sharer of ours: without this the child would
+    // hold a share of every lock the test process holds (a lock lives as
+    // long as any process that inherited it).
+    for (int fd = 3; fd < 1024; ++fd)
+      if (fd != ready_.write_end() && fd != go_.read_end()) ::close(fd);
     pidlock::LockManager manager;
     std::error_code ec;
     pidlock::LockHandle handle;

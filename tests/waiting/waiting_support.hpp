@@ -95,9 +95,11 @@ inline bool wait_until_sleeping_in_poll(pid_t pid, milliseconds timeout = kPatie
 }
 pid_t current_tid();
 
-// A lock held by a forked child: the child acquires `path` (or, with
-// `socket`, lock_unix_socket(path) and binds and listens on a socket there),
-// reports through a pipe, and holds until release() or kill().
+// A lock held by a forked child: the child closes the descriptors it
+// inherited (so that it shares none of the test's locks), acquires `path`
+// (or, with `socket`, lock_unix_socket(path) and binds and listens on a
+// socket there), reports through a pipe, and holds until release() or
+// kill().
 class HeldInChild {
  public:
   enum class Kind { kLockFile, kUnixSocket };
