@@ -122,12 +122,24 @@ Failure FileLock::ownership(UniqueFd* pin, Ownership* out, std::string* why, off
   if (Failure f = holds_our_record(fd_.get(), &ours, size)) return f;
   if (ours) {
     *out = Ownership::kOurs;
-  } else if (shared()) {
-    *out = Ownership::kLeftToInheritor;  // a process that inherited the lock claimed it
+  } else if (shared() && claimed_by_our_child()) {
+    *out = Ownership::kLeftToInheritor;
   } else {
     *why = "the lock file's record was overwritten by someone else";
   }
   return {};
+}
+
+// Does the file's record name a child of ours that shares the lock and
+// claimed it (LockHandle::claim): a live process whose parent we are, and
+// which started when the record says?
+bool FileLock::claimed_by_our_child() {
+  ParsedRecord parsed;
+  if (read_record(fd_.get(), &parsed) || !parsed.record || parsed.record->format != RecordFormat::kPidlock)
+    return false;
+  ProcessStat st;
+  return sys().process_stat(parsed.record->pid, &st) && st.parent == sys().getpid() &&
+         parsed.record->process_start_ticks == st.start_ticks;
 }
 
 Failure FileLock::release_locked() {

@@ -59,7 +59,7 @@ class FileLock final : public HeldLock {
   enum class Ownership {
     kOurs,               // the path names our inode, which holds our record
     kLost,               // deleted, renamed, replaced or overwritten: *why says which
-    kLeftToInheritor,    // a process that shares our description claimed it
+    kLeftToInheritor,    // a child of ours that shares the lock claimed it
   };
 
   Failure release_locked() override;
@@ -74,6 +74,7 @@ class FileLock final : public HeldLock {
   // Does the file hold our record: the bytes we wrote, or a record naming
   // the same holder?
   Failure holds_our_record(int fd, bool* ours, off_t* size);
+  bool claimed_by_our_child();
   // The release of a lock that only this process holds.
   Failure release_alone(off_t size);
   // The release of a lock another process may share (see the top).
