@@ -2,12 +2,17 @@
 #include "posix/system.hpp"
 
 #include "core/parse_integer.hpp"
+#include "posix/linux_proc.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,24 +28,7 @@
 namespace pidlock::detail {
 namespace {
 
-// Reads a small /proc file whole; false if it cannot be read.
-bool read_small_file(const char* path, std::string* out) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[1024];
-  out->clear();
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out->append(buf, static_cast<size_t>(n));
-    if (out->size() > std::size_t{64} * 1024) break;
-  }
-  int saved = errno;
-  ::close(fd);
-  errno = saved;
-  return true;
-}
+using linux_proc::read_small_file;
 
 // glibc no longer caches getpid(), and the library asks on every acquire
 // and release (a forked child must never remove its parent's lock): one
@@ -67,18 +55,6 @@ pid_t own_pid() {
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-// "/proc/<pid>/<what>", or "/proc/self/<what>" for this process. The
-// difference matters in a pid namespace whose /proc was not remounted
-// (`unshare --pid --fork` without --mount-proc): there our own pid is
-// small, but /proc shows the outer namespace, where that number names
-// another process. /proc/self always names us.
-void proc_path(char* out, size_t size, pid_t pid, const char* what) {
-  if (pid == own_pid())
-    std::snprintf(out, size, "/proc/self/%s", what);
-  else
-    std::snprintf(out, size, "/proc/%d/%s", static_cast<int>(pid), what);
 }
 
 // The holder's exclusive lock covers byte 0; waiters' shared announcements
@@ -238,16 +214,20 @@ class LinuxSystem final : public System {
   pid_t getpid() override { return own_pid(); }
   pid_t getppid() override { return ::getppid(); }
   uid_t geteuid() override { return ::geteuid(); }
+  gid_t getegid() override { return ::getegid(); }
 
   bool process_stat(pid_t pid, ProcessStat* out) override {
-    char path[64];
-    proc_path(path, sizeof path, pid, "stat");
+    // A pid of our namespace, looked up in /proc's (see linux_proc.hpp).
+    linux_proc::ProcessFolder folder(pid, own_pid());
     std::string text;
-    if (!read_small_file(path, &text)) return false;
+    if (!folder.valid() || !read_small_file(folder.path("stat").c_str(), &text) || !folder.still_valid())
+      return false;
     // The command name (field 2) may contain spaces and ')': the fields we
     // want follow the last ')'.
+    auto open_paren = text.find('(');
     auto close_paren = text.rfind(')');
-    if (close_paren == std::string::npos) return false;
+    if (open_paren == std::string::npos || close_paren == std::string::npos || close_paren < open_paren)
+      return false;
     // Fields 3 (state), 4 (ppid) and 22 (starttime), each parsed whole:
     // a field that is not a number is an unreadable stat, not a zero.
     std::string_view rest = std::string_view(text).substr(close_paren + 1);
@@ -265,7 +245,54 @@ class LinuxSystem final : public System {
     out->state = fields[0][0];
     out->parent = *ppid;
     out->start_ticks = *start;
+    out->name = text.substr(open_paren + 1, close_paren - open_paren - 1);
     return true;
+  }
+
+  int process_scan(const FileId* directory, const FileId* file, ProcessScan* out) override {
+    return linux_proc::scan(directory, file, out);
+  }
+
+  LockQuery query_flock(int fd) override {
+    // A shared flock conflicts only with an exclusive one, so two
+    // inspectors asking at once never see each other.
+    if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+      ::flock(fd, LOCK_UN);
+      return LockQuery::kFree;
+    }
+    if (errno == EWOULDBLOCK) return LockQuery::kHeld;
+    if (errno == EINVAL || errno == ENOLCK || errno == EOPNOTSUPP) return LockQuery::kUnsupported;
+    return LockQuery::kError;
+  }
+
+  int shm_stat(int id, SharedMemoryStat* out) override {
+    struct shmid_ds ds {};
+    if (::shmctl(id, IPC_STAT, &ds) != 0) return -1;
+    out->key = static_cast<std::int64_t>(ds.shm_perm.__key);
+    out->attached = static_cast<std::uint64_t>(ds.shm_nattch);
+    out->creator = ds.shm_cpid;
+    out->last_attached = ds.shm_lpid;
+    return 0;
+  }
+
+  int connect_unix(const char* path) override {
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    if (std::strlen(path) >= sizeof addr.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    std::strcpy(addr.sun_path, path);
+    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) return -1;
+    // Non-blocking: a listener whose backlog is full answers EAGAIN at once
+    // instead of making us wait for it; it listens all the same.
+    int rc = ::connect(s, reinterpret_cast<const struct sockaddr*>(&addr), sizeof addr);
+    int err = errno;
+    ::close(s);
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return 0;
+    errno = err;
+    return -1;
   }
 
   std::string boot_id() override {
@@ -275,10 +302,10 @@ class LinuxSystem final : public System {
   }
 
   std::optional<std::uint64_t> pid_namespace(pid_t pid) override {
-    char path[64];
-    proc_path(path, sizeof path, pid, "ns/pid");
+    linux_proc::ProcessFolder folder(pid, own_pid());
     struct stat st {};
-    if (::stat(path, &st) != 0) return std::nullopt;
+    if (!folder.valid() || ::stat(folder.path("ns/pid").c_str(), &st) != 0 || !folder.still_valid())
+      return std::nullopt;
     return static_cast<std::uint64_t>(st.st_ino);
   }
 

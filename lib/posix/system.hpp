@@ -31,6 +31,39 @@ struct ProcessStat {
   char state = '?';               // 'R', 'S', 'Z' (zombie), 'X' (dead), ...
   std::uint64_t start_ticks = 0;  // start time, clock ticks since boot
   pid_t parent = 0;
+  std::string name;               // the command name (comm, at most 15 bytes)
+};
+
+// A file by identity, independent of names and mount namespaces.
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+// One process that process_scan() found using a file or a directory. Its
+// pid is the one /proc shows, which is not our pid namespace's numbering
+// where /proc was mounted for another one (unshare --pid without a new
+// /proc): such pids are for messages and for comparison with each other.
+struct ProcessUse {
+  pid_t pid = 0;
+  std::string name;          // comm
+  bool in_directory = false;  // its working directory is the directory asked about
+  bool has_file_open = false; // one of its descriptors is the file asked about
+};
+
+// What process_scan() saw.
+struct ProcessScan {
+  // This process and its ancestors, nearest first, in /proc's numbering.
+  std::vector<pid_t> self_and_ancestors;
+  std::vector<ProcessUse> users;  // every other process that uses the file or directory
+};
+
+// A System V shared-memory segment, as IPC_STAT shows it.
+struct SharedMemoryStat {
+  std::int64_t key = 0;            // the key it was created with
+  std::uint64_t attached = 0;      // shm_nattch: processes attached now
+  pid_t creator = 0;               // shm_cpid
+  pid_t last_attached = 0;         // shm_lpid: last shmat/shmdt
 };
 
 // Answer of a non-blocking kernel-lock call.
@@ -99,9 +132,32 @@ class System {
   virtual pid_t getpid() = 0;
   virtual pid_t getppid() = 0;
   virtual uid_t geteuid() = 0;
-  // Reads the state and start time of `pid`; false if it cannot be read
-  // (no such process, or no /proc).
+  virtual gid_t getegid() = 0;
+  // Reads the state and start time of `pid` (a pid of our pid namespace);
+  // false if it cannot be read (no such process, or no /proc, or a /proc of
+  // another pid namespace in which `pid` cannot be found).
   virtual bool process_stat(pid_t pid, ProcessStat* out) = 0;
+  // Looks through every process /proc shows for one, other than this
+  // process and its ancestors, whose working directory is `directory` or
+  // which has `file` open (either may be null). Processes whose /proc
+  // entries we may not read (another user's, unless we are root) are
+  // skipped. Returns 0, or -1 with errno when /proc cannot be listed.
+  virtual int process_scan(const FileId* directory, const FileId* file, ProcessScan* out) = 0;
+
+  // --- signs of life that other writers leave (see lib/signs_of_life.cpp) ---
+  // Is a flock(2) lock held on the file through another open file
+  // description? flock locks are independent of the OFD locks above on
+  // Linux; util-linux flock(1) and Python's filelock take them. Asked by
+  // taking a shared flock without waiting and dropping it at once.
+  virtual LockQuery query_flock(int fd) = 0;
+  // shmctl(id, IPC_STAT). Returns 0, or -1 with errno (EINVAL or EIDRM: no
+  // such segment; EACCES: not ours to look at).
+  virtual int shm_stat(int id, SharedMemoryStat* out) = 0;
+  // Connects to the Unix stream socket at `path` and closes the connection
+  // at once. Returns 0 if something listens there (or its backlog is full:
+  // EAGAIN counts as listening), else -1 with errno (ECONNREFUSED: a socket
+  // nobody listens on; ENOENT: no socket).
+  virtual int connect_unix(const char* path) = 0;
 
   // --- identity of this machine and boot ---
   virtual std::string boot_id() = 0;  // empty if unknown
@@ -165,7 +221,12 @@ class SystemWrapper : public System {
   pid_t getpid() override { return target_.getpid(); }
   pid_t getppid() override { return target_.getppid(); }
   uid_t geteuid() override { return target_.geteuid(); }
+  gid_t getegid() override { return target_.getegid(); }
   bool process_stat(pid_t p, ProcessStat* o) override { return target_.process_stat(p, o); }
+  int process_scan(const FileId* d, const FileId* f, ProcessScan* o) override { return target_.process_scan(d, f, o); }
+  LockQuery query_flock(int fd) override { return target_.query_flock(fd); }
+  int shm_stat(int id, SharedMemoryStat* o) override { return target_.shm_stat(id, o); }
+  int connect_unix(const char* path) override { return target_.connect_unix(path); }
   std::string boot_id() override { return target_.boot_id(); }
   std::optional<std::uint64_t> pid_namespace(pid_t p) override { return target_.pid_namespace(p); }
   std::string hostname() override { return target_.hostname(); }
