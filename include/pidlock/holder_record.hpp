@@ -24,10 +24,31 @@
 /// the record shorter, a "pad=" field keeps the file's length unchanged so
 /// that the file is never truncated in place.
 ///
-/// PostgreSQL's own files are read too (format kPostgresql): postmaster.pid
-/// (8 lines: pid, data directory, start time, port, socket directory, listen
-/// address, shared-memory key, status) and socket lock files (5 lines). A
-/// negative pid on line 1 is PostgreSQL's single-user backend.
+/// Other writers' lock files are read too, and only the layouts listed here
+/// are lock records (docs/guide.md, "Recognised layouts"); parse_record()
+/// marks everything else `implausible`, and such a file is judged unknown
+/// and never taken over or removed, whatever its size:
+///
+///  - PostgreSQL (format kPostgresql): postmaster.pid (5 to 8 lines: pid,
+///    data directory, start time, port, socket directory, listen address,
+///    shared-memory key and id, status) and socket lock files such as
+///    /tmp/.s.PGSQL.5432.lock (5 lines). A negative pid on line 1 is
+///    PostgreSQL's single-user backend.
+///  - Plain pid files (format kPlainPid): the pid alone on line 1, with or
+///    without a newline, padded with leading spaces (`%10d\\n`: X11's
+///    /tmp/.X0-lock, UUCP LCK.. files), followed by blank lines, or by one
+///    line naming a host or a program (kept in `label`).
+///  - Python filelock's soft-lock marker (format kFilelock): "pid\\nhost\\n"
+///    with an optional third line, the holder's start in clock ticks since
+///    boot (/proc/PID/stat field 22), and its "filelock/2" key=value form.
+///    (Debian 12's python3-filelock 3.9.0 writes nothing: an empty file.)
+///  - An empty file, and a file of NUL bytes only (a record whose data a
+///    power failure lost while its length survived).
+///
+/// Line 1 of a pid file is a number a pid can be on Linux: at most
+/// 4194304 (PID_MAX_LIMIT), optionally negative. 0 and values above this
+/// machine's pid_max parse (the judge calls them impossible holders);
+/// larger numbers are not a pid file at all.
 ///
 /// Thread safety: free functions, no shared state.
 #ifndef PIDLOCK_HOLDER_RECORD_HPP
@@ -49,7 +70,8 @@ enum class RecordFormat {
   kNone,        ///< no record could be parsed (empty, garbage, torn)
   kPidlock,     ///< written by pidlock
   kPostgresql,  ///< a PostgreSQL postmaster.pid or socket .lock file
-  kPlainPid,    ///< a classic pidfile: one line, the pid alone
+  kPlainPid,    ///< a classic pidfile: the pid alone, maybe with a host or program line
+  kFilelock,    ///< Python filelock's soft-lock marker: pid, host, start token
 };
 
 /// The record format version this library writes.
@@ -93,6 +115,10 @@ struct HolderRecord {
   std::string listen_address;        ///< line 6: the listen address
   std::string shared_memory_key;     ///< line 7: shared-memory key and id
 
+  /// Plain pid file: line 2, which names a host or a program; the judge
+  /// decides which (see docs/guide.md).
+  std::string label;
+
   /// Named fields this version does not know, kept for display.
   std::map<std::string, std::string> unknown_fields;
 };
@@ -102,12 +128,16 @@ struct ParsedRecord {
   std::optional<HolderRecord> record;  ///< set when the bytes parsed
   bool empty = false;                  ///< the file had no bytes at all
   bool torn = false;                   ///< pidlock record, checksum mismatch
-  /// The bytes cannot be a lock record of any writer (longer than
-  /// kMaxRecordBytes): the file is judged unknown, never stale, since it may
-  /// be somebody's data at a mistyped lock path. (NUL bytes are no proof: a
-  /// record written without fsync can come back as zeros after power loss.)
+  /// The bytes are not a lock record of any layout pidlock recognises
+  /// (text, binary data, whitespace only, a number no pid can be, longer
+  /// than kMaxRecordBytes, ...): the file is judged unknown, never stale,
+  /// since it may be somebody's data at a mistyped lock path. `problem`
+  /// says what was found.
   bool implausible = false;
   std::string problem;                 ///< why it did not parse
+  /// The file holds only NUL bytes: a record whose data a power failure
+  /// lost. Judged like an empty file.
+  bool zeroed = false;
 };
 
 /// Parses the bytes of a lock file. Never throws on any input; work and
@@ -121,7 +151,7 @@ PIDLOCK_EXPORT ParsedRecord parse_record(std::string_view bytes) noexcept;
 PIDLOCK_EXPORT std::string format_record(const HolderRecord& record,
                                          std::size_t min_size = 0);
 
-/// "pidlock", "postgresql", "pidfile" or "none".
+/// "pidlock", "postgresql", "pidfile", "filelock" or "none".
 PIDLOCK_EXPORT const char* to_string(RecordFormat format) noexcept;
 
 }  // namespace pidlock

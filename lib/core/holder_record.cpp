@@ -1,5 +1,6 @@
 #include <pidlock/holder_record.hpp>
 
+#include "core/foreign_record.hpp"
 #include "core/parse_integer.hpp"
 
 #include <boost/crc.hpp>
@@ -61,6 +62,21 @@ std::optional<std::string> checksum_problem(std::string_view bytes) {
   if (crc32_of(bytes.substr(0, line_start)) != stored)
     return "checksum mismatch (record read while being rewritten, or damaged)";
   return std::nullopt;
+}
+
+// The index of a line that marks a pidlock record ("pidlock-format="),
+// among the first lines after PostgreSQL's three, or npos.
+size_t pidlock_marker_line(const std::vector<std::string_view>& lines) {
+  for (size_t i = 3; i < lines.size() && i < 9; ++i)
+    if (lines[i].substr(0, kFormatKey.size() + 1) == "pidlock-format=") return i;
+  return std::string_view::npos;
+}
+
+// Does the first line hold digits alone (a pid, or the digits of two pids
+// mixed by a torn read)?
+bool digits_first_line(std::string_view bytes) {
+  std::string_view first = trim_right(bytes.substr(0, bytes.find('\n')));
+  return !first.empty() && first.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
 ParsedRecord failure(std::string problem, bool torn = false) {
@@ -126,62 +142,50 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
     r.implausible = true;
     return r;
   }
-  // NUL bytes are not proof of a foreign file: after a power loss a record
-  // written without fsync can come back as zeros of the right length.
-  if (bytes.find('\0') != std::string_view::npos) return failure("the file contains NUL bytes");
+  if (bytes.find('\0') != std::string_view::npos) {
+    // A power loss can bring back a record written without fsync as zeros
+    // of the right length (a record fits one block: all of it or none).
+    // Zeros mixed with other bytes are no lock record's remnant.
+    if (bytes.find_first_not_of('\0') == std::string_view::npos) {
+      ParsedRecord r = failure("the file holds only NUL bytes (" + std::to_string(bytes.size()) + ")");
+      r.zeroed = true;
+      return r;
+    }
+    ParsedRecord r = failure(detail::describe_content(bytes));
+    r.implausible = true;
+    return r;
+  }
 
   // A pidlock record is rewritten in place, so a reader may catch a mix of
   // two versions, in which any line, even the pid, can look malformed. The
   // checksum decides first: a pidlock record whose checksum does not hold
-  // is torn (read it again), never "garbage".
-  if (bytes.find("\npidlock-format=") != std::string_view::npos) {
+  // is torn (read it again), never "garbage". Only a file that starts like
+  // a pidlock record (digits, and the format line) can be one.
+  if (bytes.find("\npidlock-format=") != std::string_view::npos && digits_first_line(bytes)) {
     if (std::optional<std::string> problem = checksum_problem(bytes)) return failure(*problem, true);
   }
 
   bool ends_with_newline = true;
   std::vector<std::string_view> lines = split_lines(bytes, &ends_with_newline);
+  if (pidlock_marker_line(lines) == std::string_view::npos || !digits_first_line(bytes)) {
+    // Not pidlock's: another writer's layout, or no lock record at all.
+    return detail::parse_foreign_record(bytes);
+  }
 
+  // A pidlock record; whatever fails to parse from here on makes it a
+  // damaged one (judged by its kernel lock), not a foreign file.
   HolderRecord record;
   std::string_view pid_text = trim_right(lines[0]);
-  auto pid = parse_integer<long long>(pid_text, /*allow_negative=*/true);
-  if (!pid) return failure("line 1 is not a pid: \"" + std::string(pid_text.substr(0, 40)) + "\"");
-  long long magnitude = *pid < 0 ? -*pid : *pid;
-  if (magnitude == 0 || magnitude > std::numeric_limits<pid_t>::max())
-    return failure("line 1 is not a possible pid: " + std::to_string(*pid));
-  record.pid = static_cast<pid_t>(magnitude);
-  record.single_user = *pid < 0;
-
-  if (lines.size() == 1) {
-    // A classic pidfile: the pid alone.
-    record.format = RecordFormat::kPlainPid;
-    return ParsedRecord{std::move(record), false, false, false, {}};
-  }
+  auto pid = parse_integer<long long>(pid_text);
+  if (!pid || *pid == 0 || *pid > std::numeric_limits<pid_t>::max())
+    return failure("line 1 is not a possible pid: \"" + std::string(pid_text.substr(0, 40)) + "\"");
+  record.pid = static_cast<pid_t>(*pid);
   record.data_directory = std::string(trim_right(lines[1]));
-  if (lines.size() < 3) return failure("truncated: no start time on line 3");
   auto start = parse_integer<std::int64_t>(trim_right(lines[2]), true);
   if (!start) return failure("line 3 is not a start time");
   record.start_time = *start;
-
-  if (lines.size() >= 4 && lines[3].substr(0, kFormatKey.size() + 1) == "pidlock-format=") {
-    if (record.single_user) return failure("negative pid in a pidlock record");
-    record.format = RecordFormat::kPidlock;
-    return parse_pidlock_fields(lines, std::move(record));
-  }
-
-  // PostgreSQL: postmaster.pid has 7 or 8 lines, socket lock files 5.
-  record.format = RecordFormat::kPostgresql;
-  if (lines.size() >= 4) {
-    std::string_view port = trim_right(lines[3]);
-    if (!port.empty()) {
-      record.port = parse_integer<int>(port);
-      if (!record.port) return failure("line 4 is not a port number");
-    }
-  }
-  if (lines.size() >= 5) record.socket_directory = std::string(trim_right(lines[4]));
-  if (lines.size() >= 6) record.listen_address = std::string(trim_right(lines[5]));
-  if (lines.size() >= 7) record.shared_memory_key = std::string(trim_right(lines[6]));
-  if (lines.size() >= 8) record.status = std::string(trim_right(lines[7]));
-  return ParsedRecord{std::move(record), false, false, false, {}};
+  record.format = RecordFormat::kPidlock;
+  return parse_pidlock_fields(lines, std::move(record));
 } catch (...) {
   // Only std::bad_alloc can get here; a record we cannot hold is garbage.
   return failure("out of memory while parsing");
@@ -227,6 +231,7 @@ const char* to_string(RecordFormat format) noexcept {
     case RecordFormat::kPidlock: return "pidlock";
     case RecordFormat::kPostgresql: return "postgresql";
     case RecordFormat::kPlainPid: return "pidfile";
+    case RecordFormat::kFilelock: return "filelock";
     case RecordFormat::kNone: break;
   }
   return "none";
