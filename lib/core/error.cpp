@@ -39,7 +39,9 @@ std::string held_message(const std::string& path, const Inspection& holder) {
                                       : ") using data directory \"" + rec.data_directory + "\"?";
   }
   msg += std::string(" [") + to_string(holder.verdict) + ": " + holder.detail + "]";
-  if (holder.verdict == Verdict::kUnknown) {
+  if (holder.reason == Reason::kNotALockRecord) {
+    msg += " It is not a lock record, so pidlock leaves it alone; check the lock path.";
+  } else if (holder.verdict == Verdict::kUnknown) {
     msg += " The holder cannot be checked from here, so the lock counts as held; "
            "if you are sure no holder is running, remove the file.";
   }

@@ -39,10 +39,11 @@ void drop_trailing_blank_lines(std::vector<std::string_view>* lines, size_t keep
   while (lines->size() > keep_at_least && blank(lines->back())) lines->pop_back();
 }
 
+// No control characters but tabs (a path may hold one); UTF-8 is fine.
 bool printable(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
-    return u >= 0x20 && u != 0x7f;  // UTF-8 bytes (>= 0x80) are fine
+    return (u >= 0x20 && u != 0x7f) || c == '\t';
   });
 }
 
@@ -83,7 +84,7 @@ bool host_like(std::string_view s) {
 // Line 2 of a plain pid file: a host or a program name (argv[0], comm),
 // one word: a line of prose is no label.
 bool label_like(std::string_view s) {
-  return !s.empty() && s.size() <= 255 && printable(s) && !all_digits(s) && s.find(' ') == std::string_view::npos;
+  return !s.empty() && s.size() <= 255 && printable(s) && !all_digits(s) && s.find_first_of(" \t") == std::string_view::npos;
 }
 
 ParsedRecord parsed(HolderRecord record) {

@@ -62,7 +62,10 @@ HolderRecord make_record(const SelfIdentity& self, pid_t pid) {
       rec.start_time = start_epoch(self, st.start_ticks);
     }
     if (rec.start_time == 0) rec.start_time = sys().now();
-    rec.pid_namespace = sys().pid_namespace(pid);
+    // Line 1 is `pid` as our pid namespace numbers it, even where the
+    // process itself lives in a namespace of its own (`unshare --pid`
+    // without --fork puts our children there): the record names ours.
+    rec.pid_namespace = self.pid_namespace;
   }
   return rec;
 }

@@ -35,6 +35,12 @@ const char* to_string(Reason reason) noexcept {
     case Reason::kProbeFailed: return "probe-failed";
     case Reason::kUnreadable: return "unreadable";
     case Reason::kReleased: return "released";
+    case Reason::kNotALockRecord: return "not-a-lock-record";
+    case Reason::kFlockHeld: return "flock-held";
+    case Reason::kLockFileOpen: return "lock-file-open";
+    case Reason::kDataDirectoryInUse: return "data-directory-in-use";
+    case Reason::kSharedMemoryAttached: return "shared-memory-attached";
+    case Reason::kSocketListening: return "socket-listening";
   }
   return "unknown";
 }

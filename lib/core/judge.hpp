@@ -28,9 +28,14 @@ enum class KernelEvidence {
 // evidence. Never throws except std::bad_alloc.
 // `describe_holder_pid`: for a lock held by the kernel lock, also probe the
 // recorded pid for the detail sentence (two system calls a waiter skips).
+// `written_at`: when the file's content last changed (its mtime, epoch
+// seconds; 0 if unknown), the write time of a record that holds none
+// (pid 1 of a container, see judge.cpp).
+// A stale verdict from the pid rules is not final: file/signs_of_life.hpp
+// looks for evidence that the lock is still in use.
 Inspection judge(const ParsedRecord& parsed, KernelEvidence kernel,
                  const JudgeOptions& options, const SelfIdentity& self,
-                 bool describe_holder_pid = true);
+                 bool describe_holder_pid = true, std::int64_t written_at = 0);
 
 // One line describing a record for people: "pid 42 on host h, started
 // 2026-11-27 04:15:00 UTC, status ready, data directory /srv/db".

@@ -210,8 +210,9 @@ Acquirer::Step Acquirer::take_over() {
       record_.without_kernel_lock = false;
       return succeed(std::move(file.fd), file.st, std::move(written));
     }
-    // Not ours to rewrite (another owner's file we may not chmod): fall
-    // back to removing it, which the kernel lock still makes safe.
+    // Not ours to rewrite (another user's or group's file): fall back to
+    // removing it, which the kernel lock still makes safe, and creating a
+    // fresh one that is ours.
   }
   bool removed = false;
   if (Failure f = remove_if_same(loc_, file.st, &removed)) return fail(std::move(f));
@@ -246,6 +247,9 @@ Acquirer::Step Acquirer::sleep_on_holder() {
   switch (waiter_->sleep(found_)) {
     case Wake::kEvent: return Step::kAgain;
     case Wake::kTimeout:  // report the holder we last saw, described in full
+      // (only a kernel-lock holder was judged without the details; any
+      // other verdict, from signs of life say, stands as it was given)
+      if (found_.kernel != KernelEvidence::kHeld || !found_.inspection.holder) return held(found_.inspection);
       return held(judge(ParsedRecord{found_.inspection.holder, false, false, false, {}}, found_.kernel,
                         options_.judge, self_identity()));
     case Wake::kCancelled: return fail(pidlock_failure(errc::cancelled, "acquire", "the wait was cancelled"));

@@ -1,6 +1,7 @@
 #include "file/examine.hpp"
 
 #include "file/process_table.hpp"
+#include "file/signs_of_life.hpp"
 #include "posix/notifier.hpp"
 
 #include <fcntl.h>
@@ -94,9 +95,15 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
   }
   ParsedRecord parsed;
   if (Failure rf = read_record(out->file.fd.get(), &parsed)) return rf;
-  out->inspection = judge(parsed, out->kernel, options, self_identity(), /*describe_holder_pid=*/notifier == nullptr);
+  out->inspection = judge(parsed, out->kernel, options, self_identity(), /*describe_holder_pid=*/notifier == nullptr,
+                          last_change(out->file.st));
+  // Stale by its record alone is not proof enough (signs_of_life.hpp).
+  if (needs_signs_of_life(out->inspection))
+    look_for_signs_of_life(out->file.fd.get(), out->file.st, out->inspection);
   return {};
 }
+
+std::int64_t last_change(const struct stat& st) { return st.st_mtim.tv_sec; }
 
 Inspection free_inspection() {
   Inspection i;

@@ -41,6 +41,11 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
 // The verdict on a path with no file at it.
 Inspection free_inspection();
 
+// When the file's content last changed, by the clock: its mtime (not its
+// ctime, which a chmod or a rename moves too). judge() takes it as the
+// write time of a record that holds none.
+std::int64_t last_change(const struct stat& st);
+
 // Retries of one attempt while a kernel lock is held by someone other than
 // the recorded (dead) holder: usually a contender between taking a stale
 // file's lock and removing it, or a holder the kernel has not finished

@@ -1,5 +1,6 @@
 #include "file/handoff.hpp"
 
+#include "file/signs_of_life.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -124,7 +125,10 @@ Failure judge_won(const JudgeOptions& options, Announced& a, Examined* found) {
   // We hold the lock, so a pidlock record's verdict rests on that. Without
   // our parent's pid (a system call) the pid rules judge a foreign record
   // naming our parent as held instead of unknown: both count as held.
-  found->inspection = judge(parsed, KernelEvidence::kFree, options, self_identity(/*with_parent=*/false), false);
+  found->inspection = judge(parsed, KernelEvidence::kFree, options, self_identity(/*with_parent=*/false), false,
+                            last_change(found->file.st));
+  if (needs_signs_of_life(found->inspection))
+    look_for_signs_of_life(found->file.fd.get(), found->file.st, found->inspection);
   return {};
 }
 

@@ -1,5 +1,6 @@
 #include "file/takeover.hpp"
 
+#include "file/file_owner.hpp"
 #include "file/process_table.hpp"
 
 namespace pidlock::detail {
@@ -35,12 +36,13 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
                     ExistingFile& file, bool* adopted, std::string* written) {
   *adopted = false;
   const int fd = file.fd.get();
-  // A file of ours that has the mode already is left alone: fchmod would
-  // wake every waiter watching the file (IN_ATTRIB) in the middle of a
-  // hand-off. Another owner's file goes through fchmod, whose EPERM says
-  // it is not ours to rewrite.
-  if (((file.st.st_mode & 07777) != options.mode || file.st.st_uid != sys().geteuid()) &&
-      sys().fchmod(fd, options.mode) != 0) {
+  // Only a file owned as one we create would be is rewritten: root could
+  // chmod another user's, but it would stay theirs, and they could rewrite
+  // the record we hold. The caller removes such a file and creates its own.
+  if (!owned_as_if_created(loc.dir.get(), file.st)) return {};
+  // A file that has the mode already is left alone: fchmod would wake
+  // every waiter watching the file (IN_ATTRIB) in the middle of a hand-off.
+  if ((file.st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0) {
     if (errno == EPERM) return {};
     return system_failure("set mode of lock file");
   }

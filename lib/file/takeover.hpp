@@ -19,9 +19,9 @@ namespace pidlock::detail {
 // Writes our record over the stale file `file` (whose kernel lock we hold
 // and which is the file at `loc`), then cuts off any old tail, and enters
 // it in the process table; *written receives the bytes written. *adopted
-// stays false, with no failure, when the file cannot be made ours (EPERM
-// from fchmod: another owner's file) or was renamed away meanwhile; the
-// caller then removes it instead.
+// stays false, with no failure, when the file is not owned as one we
+// create would be (another user's or group's: see file_owner.hpp) or was
+// renamed away meanwhile; the caller then removes it and creates its own.
 Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
                     ExistingFile& file, bool* adopted, std::string* written);
 

@@ -69,19 +69,29 @@ pid_t procfs_parent(pid_t pid) {
 
 bool same_file(const struct stat& st, const FileId& id) { return st.st_dev == id.dev && st.st_ino == id.ino; }
 
-// Does process `pid` (in /proc's numbering) have `file` open?
-bool has_open(pid_t pid, const FileId& file) {
+// Does process `pid` (in /proc's numbering) have `file` open for writing?
+// Readers (an inspecting pidlock, cat, an editor's view) are no holders.
+// False with *failed set when its descriptors could not be listed for a
+// reason other than the process being gone or another user's.
+bool has_open(pid_t pid, const FileId& file, bool* failed) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/fd", static_cast<int>(pid));
   DIR* dir = ::opendir(path);
-  if (dir == nullptr) return false;  // gone, or another user's
+  if (dir == nullptr) {
+    *failed = errno != ENOENT && errno != ESRCH && errno != EACCES && errno != EPERM;
+    return false;
+  }
   bool found = false;
   while (struct dirent* entry = ::readdir(dir)) {
     if (entry->d_name[0] == '.') continue;
     struct stat st {};
     // fstatat follows the /proc/PID/fd/N link to the open file itself,
     // whatever its name is in the holder's mount namespace.
-    if (::fstatat(::dirfd(dir), entry->d_name, &st, 0) == 0 && same_file(st, file)) {
+    if (::fstatat(::dirfd(dir), entry->d_name, &st, 0) != 0 || !same_file(st, file)) continue;
+    // The link itself carries the descriptor's access mode: its owner
+    // write bit is set for a descriptor open for writing.
+    struct stat link {};
+    if (::fstatat(::dirfd(dir), entry->d_name, &link, AT_SYMLINK_NOFOLLOW) == 0 && (link.st_mode & S_IWUSR) != 0) {
       found = true;
       break;
     }
@@ -179,7 +189,15 @@ int scan(const FileId* directory, const FileId* file, ProcessScan* out) {
       struct stat st {};
       use.in_directory = ::stat(path, &st) == 0 && same_file(st, *directory);
     }
-    if (file != nullptr) use.has_file_open = has_open(*pid, *file);
+    bool failed = false;
+    if (file != nullptr) use.has_file_open = has_open(*pid, *file, &failed);
+    if (failed) {
+      // EMFILE, ENOMEM, ...: a process we could not look at may be the one.
+      const int saved = errno;
+      ::closedir(proc);
+      errno = saved;
+      return -1;
+    }
     if (!use.in_directory && !use.has_file_open) continue;
     std::snprintf(path, sizeof path, "/proc/%d/comm", static_cast<int>(*pid));
     if (read_small_file(path, &use.name) && !use.name.empty() && use.name.back() == '\n') use.name.pop_back();

@@ -278,11 +278,12 @@ class LinuxSystem final : public System {
   int connect_unix(const char* path) override {
     struct sockaddr_un addr {};
     addr.sun_family = AF_UNIX;
-    if (std::strlen(path) >= sizeof addr.sun_path) {
+    const std::size_t length = std::strlen(path);
+    if (length >= sizeof addr.sun_path) {
       errno = ENAMETOOLONG;
       return -1;
     }
-    std::strcpy(addr.sun_path, path);
+    std::memcpy(addr.sun_path, path, length + 1);
     int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0) return -1;
     // Non-blocking: a listener whose backlog is full answers EAGAIN at once

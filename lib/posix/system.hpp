@@ -48,7 +48,7 @@ struct ProcessUse {
   pid_t pid = 0;
   std::string name;          // comm
   bool in_directory = false;  // its working directory is the directory asked about
-  bool has_file_open = false; // one of its descriptors is the file asked about
+  bool has_file_open = false; // one of its descriptors is the file asked about, open for writing
 };
 
 // What process_scan() saw.
@@ -139,9 +139,10 @@ class System {
   virtual bool process_stat(pid_t pid, ProcessStat* out) = 0;
   // Looks through every process /proc shows for one, other than this
   // process and its ancestors, whose working directory is `directory` or
-  // which has `file` open (either may be null). Processes whose /proc
+  // which has `file` open for writing (either may be null). Processes whose /proc
   // entries we may not read (another user's, unless we are root) are
-  // skipped. Returns 0, or -1 with errno when /proc cannot be listed.
+  // skipped. Returns 0, or -1 with errno when /proc, or a process's
+  // descriptors, cannot be listed (no /proc, EMFILE, ...).
   virtual int process_scan(const FileId* directory, const FileId* file, ProcessScan* out) = 0;
 
   // --- signs of life that other writers leave (see lib/signs_of_life.cpp) ---
