@@ -20,7 +20,8 @@ const char kBreakHelp[] =
     "A held lock, or one whose state cannot be decided, is left alone. The\n"
     "check and the removal are one race-free step: a lock that a new holder\n"
     "takes meanwhile is never removed. Never removes anything but a regular\n"
-    "lock file (no symbolic link, directory, FIFO or hard-linked file).\n"
+    "lock file (no symbolic link, directory, FIFO or hard-linked file), and\n"
+    "only a file that is recognisably a lock record (see pidlock(1), FILES).\n"
     "\n"
     "      --verbose  show the library's log records\n"
     "  -h, --help     show this help and exit\n"
@@ -75,6 +76,10 @@ int break_main(int argc, char** argv) {
                   (holder.empty() ? "" : "; holder: " + holder));
       return kHeld;
     case Verdict::kUnknown:
+      if (in.reason == Reason::kNotALockRecord) {
+        print_error("not removing \"" + lock_file + "\": " + in.detail);
+        return kHeld;
+      }
       print_error("not removing lock file \"" + lock_file + "\": its holder cannot be checked (" +
                   in.detail + "), so it counts as held" + (holder.empty() ? "" : "; holder: " + holder) +
                   ". If you are sure no holder is running, remove the file yourself.");

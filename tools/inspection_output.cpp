@@ -70,6 +70,7 @@ std::string describe_inspection(const std::string& path, const Inspection& in) {
       add_line(out, "started", format_time(r.start_time) + " (" + std::to_string(r.start_time) + ")");
     if (!r.data_directory.empty()) add_line(out, "data directory", printable(r.data_directory));
     if (!r.host.empty()) add_line(out, "host", printable(r.host));
+    if (!r.label.empty()) add_line(out, "line 2", printable(r.label) + " (a host or program name)");
     if (!r.status.empty()) add_line(out, "status", printable(r.status));
     std::string format = to_string(r.format);
     if (r.format == RecordFormat::kPidlock) format += " (version " + std::to_string(r.format_version) + ")";
@@ -119,6 +120,8 @@ std::string inspection_json(const std::string& path, const Inspection& in) {
     json.add_null("start_time");
   string_or_null("data_dir", r ? &r->data_directory : nullptr);
   string_or_null("host", r ? &r->host : nullptr);
+  // Line 2 of a plain pid file: a host or a program name.
+  string_or_null("label", r ? &r->label : nullptr);
   string_or_null("status", r ? &r->status : nullptr);
   if (r && r->format == RecordFormat::kPidlock)
     json.add_integer("format_version", r->format_version);
