@@ -15,6 +15,11 @@
 //   ofd-lock FILE               open FILE read-write, take an exclusive OFD
 //                               lock (F_OFD_SETLK), print "ready", sleep
 //   sleep                       print "ready <pid>", sleep until killed
+//   inspect LOCK                print "<verdict> <reason>" (or "error
+//                               <what>") and exit 0
+//   hand-to-child LOCK          acquire, fork a child that sleeps, name it
+//                               the holder (update_holder_pid, as `pidlock
+//                               run` does), print "ready <child pid>", sleep
 #include <pidlock/pidlock.hpp>
 
 #include <fcntl.h>
@@ -98,6 +103,30 @@ int main(int argc, char** argv) {
       return 3;
     }
     say("ready");
+    sleep_forever();
+  }
+  if (mode == "inspect" && argc >= 3) {
+    pidlock::LockManager manager;
+    std::error_code ec;
+    pidlock::Inspection insp = manager.inspect(argv[2], {}, ec);
+    say(ec ? "error " + ec.message()
+           : std::string(pidlock::to_string(insp.verdict)) + " " + pidlock::to_string(insp.reason));
+    return 0;
+  }
+  if (mode == "hand-to-child" && argc >= 3) {
+    pidlock::LockManager manager;
+    std::error_code ec;
+    pidlock::Inspection holder;
+    pidlock::LockHandle handle = manager.acquire(argv[2], {}, ec, &holder);
+    if (ec) return report_failure(ec, holder);
+    pid_t child = ::fork();
+    if (child == 0) sleep_forever();
+    handle.update_holder_pid(child, ec);
+    if (ec) {
+      say("error update_holder_pid: " + ec.message());
+      return 3;
+    }
+    say("ready " + std::to_string(child));
     sleep_forever();
   }
   if (mode == "sleep") {

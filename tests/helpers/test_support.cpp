@@ -202,6 +202,13 @@ Child Child::spawn(const std::vector<std::string>& argv) {
   });
 }
 
+Child Child::adopt(pid_t pid) {
+  Child c;
+  c.pid_ = pid;
+  c.reaped_ = false;
+  return c;
+}
+
 Child Child::holder(const std::vector<std::string>& args) {
   std::vector<std::string> argv{holder_program()};
   argv.insert(argv.end(), args.begin(), args.end());

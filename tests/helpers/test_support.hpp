@@ -81,6 +81,9 @@ class Child {
   static Child spawn(const std::vector<std::string>& argv);
   // Spawns pidlock_test_holder with the given arguments.
   static Child holder(const std::vector<std::string>& args);
+  // Takes charge of a child of this process made some other way (clone3,
+  // say): killed and reaped at destruction like the others; no report pipe.
+  static Child adopt(pid_t pid);
 
   Child() = default;
   Child(Child&& other) noexcept;
