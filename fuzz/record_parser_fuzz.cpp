@@ -5,8 +5,10 @@
 // Properties checked (a violation aborts, which libFuzzer reports):
 //  * parse_record never throws (it is noexcept; a throw would terminate);
 //  * empty input, and only empty input, is reported as `empty`;
-//  * a parsed record has a pid in 1..INT_MAX; `torn` never comes with a
-//    record;
+//  * a parsed pidlock record has a pid in 1..INT_MAX, any other record one
+//    in 0..4194304 (a pid Linux can give, or 0: an impossible holder);
+//    `torn` and `implausible` never come with a record; `zeroed` only for
+//    NUL bytes alone;
 //  * a pidlock record survives format_record -> parse_record unchanged in
 //    every field format_record writes, with and without padding to a
 //    larger size, and the padded text is at least that size;
@@ -48,9 +50,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   pidlock::ParsedRecord parsed = pidlock::parse_record(bytes);
 
   check(parsed.empty == (size == 0), "empty flag");
+  if (parsed.zeroed) check(size > 0 && bytes.find_first_not_of('\0') == std::string_view::npos, "zeroed flag");
   if (parsed.record) {
     check(!parsed.torn, "a torn parse carries a record");
-    check(parsed.record->pid > 0, "pid must be positive");
+    check(!parsed.implausible, "an implausible parse carries a record");
+    if (parsed.record->format == pidlock::RecordFormat::kPidlock)
+      check(parsed.record->pid > 0, "pid must be positive");
+    else
+      check(parsed.record->pid >= 0 && parsed.record->pid <= 4194304, "pid must be one Linux can give, or 0");
   } else {
     check(!parsed.problem.empty(), "a failed parse says why");
   }

@@ -150,6 +150,11 @@ bool reason_fits(Verdict v, Reason r) {
     case Reason::kKernelLockHeld:
     case Reason::kPidAlive:
     case Reason::kPidAliveOtherUser:
+    case Reason::kFlockHeld:
+    case Reason::kLockFileOpen:
+    case Reason::kDataDirectoryInUse:
+    case Reason::kSharedMemoryAttached:
+    case Reason::kSocketListening:
       return v == Verdict::kHeld;
     case Reason::kKernelLockFree:
     case Reason::kEmptyFile:
@@ -168,6 +173,7 @@ bool reason_fits(Verdict v, Reason r) {
     case Reason::kOtherPidNamespace:
     case Reason::kProbeFailed:
     case Reason::kUnreadable:
+    case Reason::kNotALockRecord:
       return v == Verdict::kUnknown;
     case Reason::kNoLockFile:
     case Reason::kHeldByThisProcess:

@@ -325,9 +325,9 @@ TEST(SafeDefaults, InspectNeverMakesAConcurrentAcquireFail) {
   LockManager manager;
   int held_failures = 0, takeovers = 0;
   for (int i = 0; i < 400; ++i) {
-    // Every other cycle starts from a stale (garbage) file, which acquire
+    // Every other cycle starts from a stale (empty) file, which acquire
     // must take over: a kernel lock taken by inspect() would block that.
-    if (i % 2 == 1) write_file(lock, "garbage\n", 0600);
+    if (i % 2 == 1) write_file(lock, "", 0600);
     std::error_code ec;
     pidlock::Inspection holder;
     LockHandle h = manager.acquire(lock, fast_options(), ec, &holder);

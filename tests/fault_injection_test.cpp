@@ -139,7 +139,7 @@ TEST(InjectedFaults, EintrIsRetried) {
     ScopedSystem scope(&faulty);
     LockManager manager;
     std::error_code ec;
-    if (std::string(call) == "openat") write_file(lock, "garbage\n");  // openat is used on the existing file
+    if (std::string(call) == "openat") write_file(lock, "");  // openat is used on the existing (stale, empty) file
     LockHandle h = manager.acquire(lock, {}, ec);
     EXPECT_FALSE(ec) << call << ": " << ec.message();
     EXPECT_EQ(faulty.calls_failed, 3) << call;
@@ -236,7 +236,7 @@ TEST_P(CrashAt, NextAcquireSucceedsByItself) {
   TempDir dir;
   const std::string lock = dir / "crash.pid";
   const CrashCase c = GetParam();
-  if (c.operation == Operation::kTakeOver) write_file(lock, "garbage: a stale lock\n", 0600);
+  if (c.operation == Operation::kTakeOver) write_file(lock, std::to_string(dead_pid()) + "\n", 0600);  // a stale pid file
   Child crasher = Child::fork([&](int) -> int {
     FaultySystem faulty;
     ScopedSystem scope(&faulty);

@@ -155,7 +155,7 @@ class RecordingSystem : public pidlock::detail::SystemWrapper {
 // --- a 1 GiB lock file ---
 
 // Larger than any record (kMaxRecordBytes), so it may be somebody's data at
-// a mistyped lock path: unknown (unreadable), counted as held, never taken
+// a mistyped lock path: unknown (not a lock record), counted as held, never taken
 // over or removed, and every look at it is one read of at most
 // kMaxRecordBytes + 1 bytes. Its first bytes are a PostgreSQL record of a
 // dead pid, which would be stale in a small file: the size alone decides.
@@ -180,7 +180,7 @@ TEST(HugeFile, OneGibibyteIsUnknownLeftUnchangedAndCostsOneBoundedReadPerLook) {
   const std::vector<size_t> one_bounded_read{pidlock::kMaxRecordBytes + 1};
 
   Inspection insp = manager.inspect(lock);
-  EXPECT_EQ(describe(insp), describe(Verdict::kUnknown, Reason::kUnreadable)) << insp.detail;
+  EXPECT_EQ(describe(insp), describe(Verdict::kUnknown, Reason::kNotALockRecord)) << insp.detail;
   EXPECT_NE(insp.detail.find("larger than 4096 bytes"), std::string::npos) << insp.detail;
   EXPECT_FALSE(insp.holder) << "no record is read out of a file this size";
   EXPECT_FALSE(insp.kernel_lock_evidence);
@@ -192,7 +192,7 @@ TEST(HugeFile, OneGibibyteIsUnknownLeftUnchangedAndCostsOneBoundedReadPerLook) {
   LockHandle handle = manager.acquire(lock, {}, ec, &held);
   EXPECT_EQ(ec, pidlock::errc::held) << ec.message();
   EXPECT_FALSE(handle.held());
-  EXPECT_EQ(describe(held), describe(Verdict::kUnknown, Reason::kUnreadable)) << held.detail;
+  EXPECT_EQ(describe(held), describe(Verdict::kUnknown, Reason::kNotALockRecord)) << held.detail;
   EXPECT_EQ(recorder.reads, one_bounded_read) << "acquire";
   recorder.forget();
 
@@ -203,7 +203,7 @@ TEST(HugeFile, OneGibibyteIsUnknownLeftUnchangedAndCostsOneBoundedReadPerLook) {
     EXPECT_EQ(e.holder().verdict, Verdict::kUnknown);
     const std::string what = e.what();
     EXPECT_NE(what.find(lock), std::string::npos) << what;
-    EXPECT_NE(what.find("remove the file by hand if it is junk"), std::string::npos) << what;
+    EXPECT_NE(what.find("a person must remove it"), std::string::npos) << what;
   }
   EXPECT_EQ(recorder.reads, one_bounded_read) << "throwing acquire";
   recorder.forget();
@@ -211,7 +211,7 @@ TEST(HugeFile, OneGibibyteIsUnknownLeftUnchangedAndCostsOneBoundedReadPerLook) {
   pidlock::BreakResult broke = manager.break_stale(lock, {}, ec);
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_FALSE(broke.removed);
-  EXPECT_EQ(describe(broke.inspection), describe(Verdict::kUnknown, Reason::kUnreadable));
+  EXPECT_EQ(describe(broke.inspection), describe(Verdict::kUnknown, Reason::kNotALockRecord));
   EXPECT_EQ(recorder.reads, one_bounded_read) << "break_stale";
 
   EXPECT_EQ(recorder.changes, std::vector<std::string>{}) << "nothing may write, chmod or remove the file";
@@ -259,12 +259,19 @@ const char* name_of(PidCase c) {
 void PrintTo(PidCase c, std::ostream* os) { *os << name_of(c); }
 void PrintTo(Layout l, std::ostream* os) { *os << (l == Layout::kPostmasterPid ? "postmaster.pid" : "pidfile"); }
 
-// What the judge says about one case (lib/holder_record.cpp, lib/judge.cpp):
-// line 1 that is no possible pid makes no record, which is stale
-// (unparsable) when the file's kernel lock is free and unknown (unreadable)
-// without kernel-lock evidence; a possible pid is judged by the pid rules
-// either way, a negative one by its magnitude (PostgreSQL's single-user
-// backend).
+// Is this process in the initial pid namespace, whose pid 1 is the
+// machine's init? (In a container, pid 1 is the container's own first
+// process, which may well hold a lock.)
+bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
+
+// What the judge says about one case (lib/foreign_record.cpp,
+// lib/judge.cpp; the rules of issue 15): line 1 must be a number a pid can
+// be on Linux (at most 4194304), or the file is no lock record at all:
+// unknown, never stale, with or without kernel locks. A pid no process can
+// have here (0, above pid_max) or pid 1 of the initial pid namespace is an
+// impossible holder: stale unless a sign of life is found, and never given
+// to kill(). Any other pid is judged by the pid rules, a negative one by
+// its magnitude (PostgreSQL's single-user backend).
 struct Expected {
   std::string line1;
   std::string with_kernel_locks;     // "verdict reason"
@@ -274,15 +281,15 @@ struct Expected {
 };
 
 Expected expected_for(PidCase c, pid_t pid_max, pid_t dead) {
-  const std::string unparsable = describe(Verdict::kStale, Reason::kUnparsable);
-  const std::string unreadable = describe(Verdict::kUnknown, Reason::kUnreadable);
+  const std::string not_a_lock = describe(Verdict::kUnknown, Reason::kNotALockRecord);
   const std::string impossible = describe(Verdict::kStale, Reason::kPidImpossible);
   switch (c) {
     case PidCase::kZero:
-      return {"0", unparsable, unreadable, "line 1 is not a possible pid: 0", {}};
+      return {"0", impossible, impossible, "pid 0 names no process", {}};
     case PidCase::kNegativeZero:
-      return {"-0", unparsable, unreadable, "line 1 is not a possible pid: 0", {}};
+      return {"-0", impossible, impossible, "pid 0 names no process", {}};
     case PidCase::kMinusOne: {
+      if (in_initial_pid_namespace()) return {"-1", impossible, impossible, "pid 1 is this machine's init", {}};
       const std::string alive = describe(Verdict::kHeld, Reason::kPidAlive);
       return {"-1", alive, alive, "pid 1 is alive", {1}};
     }
@@ -290,17 +297,19 @@ Expected expected_for(PidCase c, pid_t pid_max, pid_t dead) {
       const std::string gone = describe(Verdict::kStale, Reason::kPidDead);
       return {"-" + std::to_string(dead), gone, gone, "pid " + std::to_string(dead) + " does not exist", {dead}};
     }
-    case PidCase::kAbovePidMax:
-      return {std::to_string(static_cast<long>(pid_max) + 1), impossible, impossible,
-              "cannot exist: pid_max is " + std::to_string(pid_max), {}};
+    case PidCase::kAbovePidMax: {
+      const long above = static_cast<long>(pid_max) + 1;
+      if (above > 4194304) return {std::to_string(above), not_a_lock, not_a_lock, "no process can have", {}};
+      return {std::to_string(above), impossible, impossible, "cannot exist: pid_max is " + std::to_string(pid_max), {}};
+    }
     case PidCase::kLargestPid:
-      return {"2147483647", impossible, impossible, "cannot exist: pid_max is " + std::to_string(pid_max), {}};
+      return {"2147483647", not_a_lock, not_a_lock, "a number no process can have on Linux", {}};
     case PidCase::kPastPidT:
-      return {"2147483648", unparsable, unreadable, "line 1 is not a possible pid: 2147483648", {}};
+      return {"2147483648", not_a_lock, not_a_lock, "a number no process can have on Linux", {}};
     case PidCase::kOverflowingDigits:
-      return {"99999999999999999999", unparsable, unreadable, "line 1 is not a pid", {}};
+      return {"99999999999999999999", not_a_lock, not_a_lock, "a number no process can have on Linux", {}};
     case PidCase::kNegativeOverflow:
-      return {"-99999999999999999999", unparsable, unreadable, "line 1 is not a pid", {}};
+      return {"-99999999999999999999", not_a_lock, not_a_lock, "a number no process can have on Linux", {}};
   }
   return {};
 }
@@ -365,12 +374,8 @@ TEST_P(ImpossiblePid, InspectGivesTheDocumentedVerdictWithAReasonAndChangesNothi
                                                                        : pidlock::RecordFormat::kPostgresql);
     }
     // Stale by pid alone only for a pid that is dead or cannot exist; a
-    // line 1 that is no pid is judged on the kernel lock, never on a pid.
-    if (!insp.holder) {
-      EXPECT_EQ(insp.kernel_lock_evidence, kernel_locks);
-    } else {
-      EXPECT_FALSE(insp.kernel_lock_evidence);
-    }
+    // line 1 that is no pid makes no lock record, whatever the kernel lock.
+    EXPECT_FALSE(insp.kernel_lock_evidence);
     expect_probed_only_the_magnitude(recorder);
     EXPECT_EQ(recorder.changes, std::vector<std::string>{});
   }

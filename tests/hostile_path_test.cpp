@@ -137,11 +137,13 @@ TEST(HostilePath, HardLinkedStaleLookingFileIsNeverRemoved) {
   TempDir dir;
   const std::string lock = dir / "hard.pid";
   const std::string other = dir / "other-name";
-  write_file(other, "garbage that looks stale\n", 0600);
+  // A pid file of a dead pid: stale, were it not hard-linked.
+  const std::string stale = std::to_string(dead_pid()) + "\n";
+  write_file(other, stale, 0600);
   ASSERT_EQ(::link(other.c_str(), lock.c_str()), 0);
   EXPECT_EQ(codes_of_all_entry_points(lock), "acquire=hard-linked inspect=ok break=hard-linked");
-  EXPECT_EQ(read_file(lock), "garbage that looks stale\n");
-  EXPECT_EQ(read_file(other), "garbage that looks stale\n");
+  EXPECT_EQ(read_file(lock), stale);
+  EXPECT_EQ(read_file(other), stale);
   struct stat st {};
   ASSERT_EQ(::stat(lock.c_str(), &st), 0);
   EXPECT_EQ(st.st_nlink, 2u);

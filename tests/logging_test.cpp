@@ -130,7 +130,7 @@ TEST_F(Logging, ThresholdOffSilencesEverything) {
   TempDir dir;
   const std::string lock = dir / "quiet.pid";
   LockManager manager;
-  write_file(lock, "garbage\n");  // a take-over, which would warn
+  write_file(lock, "");  // a stale empty file: a take-over, which would warn
   LockHandle h = manager.acquire(lock);
   ASSERT_TRUE(h.took_over());
   EXPECT_FALSE(h.release());
@@ -144,7 +144,7 @@ TEST_F(Logging, ThresholdWarningKeepsOnlyWarningsAndErrors) {
   TempDir dir;
   const std::string lock = dir / "warn.pid";
   LockManager manager;
-  write_file(lock, "garbage\n");
+  write_file(lock, "");  // a stale empty file
   LockHandle h = manager.acquire(lock);
   EXPECT_FALSE(h.release());
   auto records = take();

@@ -1,5 +1,6 @@
-// Rule 4 (G2, G7): empty, garbage, truncated, binary and huge files with no
-// kernel lock held are taken over; the same files kernel-locked by a live
+// Rule 4 (G2, G7): empty, zeroed and truncated files with no kernel lock
+// held are taken over; garbage, binary and huge files are not lock records
+// and are never taken over (issue 15); all of them kernel-locked by a live
 // process are held and never removed.
 #include <pidlock/pidlock.hpp>
 
@@ -25,6 +26,7 @@ using pidlock::Verdict;
 
 struct BadFile {
   const char* name;
+  pidlock::Verdict verdict;  // with no kernel lock held
   Reason expected;
   std::function<void(const std::string& path)> make;
 };
@@ -41,16 +43,20 @@ std::string truncated_record() {
   return full.substr(0, full.size() / 2);  // cut in the middle of a field
 }
 
+// What a crash or a power loss can leave of a lock (empty, zeroed, a
+// truncated pidlock record) is stale once no kernel lock is held; garbage
+// and binary data are no lock record at all (issue 15): unknown, and never
+// taken over.
 std::vector<BadFile> bad_files() {
   return {
-      {"Empty", Reason::kEmptyFile, [](const std::string& p) { write_file(p, ""); }},
-      {"Garbage", Reason::kUnparsable,
+      {"Empty", Verdict::kStale, Reason::kEmptyFile, [](const std::string& p) { write_file(p, ""); }},
+      {"Garbage", Verdict::kUnknown, Reason::kNotALockRecord,
        [](const std::string& p) { write_file(p, "not a pid\n\x01\x02\xff garbage\n"); }},
-      {"TruncatedPidlockRecord", Reason::kUnparsable,
+      {"TruncatedPidlockRecord", Verdict::kStale, Reason::kUnparsable,
        [](const std::string& p) { write_file(p, truncated_record()); }},
-      {"NulBytes", Reason::kUnparsable,
+      {"NulBytes", Verdict::kUnknown, Reason::kNotALockRecord,
        [](const std::string& p) { write_file(p, std::string("4242\n/srv/db\0\0\0\n1\n", 18)); }},
-      {"AllNul", Reason::kUnparsable,
+      {"AllNul", Verdict::kStale, Reason::kEmptyFile,
        [](const std::string& p) { write_file(p, std::string(4096, '\0')); }},
   };
 }
@@ -65,20 +71,28 @@ class StaleFile : public ::testing::TestWithParam<size_t> {
   BadFile bad() const { return bad_files()[GetParam()]; }
 };
 
-TEST_P(StaleFile, WithoutKernelLockIsTakenOver) {
+TEST_P(StaleFile, WithoutKernelLockOnlyALockRemnantIsTakenOver) {
   TempDir dir;
   const std::string lock = dir / "bad.pid";
   bad().make(lock);
   LockManager manager;
   pidlock::Inspection insp = manager.inspect(lock);
-  EXPECT_EQ(insp.verdict, Verdict::kStale);
+  EXPECT_EQ(insp.verdict, bad().verdict);
   EXPECT_EQ(insp.reason, bad().expected) << insp.detail;
   EXPECT_TRUE(exists_no_follow(lock)) << "inspect never removes";
 
+  const std::string bytes = read_file(lock);
   const std::int64_t t0 = monotonic_ms();
-  LockHandle handle = manager.acquire(lock);
+  std::error_code ec;
+  LockHandle handle = manager.acquire(lock, {}, ec);
   EXPECT_LT(monotonic_ms() - t0, 2000) << "a bad file costs one bounded read";
-  ASSERT_TRUE(handle.held());
+  if (bad().verdict != Verdict::kStale) {
+    EXPECT_EQ(ec, pidlock::errc::held) << ec.message();
+    EXPECT_FALSE(manager.break_stale(lock).removed);
+    EXPECT_EQ(read_file(lock), bytes) << "what is not a lock record is never changed";
+    return;
+  }
+  ASSERT_TRUE(handle.held()) << ec.message();
   EXPECT_TRUE(handle.took_over());
   ASSERT_TRUE(handle.previous_holder());
   EXPECT_EQ(handle.previous_holder()->reason, bad().expected);
@@ -98,7 +112,7 @@ TEST(HugeFile, IsNeverTakenOverAndCostsOneBoundedRead) {
   LockManager manager;
   pidlock::Inspection insp = manager.inspect(lock);
   EXPECT_EQ(insp.verdict, Verdict::kUnknown);
-  EXPECT_EQ(insp.reason, Reason::kUnreadable) << insp.detail;
+  EXPECT_EQ(insp.reason, Reason::kNotALockRecord) << insp.detail;
 
   const std::int64_t t0 = monotonic_ms();
   std::error_code ec;

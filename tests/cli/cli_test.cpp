@@ -658,7 +658,7 @@ TEST_F(CliTest, BreakRemovesAStaleLock) {
 
 TEST_F(CliTest, BreakNeverRemovesWhatIsNotALockFile) {
   std::string target = dir_ + "/precious";
-  write_file(target, "99999999\n");
+  write_file(target, "0\n");  // a stale-looking pid file: pid 0 is no holder
   std::string link = dir_ + "/link.lock";
   ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
   Outcome o = pl({"break", link});

@@ -22,6 +22,7 @@
 
 #include <cstdlib>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <string>
 #include <vector>
@@ -30,7 +31,7 @@ namespace pidlock_faults {
 namespace {
 
 enum class Operation { kFreshAcquire, kTakeOver, kUpdate, kRelease, kReleaseToWaiter };
-enum class Stale { kNone, kKilledPidlock, kEmpty, kPostgresDead, kGarbage };
+enum class Stale { kNone, kKilledPidlock, kEmpty, kPostgresDead, kDeadPidFile };
 enum class Death { kExit, kSigkill };
 
 const char* name(Operation o) {
@@ -107,7 +108,15 @@ Setup prepare(const TempDir& dir, Operation op, Stale stale, bool lookalike = fa
         write_bytes(s.lock, postmaster_pid(dead, s.data_dir, static_cast<long long>(std::time(nullptr))));
         break;
       }
-      case Stale::kGarbage: write_bytes(s.lock, "\x7f" "ELF garbage\n\x01\x02\n"); break;
+      case Stale::kDeadPidFile: {
+        // X11's and UUCP's layout: the pid right-aligned in ten columns.
+        pid_t dead = fork_child([] { return 0; });
+        wait_child(dead);
+        char padded[16];
+        std::snprintf(padded, sizeof padded, "%10d\n", static_cast<int>(dead));
+        write_bytes(s.lock, padded);
+        break;
+      }
       case Stale::kNone: break;
     }
     s.stale_bytes = read_bytes(s.lock);
@@ -308,8 +317,10 @@ TEST(CrashAtEveryStep, TakeOverOfDeadPostgresqlRecord) {
   crash_everywhere(Operation::kTakeOver, Stale::kPostgresDead, false, {"takeover.verified"});
 }
 
-TEST(CrashAtEveryStep, TakeOverOfGarbage) {
-  crash_everywhere(Operation::kTakeOver, Stale::kGarbage, false, {"takeover.verified"});
+// (A file that is not a lock record is never taken over at all: see
+// tests/recognise/layout_table_test.cpp.)
+TEST(CrashAtEveryStep, TakeOverOfDeadPlainPidFile) {
+  crash_everywhere(Operation::kTakeOver, Stale::kDeadPidFile, false, {"takeover.verified"});
 }
 
 TEST(CrashAtEveryStep, UpdateStatus) {
