@@ -19,6 +19,11 @@
 //                       and the RSS growth per held lock.
 //   cycle/design_floor/<fs>  the syscalls pidlock's design needs, nothing else
 //   inspect/held_by_other  LockManager::inspect of a lock another process holds.
+//   inspect/stale_pidlock   inspect of a pidlock record whose holder died: the
+//                       free kernel lock decides, no sign of life is looked for.
+//   inspect/stale_postgresql  inspect of a postmaster.pid naming a dead pid:
+//                       every sign of life is looked for (flock, shared memory,
+//                       socket, a scan of every process in /proc; issue 15).
 //   parts/*             pieces of acquire() and release() singled out by the profile
 //                       (see docs/benchmarks.md, "Library performance issues").
 //
@@ -48,6 +53,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <utility>
 #include <string>
@@ -381,6 +387,42 @@ void inspect_held_by_other(benchmark::State& state) {
   ::unlink(path.c_str());
 }
 
+// A stale lock of each kind: a pidlock record whose holder (a child) died,
+// or a postmaster.pid naming a dead pid, with an absent shared-memory
+// segment and socket, so that every sign of life is looked for.
+void inspect_stale(benchmark::State& state, bool postgresql) {
+  std::string path = tmpfs_dir + (postgresql ? "/postmaster.pid" : "/stale.lock");
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (!postgresql) {
+      pidlock::LockManager manager;
+      pidlock::AcquireOptions options;
+      options.durable = false;
+      pidlock::LockHandle h = manager.acquire(path, options);
+      (void)h.native_handle();
+      ::_exit(0);  // without releasing: a stale pidlock record
+    }
+    ::_exit(0);
+  }
+  ::waitpid(child, nullptr, 0);
+  if (postgresql) {
+    std::ofstream out(path);
+    out << child << "\n" << tmpfs_dir << "\n" << std::time(nullptr) << "\n5433\n" << tmpfs_dir
+        << "\n\n  5433001  2147483000\nready   \n";
+  }
+  pidlock::LockManager manager;
+  for (auto _ : state) {
+    std::error_code ec;
+    pidlock::Inspection i = manager.inspect(path, {}, ec);
+    if (ec || i.verdict != pidlock::Verdict::kStale) {
+      state.SkipWithError("inspect did not say stale");
+      break;
+    }
+    benchmark::DoNotOptimize(i);
+  }
+  ::unlink(path.c_str());
+}
+
 void raise_fd_limit() {
   struct rlimit rl {};
   ::getrlimit(RLIMIT_NOFILE, &rl);
@@ -424,6 +466,8 @@ int main(int argc, char** argv) {
   for (auto [locks, rounds] : {std::pair<int, int>{1, 5000}, {100, 50}, {10000, 3}})
     benchmark::RegisterBenchmark("scale/pidlock", scale)->Arg(locks)->Iterations(rounds)->UseManualTime();
   benchmark::RegisterBenchmark("inspect/held_by_other", inspect_held_by_other);
+  benchmark::RegisterBenchmark("inspect/stale_pidlock", inspect_stale, false)->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("inspect/stale_postgresql", inspect_stale, true)->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("parts/boost_canonical", parts_boost_canonical);
   benchmark::RegisterBenchmark("parts/readlink_dir_fd", parts_readlink_dir_fd);
   benchmark::RegisterBenchmark("parts/getpid", parts_getpid);

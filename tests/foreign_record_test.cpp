@@ -334,8 +334,13 @@ TEST(PidlockRecordByPid, KernelLockHeldWinsOverDeadPid) {
 }
 
 TEST(PidlockRecordByPid, UnreadableWithoutKernelEvidenceIsUnknown) {
+  // (Garbage is no lock record at all: unknown whatever the kernel says.)
   Inspection i = judge(pidlock::parse_record("garbage\n"), KernelEvidence::kNone, {}, self_identity());
   EXPECT_EQ(i.verdict, Verdict::kUnknown);
+  EXPECT_EQ(i.reason, Reason::kNotALockRecord);
+  i = judge(pidlock::parse_record("31337\n/srv/db\n1\npidlock-format=1\nstatus=x\n"), KernelEvidence::kNone, {},
+            self_identity());
+  EXPECT_EQ(i.verdict, Verdict::kUnknown) << "a damaged pidlock record without kernel evidence";
   EXPECT_EQ(i.reason, Reason::kUnreadable);
   i = judge(pidlock::parse_record(""), KernelEvidence::kNone, {}, self_identity());
   EXPECT_EQ(i.verdict, Verdict::kUnknown) << "an empty file without kernel evidence may be a starting holder";

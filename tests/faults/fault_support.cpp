@@ -134,11 +134,22 @@ void Holder::stop() {
 
 Holder::~Holder() { stop(); }
 
-Sleeper::Sleeper() {
-  pid_ = fork_child([] {
+Sleeper::Sleeper(const std::string& cwd) {
+  pid_ = fork_child([cwd] {
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) return 1;
     for (;;) ::pause();
     return 0;
   });
+  if (cwd.empty()) return;
+  // Ready once it works there.
+  struct stat want {};
+  ::stat(cwd.c_str(), &want);
+  const std::string link = "/proc/" + std::to_string(pid_) + "/cwd";
+  for (int i = 0; i < 2000; ++i) {
+    struct stat now {};
+    if (::stat(link.c_str(), &now) == 0 && now.st_dev == want.st_dev && now.st_ino == want.st_ino) return;
+    ::usleep(1000);
+  }
 }
 
 Sleeper::~Sleeper() {
@@ -236,6 +247,10 @@ const char* call_name(Call c) {
     case Call::kQueryWaiters: return "query_waiters";
     case Call::kKill: return "kill";
     case Call::kProcessStat: return "process_stat";
+    case Call::kProcessScan: return "process_scan";
+    case Call::kQueryFlock: return "query_flock";
+    case Call::kShmStat: return "shm_stat";
+    case Call::kConnectUnix: return "connect_unix";
     case Call::kCount: break;
   }
   return "?";
@@ -289,6 +304,11 @@ int FaultSystem::open_unnamed(int dd, mode_t m, bool c) { PIDLOCK_FAULT_ERRNO(Ca
 int FaultSystem::link_unnamed(int fd, int dd, const char* n) { PIDLOCK_FAULT_ERRNO(Call::kLinkUnnamed, link_unnamed(fd, dd, n)) }
 int FaultSystem::linkat(int od, const char* o, int nd, const char* n) { PIDLOCK_FAULT_ERRNO(Call::kLinkat, linkat(od, o, nd, n)) }
 int FaultSystem::kill(pid_t p, int s) { PIDLOCK_FAULT_ERRNO(Call::kKill, kill(p, s)) }
+int FaultSystem::process_scan(const d::FileId* dir, const d::FileId* file, d::ProcessScan* out) {
+  PIDLOCK_FAULT_ERRNO(Call::kProcessScan, process_scan(dir, file, out))
+}
+int FaultSystem::shm_stat(int id, d::SharedMemoryStat* out) { PIDLOCK_FAULT_ERRNO(Call::kShmStat, shm_stat(id, out)) }
+int FaultSystem::connect_unix(const char* path) { PIDLOCK_FAULT_ERRNO(Call::kConnectUnix, connect_unix(path)) }
 int FaultSystem::unlock(int fd) { PIDLOCK_FAULT_ERRNO(Call::kUnlock, unlock(fd)) }
 int FaultSystem::announce_waiter(int fd) { PIDLOCK_FAULT_ERRNO(Call::kAnnounceWaiter, announce_waiter(fd)) }
 
@@ -319,6 +339,14 @@ d::LockQuery FaultSystem::query_waiters(int fd) {
     return d::LockQuery::kError;
   }
   return SystemWrapper::query_waiters(fd);
+}
+
+d::LockQuery FaultSystem::query_flock(int fd) {
+  if (fire(Call::kQueryFlock)) {
+    errno = err_;
+    return d::LockQuery::kError;
+  }
+  return SystemWrapper::query_flock(fd);
 }
 
 bool FaultSystem::process_stat(pid_t p, d::ProcessStat* o) {

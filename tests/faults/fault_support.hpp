@@ -71,10 +71,11 @@ class Holder {
   bool ok_ = false;
 };
 
-// A live process that does nothing (for foreign records naming a live pid).
+// A live process that does nothing (for foreign records naming a live pid),
+// with `cwd` as its working directory if given.
 class Sleeper {
  public:
-  Sleeper();
+  explicit Sleeper(const std::string& cwd = "");
   ~Sleeper();
   Sleeper(const Sleeper&) = delete;
   Sleeper& operator=(const Sleeper&) = delete;
@@ -137,6 +138,10 @@ enum class Call {
   kQueryWaiters,
   kKill,
   kProcessStat,
+  kProcessScan,
+  kQueryFlock,
+  kShmStat,
+  kConnectUnix,
   kCount,
 };
 const char* call_name(Call c);
@@ -188,6 +193,10 @@ class FaultSystem : public d::SystemWrapper {
   d::LockQuery query_waiters(int fd) override;
   int kill(pid_t p, int s) override;
   bool process_stat(pid_t p, d::ProcessStat* o) override;
+  int process_scan(const d::FileId* dir, const d::FileId* file, d::ProcessScan* out) override;
+  d::LockQuery query_flock(int fd) override;
+  int shm_stat(int id, d::SharedMemoryStat* out) override;
+  int connect_unix(const char* path) override;
 
  private:
   // True if this call is the one to fail (and counts it).

@@ -53,6 +53,7 @@ std::vector<Fault> faults_for(Call c) {
     out.push_back({FaultKind::kErrno, EINVAL, "EINVAL"});
     out.push_back({FaultKind::kErrno, EPERM, "EPERM"});
   }
+  if (c == Call::kShmStat || c == Call::kConnectUnix) out.push_back({FaultKind::kErrno, EPERM, "EPERM"});
   return out;
 }
 
@@ -71,10 +72,12 @@ enum class Op {
   kAcquireTakeOver,
   kAcquireLiveHolder,   // a live pidlock holder: must never be taken over
   kAcquireForeignLive,  // postmaster.pid naming a live process
+  kAcquireForeignInUse, // postmaster.pid naming a dead pid, its data directory in use
   kUpdate,
   kRelease,
   kInspectHeld,
   kInspectForeignLive,
+  kInspectForeignInUse,
   kInspectStale,
 };
 
@@ -185,6 +188,20 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
     live_bytes = postmaster_pid(sleeper->pid(), live_dir->path(), static_cast<long long>(std::time(nullptr)));
     write_bytes(live_lock, live_bytes);
   }
+  if (op == Op::kAcquireForeignInUse || op == Op::kInspectForeignInUse) {
+    // The recorded pid is dead; the only sign of life is the last one
+    // looked for (a process working in the data directory), so that every
+    // probe before it -- flock, shared memory (an id that does not exist),
+    // the socket (a folder without it) -- is reached and can be failed.
+    live_dir = std::make_unique<TempDir>();
+    live_lock = *live_dir / "postmaster.pid";
+    sleeper = std::make_unique<Sleeper>(live_dir->path());
+    const pid_t dead = fork_child([] { return 0; });
+    wait_child(dead);
+    live_bytes = std::to_string(dead) + "\n" + live_dir->path() + "\n" + std::to_string(std::time(nullptr)) +
+                 "\n5433\n" + live_dir->path() + "\n\n  5433001  2147483000\nready   \n";
+    write_bytes(live_lock, live_bytes);
+  }
 
   for (int ci = 0; ci < static_cast<int>(Call::kCount); ++ci) {
     const Call call = static_cast<Call>(ci);
@@ -251,7 +268,8 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             break;
           }
           case Op::kAcquireLiveHolder:
-          case Op::kAcquireForeignLive: {
+          case Op::kAcquireForeignLive:
+          case Op::kAcquireForeignInUse: {
             pidlock::LockManager m;
             pidlock::LockHandle h;
             o = do_acquire(fs_, m, live_lock, call, n, fault, &h);
@@ -333,7 +351,8 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             break;
           }
           case Op::kInspectHeld:
-          case Op::kInspectForeignLive: {
+          case Op::kInspectForeignLive:
+          case Op::kInspectForeignInUse: {
             o = do_inspect(fs_, live_lock, call, n, fault);
             hit = fs_.hit();
             ScopedSystem real(nullptr);
@@ -392,10 +411,12 @@ std::string op_name(const ::testing::TestParamInfo<Op>& info) {
     case Op::kAcquireTakeOver: return "AcquireTakeOver";
     case Op::kAcquireLiveHolder: return "AcquireLiveHolder";
     case Op::kAcquireForeignLive: return "AcquireForeignLive";
+    case Op::kAcquireForeignInUse: return "AcquireForeignInUse";
     case Op::kUpdate: return "UpdateStatus";
     case Op::kRelease: return "Release";
     case Op::kInspectHeld: return "InspectHeld";
     case Op::kInspectForeignLive: return "InspectForeignLive";
+    case Op::kInspectForeignInUse: return "InspectForeignInUse";
     case Op::kInspectStale: return "InspectStale";
   }
   return "Unknown";
@@ -405,8 +426,9 @@ void PrintTo(Op op, std::ostream* os) { *os << op_name(::testing::TestParamInfo<
 
 INSTANTIATE_TEST_SUITE_P(Seam, InjectedFault,
                          ::testing::Values(Op::kAcquireFresh, Op::kAcquireTakeOver, Op::kAcquireLiveHolder,
-                                           Op::kAcquireForeignLive, Op::kUpdate, Op::kRelease, Op::kInspectHeld,
-                                           Op::kInspectForeignLive, Op::kInspectStale),
+                                           Op::kAcquireForeignLive, Op::kAcquireForeignInUse, Op::kUpdate,
+                                           Op::kRelease, Op::kInspectHeld, Op::kInspectForeignLive,
+                                           Op::kInspectForeignInUse, Op::kInspectStale),
                          op_name);
 
 // Regression (found by EveryCallEveryFault, fixed in lib/): after link()
