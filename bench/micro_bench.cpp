@@ -23,7 +23,7 @@
 //                       free kernel lock decides, no sign of life is looked for.
 //   inspect/stale_postgresql  inspect of a postmaster.pid naming a dead pid:
 //                       every sign of life is looked for (flock, shared memory,
-//                       socket, a scan of every process in /proc; issue 15).
+//                       socket, a scan of every process in /proc).
 //   parts/*             pieces of acquire() and release() singled out by the profile
 //                       (see docs/benchmarks.md, "Library performance issues").
 //

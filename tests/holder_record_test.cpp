@@ -144,7 +144,7 @@ TEST(HolderRecord, CrlfLineEndingsAreAccepted) {
 }
 
 // Pid 0 is a pid file's line 1 all the same: an impossible holder, which
-// the judge never gives to kill() (issue 15: it must not wedge the path).
+// the judge never gives to kill() (it must not wedge the path).
 TEST(HolderRecord, PidZeroParsesAsAnImpossibleHolder) {
   for (const std::string& bytes : {std::string("0\n"), pidlock_test::postmaster_pid(0, "/srv/db", 1795752900)}) {
     ParsedRecord parsed = parse_record(bytes);

@@ -265,7 +265,7 @@ void PrintTo(Layout l, std::ostream* os) { *os << (l == Layout::kPostmasterPid ?
 bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
 
 // What the judge says about one case (lib/foreign_record.cpp,
-// lib/judge.cpp; the rules of issue 15): line 1 must be a number a pid can
+// lib/core/judge.cpp): line 1 must be a number a pid can
 // be on Linux (at most 4194304), or the file is no lock record at all:
 // unknown, never stale, with or without kernel locks. A pid no process can
 // have here (0, above pid_max) or pid 1 of the initial pid namespace is an

@@ -1,6 +1,6 @@
 // Rule 4 (G2, G7): empty, zeroed and truncated files with no kernel lock
 // held are taken over; garbage, binary and huge files are not lock records
-// and are never taken over (issue 15); all of them kernel-locked by a live
+// and are never taken over; all of them kernel-locked by a live
 // process are held and never removed.
 #include <pidlock/pidlock.hpp>
 
@@ -45,7 +45,7 @@ std::string truncated_record() {
 
 // What a crash or a power loss can leave of a lock (empty, zeroed, a
 // truncated pidlock record) is stale once no kernel lock is held; garbage
-// and binary data are no lock record at all (issue 15): unknown, and never
+// and binary data are no lock record at all: unknown, and never
 // taken over.
 std::vector<BadFile> bad_files() {
   return {

@@ -1,4 +1,4 @@
-// Issue 15, items 5 to 7, with real processes and real namespaces:
+// Holder rules, with real processes and real namespaces:
 //  * pid 1 and other impossible holders neither wedge the path nor break a
 //    live holder;
 //  * a take-over leaves the file owned as if the new holder had created it

@@ -1,4 +1,4 @@
-// Issue 15, items 1 and 2: every recognised layout x {live pid, dead pid,
+// Recognition: every recognised layout x {live pid, dead pid,
 // our own pid, another host}, each judged by its own rules, and files that
 // are not lock records (text, binary, whitespace only, huge, numbers no pid
 // can be) never modified by inspect, acquire, break_stale, `pidlock run` or

@@ -1,6 +1,6 @@
-// Issue 15 against a real PostgreSQL 15 (Debian's postgresql-15), run as
-// user postgres on a free port with its own socket folder: the files it
-// writes are recognised; a backend still attached after the postmaster's
+// Recognition and signs of life against a real PostgreSQL 15 (Debian's
+// postgresql-15), run as user postgres on a free port with its own socket
+// folder: the files it writes are recognised; a backend still attached after the postmaster's
 // SIGKILL keeps the lock held (as PostgreSQL itself sees it); a server in
 // another pid namespace is held by the signs it leaves; a clean stop frees
 // the lock; a reused pid is told from the server; a clock step is not.

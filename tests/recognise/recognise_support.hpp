@@ -1,4 +1,4 @@
-// Helpers of the recognition tests (issue 15): what a file looked like
+// Helpers of the recognition tests: what a file looked like
 // (to prove it unchanged), children with a chosen pid, descendants of a
 // process, and the pidlock program run as a user runs it.
 #ifndef PIDLOCK_TESTS_RECOGNISE_RECOGNISE_SUPPORT_HPP

@@ -1,4 +1,4 @@
-// Issue 15, items 3 and 4: positive evidence of life before "stale", one
+// Positive evidence of life before "stale", one
 // test per row of the table in docs/guide.md ("Signs of life"), each with
 // real processes -- util-linux flock(1), Debian's python3-filelock, a
 // process in another pid namespace, a System V segment with an attached
