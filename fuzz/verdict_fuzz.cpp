@@ -177,6 +177,7 @@ bool reason_fits(Verdict v, Reason r) {
       return v == Verdict::kUnknown;
     case Reason::kNoLockFile:
     case Reason::kHeldByThisProcess:
+    case Reason::kLeaseAlive:  // the etcd store's, not the file judge's
       return false;  // not the judge's to give
   }
   return false;

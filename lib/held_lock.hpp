@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -77,6 +78,9 @@ class HeldLock {
 
   // A number that grows with each holder (lease-based stores), if any.
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
+  // The earliest moment the store may end the lease and let another holder
+  // in, as of the last renewal (lease-based stores), if any.
+  virtual std::optional<std::chrono::steady_clock::time_point> safe_until() const noexcept { return std::nullopt; }
   // The lock's descriptor, or -1.
   virtual int native_handle() const noexcept { return -1; }
   // Starts watching for a loss; null with *failure set if that fails.

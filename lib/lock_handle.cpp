@@ -47,6 +47,9 @@ int LockHandle::native_handle() const noexcept { return held() ? state_->native_
 std::optional<std::uint64_t> LockHandle::fencing_token() const noexcept {
   return held() ? state_->fencing_token() : std::nullopt;
 }
+std::optional<std::chrono::steady_clock::time_point> LockHandle::safe_until() const noexcept {
+  return held() ? state_->safe_until() : std::nullopt;
+}
 
 void LockHandle::update_status(std::string_view status, std::error_code& ec) noexcept {
   if (!state_) {

@@ -25,6 +25,10 @@ enum ExitStatus : int {
   kIoError = 74,       // EX_IOERR: EIO, ENOSPC, EROFS, a missing folder, ...
   kHeld = 75,          // EX_TEMPFAIL: the lock is held (or unknown)
   kNoPermission = 77,  // EX_NOPERM: EACCES, EPERM
+  kConfig = 78,        // EX_CONFIG: the lock's address or store is misconfigured
+                       //   (errc::misconfigured: not etcd, bad TLS files, ...)
+  kLockLost = 79,      // run: the (etcd) lock was lost while COMMAND ran, and
+                       //   COMMAND was stopped
   kCannotExecute = 126,  // run: COMMAND found but not executable
   kNotFound = 127,       // run: COMMAND not found
 };

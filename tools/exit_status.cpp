@@ -14,6 +14,7 @@ void print_error(std::string_view message) {
 
 int exit_status_for(const std::error_code& code) noexcept {
   if (code == errc::held) return kHeld;
+  if (code == errc::misconfigured) return kConfig;
   if (code.category() != std::system_category() && code.category() != std::generic_category())
     return kSoftware;  // pidlock's own conditions: symlink, hard link, lock lost, ...
   switch (code.value()) {

@@ -8,6 +8,7 @@
 // acquire finds the kernel lock free and takes the file over as stale.
 #include "arguments.hpp"
 #include "cli.hpp"
+#include "lease_enforcement.hpp"
 #include "signal_relay.hpp"
 
 #include <pidlock/canceller.hpp>
@@ -43,11 +44,21 @@ const char kRunHelp[] =
     "                              (default: the lock file's folder)\n"
     "      --conflict-exit-code N  exit with N instead of 75 when the lock\n"
     "                              is held by someone else\n"
+    "      --kill-after SECONDS    etcd locks: when the lock is lost, SIGKILL\n"
+    "                              COMMAND this long after SIGTERM (at most\n"
+    "                              halfway to the lease's end; that is the\n"
+    "                              default)\n"
     "      --verbose               show the library's log records\n"
     "  -h, --help                  show this help and exit\n"
     "\n"
-    "Exit status: COMMAND's, or 75 if the lock is held, 64 on a usage\n"
-    "error, 77 on a permission error, 74 on an I/O error, 70 otherwise.\n";
+    "COMMAND's environment has PIDLOCK_LOCK (LOCKFILE) and, for an etcd://\n"
+    "lock, PIDLOCK_FENCING_TOKEN. An etcd lock's COMMAND is killed if\n"
+    "pidlock dies, and stopped if the lock is lost.\n"
+    "\n"
+    "Exit status: COMMAND's, or 75 if the lock is held, 79 if an etcd lock\n"
+    "was lost while COMMAND ran (COMMAND was stopped), 64 on a usage error,\n"
+    "77 on a permission error, 78 if the lock's address or store is\n"
+    "misconfigured, 74 on an I/O error, 70 otherwise.\n";
 
 struct RunArguments {
   std::string lock_file;
@@ -57,6 +68,7 @@ struct RunArguments {
   std::string timeout_text;
   std::string data_directory;
   int conflict_exit_status = kHeld;
+  std::optional<std::chrono::milliseconds> kill_after;
 };
 
 std::optional<RunArguments> parse(int argc, char** argv) {
@@ -85,6 +97,8 @@ std::optional<RunArguments> parse(int argc, char** argv) {
     } else if (opt == "--data-dir") {
       out.data_directory = std::string(reader.value());
       if (out.data_directory.empty()) throw UsageError("run", "option '--data-dir' needs a directory");
+    } else if (opt == "--kill-after") {
+      out.kill_after = parse_seconds("run", opt, std::string(reader.value()));
     } else if (opt == "--conflict-exit-code") {
       out.conflict_exit_status = parse_exit_status("run", opt, reader.value());
     } else if (opt == "--verbose") {
@@ -149,7 +163,8 @@ int wait_for(pid_t child) noexcept {
 
 // The forked child. Runs no destructor and returns to no caller: it either
 // becomes COMMAND or _exits.
-[[noreturn]] void become_command(char** command, const SignalRelay& relay, Pipe& go, Pipe& exec_error) {
+[[noreturn]] void become_command(char** command, const SignalRelay& relay, Pipe& go, Pipe& exec_error,
+                                 LeaseEnforcement& enforcement, pid_t parent) {
   Pipe::close_end(go.write_end);
   Pipe::close_end(exec_error.read_end);
   // Wait until the parent has written our pid into the lock file, so that
@@ -158,7 +173,8 @@ int wait_for(pid_t child) noexcept {
   char go_byte;
   if (read_retrying(go.read_end, &go_byte, 1) != 1) _exit(kSoftware);
   relay.restore_in_child();
-  execvp(command[0], command);
+  enforcement.in_child(parent);
+  execvpe(command[0], command, enforcement.environment());
   // Tell the parent why, as posix_spawn does; the pipe closes on a
   // successful exec, so the parent reads EOF then.
   int error = errno;
@@ -167,6 +183,8 @@ int wait_for(pid_t child) noexcept {
 }
 
 int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay) {
+  LeaseEnforcement enforcement(handle, args.lock_file, args.kill_after);
+  const pid_t parent = getpid();
   Pipe go, exec_error;
   if (!go.open() || !exec_error.open()) {
     int error = errno;
@@ -179,7 +197,7 @@ int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay
     print_error(describe_error(ec, "fork", ""));
     return exit_status_for(ec);
   }
-  if (child == 0) become_command(args.command, relay, go, exec_error);
+  if (child == 0) become_command(args.command, relay, go, exec_error, enforcement, parent);
 
   relay.set_child(child);
   relay.unblock();  // signals pending since block() now reach the child
@@ -200,7 +218,7 @@ int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay
 
   int error = 0;
   bool exec_failed = read_retrying(exec_error.read_end, &error, sizeof error) == sizeof error;
-  int status = wait_for(child);
+  int status = enforcement.active() ? enforcement.wait(child) : wait_for(child);
   if (exec_failed) {
     print_error("cannot run \"" + std::string(args.command[0]) + "\": " + std::strerror(error));
     status = error == ENOENT ? kNotFound : kCannotExecute;
@@ -265,7 +283,8 @@ int run_main(int argc, char** argv) {
     return relay.die_of(signal);
   }
   int status = run_holding(handle, args, relay);
-  if (std::error_code ec = handle.release()) {
+  std::error_code ec = handle.release();
+  if (ec && !(status == kLockLost && ec == errc::lock_lost)) {
     // COMMAND's status matters more to the caller than this, so it is kept.
     print_error(describe_error(ec, "remove lock file", args.lock_file));
   }

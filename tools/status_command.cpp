@@ -71,10 +71,11 @@ int status_main(int argc, char** argv) {
     inspection = manager.inspect(lock_file);
   } catch (const Error& e) {
     // Not knowing is "unknown" (4), whatever the reason: a symlink, a
-    // directory, a permission problem. The message says which.
+    // directory, a permission problem. The message says which. A store
+    // that is not what the address says is no verdict at all (G10).
     if (json) std::printf("%s\n", error_json(lock_file, e.what()).c_str());
     print_error(e.what());
-    return kStatusUnknown;
+    return e.code() == errc::misconfigured ? static_cast<int>(kConfig) : static_cast<int>(kStatusUnknown);
   }
   if (json)
     std::printf("%s\n", inspection_json(lock_file, inspection).c_str());

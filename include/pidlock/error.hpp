@@ -59,6 +59,11 @@ enum class errc {
   cancelled,
   /// Something other than a socket is at a socket path (lock_unix_socket).
   not_a_socket,
+  /// The lock's address or store is misconfigured: a malformed etcd://
+  /// address, unreadable TLS files, an endpoint that does not answer as an
+  /// etcd v3 client URL (a wrong port, another HTTP server), members of
+  /// different clusters, refused credentials. Never a verdict on the lock.
+  misconfigured,
 };
 
 /// The category of pidlock::errc values; its message() describes each one.

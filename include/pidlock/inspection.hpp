@@ -74,6 +74,10 @@ enum class Reason {
                           ///<   has attached processes
   kSocketListening,       ///< held: a server accepts connections on the
                           ///<   record's Unix socket (PostgreSQL)
+  kLeaseAlive,            ///< held: a lease-based store's holder that keeps
+                          ///<   no pidlock record (etcd's lock recipe, such
+                          ///<   as `etcdctl lock`); its live lease is the
+                          ///<   evidence
 };
 
 /// For locks in a lease-based store (etcd): the lease behind the holder.

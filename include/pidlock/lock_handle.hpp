@@ -40,6 +40,7 @@
 
 #include <boost/filesystem/path.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -92,6 +93,14 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// new holder of the lock, to pass to the storage you write to so that it
   /// can reject a former holder that woke up late. Empty for lock files.
   std::optional<std::uint64_t> fencing_token() const noexcept;
+
+  /// For a lock in a lease-based store (etcd): the earliest moment, on
+  /// this process's steady clock, at which the store could end the lease
+  /// and let another holder in, as of the last renewal that succeeded. It
+  /// moves on with every renewal. After a loss it is how long whatever the
+  /// lock protects may still run without overlapping the next holder
+  /// (`pidlock run` stops its job before it). Empty for lock files.
+  std::optional<std::chrono::steady_clock::time_point> safe_until() const noexcept;
 
   /// The lock file's descriptor (-1 for an empty handle). Owned by the
   /// handle; do not close it.

@@ -22,6 +22,7 @@ class Category final : public std::error_category {
       case errc::unsafe_data_directory: return "unsafe data directory";
       case errc::cancelled: return "cancelled";
       case errc::not_a_socket: return "not a socket; refusing to remove it";
+      case errc::misconfigured: return "the lock store is misconfigured";
     }
     return "unknown pidlock error";
   }

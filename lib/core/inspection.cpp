@@ -41,6 +41,7 @@ const char* to_string(Reason reason) noexcept {
     case Reason::kDataDirectoryInUse: return "data-directory-in-use";
     case Reason::kSharedMemoryAttached: return "shared-memory-attached";
     case Reason::kSocketListening: return "socket-listening";
+    case Reason::kLeaseAlive: return "lease-alive";
   }
   return "unknown";
 }

@@ -1,171 +1,101 @@
-// etcd v3 through its HTTP/JSON gateway (grpc-gateway, built into every
-// etcd server): unary calls with fail-over across the cluster's members,
-// and the streaming watch.
+// Unary calls to an etcd cluster through its HTTP/JSON gateway (grpc-gateway,
+// built into every etcd server since 3.4), with one deadline per call and
+// hedged fail-over across the members.
 //
-// The gateway speaks proto3 JSON: 64-bit integers are strings, `bytes`
-// fields (keys, values) are base64, and fields with zero values are left
-// out. The helpers below read it that way.
+// Why hedged: a member that is frozen or cut off does not refuse a
+// connection, it just says nothing (its kernel, or a partition, swallows
+// the request). Trying members one after another, each with its own
+// timeout, would spend the whole deadline on the first silent one. So a
+// call starts on the member that answered last, and when that member has
+// not answered within a hedge delay (a fraction of the deadline), the same
+// request also goes to the next member, and so on: the first etcd answer
+// wins and the others are abandoned. Every request pidlock sends may be
+// delivered twice without harm (see the callers: lease ids are chosen by
+// us, transactions compare before they write, keep-alives and reads are
+// idempotent); the two answers a duplicate can provoke ("lease already
+// exists", "lease not found") are believed only when no other attempt of
+// the call can still answer.
 //
-// Thread safety: a Client or WatchStream is used by one thread at a time.
-// Neither is used after fork() (the child never calls etcd).
+// Thread safety: a Client is used by one thread at a time. It is never used
+// after fork() (the child never calls etcd; see abandon()).
 #ifndef PIDLOCK_ETCD_CLIENT_HPP
 #define PIDLOCK_ETCD_CLIENT_HPP
 
-#include <nlohmann/json.hpp>
+#include "etcd/address.hpp"
+#include "etcd/reply.hpp"
+#include "etcd/transport.hpp"
 
 #include <chrono>
-#include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 namespace pidlock::detail::etcd {
 
-using Json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
-// Per-request bound on a unary call to one member. A member that accepts
-// the connection but does not answer (frozen, partitioned) costs this much
-// before the next member is tried.
-inline constexpr std::chrono::milliseconds kRequestTimeout{2000};
-inline constexpr std::chrono::milliseconds kConnectTimeout{1000};
-
-// What a unary call produced.
-struct Reply {
-  enum class Status {
-    kOk,           // `body` holds the response message
-    kUnreachable,  // no member answered (connection errors, timeouts,
-                   //   "no leader"): the state of the cluster is unknown
-    kRefused,      // a member answered with an error (grpc_code, message)
-  };
-  Status status = Status::kUnreachable;
-  Json body;
-  int grpc_code = 0;
-  std::string message;  // kRefused: etcd's message; kUnreachable: per-member errors
-  // kUnreachable: the last member's failure as an error code
-  // (ECONNREFUSED, ETIMEDOUT, EAGAIN for "no leader", ...).
-  std::error_code error;
-  bool ok() const noexcept { return status == Status::kOk; }
-};
-
-// gRPC status codes the gateway reports, as far as we act on them.
-inline constexpr int kGrpcNotFound = 5;
+// How long a call may take when its caller has no deadline of its own.
+inline constexpr std::chrono::milliseconds kCallTimeout{5000};
 
 class Client {
  public:
-  explicit Client(std::vector<std::string> endpoints, std::chrono::milliseconds request_timeout = kRequestTimeout);
+  explicit Client(Cluster cluster);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // POSTs `request` to `path` ("/v3/kv/range", ...) on the member that
-  // answered last, then on the others in order. Moves on only when a member
-  // cannot be reached or says it cannot serve (Unavailable, DeadlineExceeded:
-  // no leader, leader changed, request timed out); any other answer is
-  // final. `timeout` bounds each member's attempt (default: the client's).
-  Reply call(std::string_view path, const Json& request,
-             std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  // POSTs `request` to `path` ("/v3/kv/range", ...) and returns the first
+  // etcd answer, or kUnreachable when none came before `deadline`, or
+  // kMisconfigured as soon as any member answers as something other than
+  // etcd v3 (or in another cluster than the others). Authenticates first
+  // when the cluster has a user, and again once if etcd says the token
+  // expired.
+  Reply call(std::string_view path, const Json& request, Clock::time_point deadline);
+  Reply call(std::string_view path, const Json& request) { return call(path, request, Clock::now() + kCallTimeout); }
 
-  const std::vector<std::string>& endpoints() const noexcept { return endpoints_; }
-  // The member to try first (the last that answered).
+  const Cluster& cluster() const noexcept { return cluster_; }
+  // The member that answered last (tried first by the next call).
   std::size_t preferred() const noexcept { return preferred_; }
+  void prefer(std::size_t member) noexcept { preferred_ = member % cluster_.endpoints.size(); }
+  // The cluster id the members answered with; empty before the first answer.
+  const std::string& cluster_id() const noexcept { return cluster_id_; }
+  // From now on answers from any other cluster are a misconfiguration.
+  void expect_cluster(const std::string& id) { cluster_id_ = id; }
+  // The auth token in use ("" without authentication), for watches.
+  const std::string& token() const noexcept { return token_; }
+  // Makes sure there is a token (when the cluster has a user); false with
+  // *failure when authentication failed.
+  bool authenticate(Clock::time_point deadline, Reply* failure);
+  // The token was refused: forget it (here and in the process-wide cache).
+  void drop_token();
 
-  // Leaks the curl handle instead of cleaning it up: for a forked child,
-  // whose copy of the parent's connection must not be touched.
+  // Leaks the curl handles instead of cleaning them up: for a forked child,
+  // whose copies of the parent's connections must not be touched.
   void abandon() noexcept;
 
  private:
-  std::vector<std::string> endpoints_;
-  std::chrono::milliseconds request_timeout_;
-  std::size_t preferred_ = 0;
-  void* easy_ = nullptr;     // CURL*
-  void* headers_ = nullptr;  // curl_slist*
-};
-
-// A key-value pair as etcd reports it (value decoded).
-struct KeyValue {
-  std::string key;
-  std::string value;
-  std::int64_t create_revision = 0;
-  std::int64_t mod_revision = 0;
-  std::int64_t version = 0;
-  std::int64_t lease = 0;
-};
-
-// Reads a proto3-JSON int64 (a string, or a number from a lenient writer);
-// 0 when absent or malformed.
-std::int64_t int_field(const Json& object, const char* name);
-// Parses a mvccpb.KeyValue; nullopt if it is not one.
-std::optional<KeyValue> parse_kv(const Json& kv);
-// The first kv of a RangeResponse (kvs[0]), if any.
-std::optional<KeyValue> first_kv(const Json& range_response);
-
-struct WatchEvent {
-  bool deleted = false;
-  KeyValue kv;  // for a delete: key and mod_revision only
-};
-
-// One watch on one key, over the gateway's streaming /v3/watch: each
-// message is a JSON object on its own line. Resuming after a broken stream
-// starts from the revision after the last event seen, so no event is lost
-// (unless etcd compacted it away, which the stream reports).
-class WatchStream {
- public:
-  explicit WatchStream(std::vector<std::string> endpoints, std::size_t preferred = 0);
-  ~WatchStream();
-  WatchStream(const WatchStream&) = delete;
-  WatchStream& operator=(const WatchStream&) = delete;
-
-  // Starts watching `key` from `start_revision`, on the preferred member
-  // first, then the others. Returns false with *problem when no member
-  // accepted the watch within `open_timeout` each, or `wake_fd` (-1: none)
-  // became readable.
-  bool open(const std::string& key, std::int64_t start_revision, std::chrono::milliseconds open_timeout,
-            std::string* problem, int wake_fd = -1);
-  // Opens again after kBroken, from the revision after the last event seen.
-  bool reopen(std::chrono::milliseconds open_timeout, std::string* problem, int wake_fd = -1);
-  bool is_open() const noexcept { return easy_ != nullptr; }
-  void close() noexcept;
-
-  enum class Result {
-    kEvents,     // *events holds at least one event
-    kTimeout,    // the deadline passed
-    kCancelled,  // `wake_fd` became readable
-    kBroken,     // the stream ended (member gone); reopen()
-    kCompacted,  // the revision to resume from is gone; look at the key again
+  struct Member {
+    Transfer transfer;
+    bool in_flight = false;
   };
-  // Waits for events until `deadline` (none: no limit) or `wake_fd` (-1:
-  // none) is readable.
-  Result wait(std::optional<Clock::time_point> deadline, int wake_fd, std::vector<WatchEvent>* events);
+  struct Call;
 
-  // The revision after the last event seen: where a resumed watch starts.
-  std::int64_t next_revision() const noexcept { return next_revision_; }
+  Reply attempt(std::string_view path, const std::string& payload, Clock::time_point deadline);
+  bool launch(Call& call, std::size_t member);
+  // Handles one finished transfer; true when it decided the call.
+  bool finish(Call& call, std::size_t member, CURLcode rc);
+  void cancel_all() noexcept;
+  void set_headers();
 
-  void abandon() noexcept;  // see Client::abandon
-
- private:
-  // kEvents once created; kCancelled when `wake_fd` fired; else failed.
-  Result open_on(std::size_t endpoint, std::chrono::milliseconds open_timeout, std::string* problem, int wake_fd);
-  // Parses complete lines of the buffer: returns true when the stream said
-  // something that ends a wait (events, cancel, error).
-  bool parse_lines(Result* result);
-  Result pump(std::optional<Clock::time_point> deadline, int wake_fd, bool until_created);
-
-  std::vector<std::string> endpoints_;
-  std::size_t preferred_;
-  std::string key_;
-  std::int64_t next_revision_ = 0;
-  bool created_ = false;
-  std::optional<Result> ended_;  // kBroken/kCompacted once the stream ended
-  std::vector<WatchEvent> pending_;  // parsed, not yet handed out
-  std::string buffer_;
-  std::string body_;
-  std::string error_;
-  void* multi_ = nullptr;    // CURLM*
-  void* easy_ = nullptr;     // CURL*, while open
-  void* headers_ = nullptr;  // curl_slist*
+  Cluster cluster_;
+  std::vector<Member> members_;
+  std::size_t preferred_ = 0;
+  std::string cluster_id_;
+  std::string cluster_id_member_;  // who first told us the cluster id
+  std::string token_;
+  bool auth_disabled_ = false;  // a user is configured, but etcd has auth off
+  void* multi_ = nullptr;       // CURLM*
+  curl_slist* headers_ = nullptr;
+  bool abandoned_ = false;
 };
 
 }  // namespace pidlock::detail::etcd

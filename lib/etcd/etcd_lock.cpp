@@ -2,9 +2,9 @@
 
 #include <pidlock/error.hpp>
 
-#include "etcd/base64.hpp"
 #include "core/log.hpp"
-#include "posix/notifier.hpp"
+#include "etcd/base64.hpp"
+#include "etcd/key_watch.hpp"
 #include "posix/system.hpp"
 
 #include <poll.h>
@@ -16,17 +16,6 @@
 namespace pidlock::detail::etcd {
 
 namespace {
-
-// Keep-alives go out every TTL/3, as etcd's own clients do: two may be lost
-// before the lease is in danger.
-std::chrono::milliseconds keep_alive_interval(std::chrono::seconds ttl) {
-  return std::max(std::chrono::milliseconds(200), std::chrono::duration_cast<std::chrono::milliseconds>(ttl) / 3);
-}
-
-// After a keep-alive no member answered, try again this soon (other members
-// may be electing a leader, which takes about one election timeout).
-constexpr std::chrono::milliseconds kKeepAliveRetry{250};
-constexpr std::chrono::milliseconds kWatchOpenTimeout{1000};
 
 UniqueFd make_eventfd() {
   int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -42,20 +31,19 @@ void signal_fd(int fd) noexcept {
   } while (n < 0 && errno == EINTR);
 }
 
-std::chrono::milliseconds clamp_timeout(Clock::duration left) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(left);
-  return std::clamp(ms, std::chrono::milliseconds(100), kRequestTimeout);
-}
+Cluster cluster_of(const Grant& g) { return g.address.cluster; }
 
 }  // namespace
 
 EtcdLock::EtcdLock(Grant grant, boost::filesystem::path address, HolderRecord record)
     : HeldLock(std::move(address), std::move(record), std::nullopt, sys().getpid()),
       grant_(std::move(grant)),
-      client_(grant_.address.endpoints),
-      deadline_(grant_.lease_deadline.time_since_epoch().count()),
+      client_(cluster_of(grant_)),
+      keeper_(grant_.lease_id, grant_.ttl, grant_.renewed_at),
       loss_fd_(make_eventfd()),
       stop_fd_(make_eventfd()) {
+  client_.expect_cluster(grant_.cluster_id);
+  client_.prefer(grant_.preferred);
   monitor_ = std::thread([this] { run(); });
 }
 
@@ -63,8 +51,8 @@ EtcdLock::~EtcdLock() {
   if (!acquired_here()) {
     // A forked child: the monitor thread exists only in the parent. Joining
     // the copied std::thread would wait for a thread that is not there, and
-    // cleaning up the curl handle could disturb the parent's connection, so
-    // both are leaked on purpose (the child is about to exit or exec).
+    // cleaning up the curl handles could disturb the parent's connections,
+    // so both are leaked on purpose (the child is about to exit or exec).
     (void)new std::thread(std::move(monitor_));
     client_.abandon();
     return;
@@ -78,11 +66,8 @@ void EtcdLock::stop_monitor() noexcept {
   monitor_.join();
 }
 
-void EtcdLock::extend(Clock::time_point to) noexcept {
-  Clock::rep want = to.time_since_epoch().count();
-  Clock::rep have = deadline_.load();
-  while (want > have && !deadline_.compare_exchange_weak(have, want)) {
-  }
+Clock::time_point EtcdLock::call_deadline() const {
+  return std::min(Clock::now() + kCallTimeout, keeper_.give_up_at());
 }
 
 void EtcdLock::lose(const std::string& why) {
@@ -107,45 +92,19 @@ bool EtcdLock::lost(std::string* why) {
 
 bool EtcdLock::not_ours(const KeyValue* kv, bool deleted, std::string* why) const {
   if (deleted || kv == nullptr) {
-    *why = "the key " + grant_.address.key + " was deleted (the lease expired, or someone removed it)";
+    *why = "the key " + grant_.key + " was deleted (the lease ended, or someone removed it)";
     return true;
   }
   if (static_cast<std::uint64_t>(kv->create_revision) != grant_.token) {
-    *why = "the key " + grant_.address.key + " was re-created by another holder (fencing token " +
+    *why = "the key " + grant_.key + " was re-created by another holder (fencing token " +
            std::to_string(kv->create_revision) + ", ours " + std::to_string(grant_.token) + ")";
     return true;
   }
   if (kv->lease != grant_.lease_id) {
-    *why = "the key " + grant_.address.key + " was rewritten under another lease (" + std::to_string(kv->lease) + ")";
+    *why = "the key " + grant_.key + " was rewritten under another lease (" + std::to_string(kv->lease) + ")";
     return true;
   }
   return false;
-}
-
-bool EtcdLock::keep_alive(Client& client, std::chrono::milliseconds timeout, bool* unreachable,
-                          std::error_code* ec) {
-  *unreachable = false;
-  const Clock::time_point sent = Clock::now();
-  Reply r = client.call("/v3/lease/keepalive", Json{{"ID", std::to_string(grant_.lease_id)}}, timeout);
-  if (r.status == Reply::Status::kUnreachable) {
-    *unreachable = true;
-    *ec = r.error;
-    PIDLOCK_LOG(debug) << "etcd lock \"" << grant_.address.text << "\": keep-alive of lease " << grant_.lease_id
-                       << " failed: " << r.message;
-    return true;
-  }
-  if (r.status == Reply::Status::kRefused) {
-    lose("etcd refused to keep lease " + std::to_string(grant_.lease_id) + " alive: " + r.message);
-    return false;
-  }
-  const Json& result = r.body.contains("result") ? r.body["result"] : r.body;
-  std::int64_t ttl = int_field(result, "TTL");
-  if (ttl <= 0) {
-    lose("lease " + std::to_string(grant_.lease_id) + " expired (etcd reports no time left)");
-    return false;
-  }
-  extend(sent + std::chrono::seconds(ttl));
-  return true;
 }
 
 void EtcdLock::run() noexcept {
@@ -162,74 +121,76 @@ void EtcdLock::run() noexcept {
   }
 }
 
+bool EtcdLock::still_ours(const std::vector<WatchEvent>& events) {
+  for (const auto& ev : events) {
+    std::string why;
+    if (not_ours(&ev.kv, ev.deleted, &why)) {
+      lose(why);
+      return false;
+    }
+  }
+  return true;
+}
+
 void EtcdLock::monitor() {
-  Client client(grant_.address.endpoints);
-  WatchStream watch(grant_.address.endpoints, grant_.preferred);
-  const auto interval = keep_alive_interval(grant_.ttl);
-  Clock::time_point next_keep_alive = Clock::now() + interval;
-  std::string problem;
-  // From the revision after our creation: any later change of the key is
+  Client client(cluster_of(grant_));
+  client.expect_cluster(grant_.cluster_id);
+  client.prefer(grant_.preferred);
+  KeyWatch watch(client, grant_.preferred);
+  // From the revision after our key's creation: any later change of it is
   // reported, even one that happens before the watch is in place.
-  bool watching = watch.open(grant_.address.key, static_cast<std::int64_t>(grant_.token) + 1, kWatchOpenTimeout,
-                             &problem, stop_fd_.get());
+  watch.start(grant_.key, static_cast<std::int64_t>(grant_.token) + 1, /*deletes_only=*/false);
+  Clock::time_point next_renewal = keeper_.next_renewal();
   std::vector<WatchEvent> events;
   for (;;) {
-    Clock::time_point now = Clock::now();
-    if (now >= deadline()) {
-      lose("no keep-alive of lease " + std::to_string(grant_.lease_id) + " succeeded for its whole ttl of " +
-           std::to_string(grant_.ttl.count()) + " s (etcd unreachable, or this process was stopped): it may " +
-           "have expired and the key may belong to someone else");
+    const Clock::time_point now = Clock::now();
+    if (now >= keeper_.give_up_at()) {
+      lose("no keep-alive of lease " + std::to_string(grant_.lease_id) + " succeeded for 2/3 of its ttl of " +
+           std::to_string(grant_.ttl.count()) + " s (etcd unreachable, without quorum, or this process was " +
+           "stopped); given up a third of the ttl before etcd could give the lock to anyone else");
       return;
     }
-    if (now >= next_keep_alive) {
-      bool unreachable = false;
-      std::error_code ec;
-      if (!keep_alive(client, clamp_timeout(deadline() - now), &unreachable, &ec)) return;
-      next_keep_alive = unreachable ? Clock::now() + kKeepAliveRetry : now + interval;
+    if (now >= next_renewal) {
+      std::string why;
+      switch (keeper_.renew(client, &why)) {
+        case LeaseKeeper::Result::kRenewed:
+          next_renewal = keeper_.next_renewal();
+          break;
+        case LeaseKeeper::Result::kGone:
+          lose(why);
+          return;
+        case LeaseKeeper::Result::kUnanswered:
+          PIDLOCK_LOG(debug) << "etcd lock \"" << grant_.address.text << "\": keep-alive of lease "
+                             << grant_.lease_id << " unanswered: " << why;
+          next_renewal = Clock::now() + kRenewRetry;
+          break;
+      }
       continue;
     }
-    Clock::time_point until = std::min(next_keep_alive, deadline());
-    if (!watching) {
-      watching = watch.reopen(kWatchOpenTimeout, &problem, stop_fd_.get());
-      if (!watching) {
-        if (sleep_until({}, stop_fd_.get(), until - Clock::now()) == Wake::kCancelled) return;
-        continue;
-      }
-    }
+    const Clock::time_point until = std::min(next_renewal, keeper_.give_up_at());
     switch (watch.wait(until, stop_fd_.get(), &events)) {
-      case WatchStream::Result::kCancelled:
+      case KeyWatch::Result::kCancelled:
         return;  // release() or the destructor stops us
-      case WatchStream::Result::kTimeout:
+      case KeyWatch::Result::kTimeout:
         break;
-      case WatchStream::Result::kBroken:
-        watching = false;  // resumes from the revision after the last event
+      case KeyWatch::Result::kEvents:
+        if (!still_ours(events)) return;
         break;
-      case WatchStream::Result::kCompacted: {
+      case KeyWatch::Result::kCompacted: {
         // The history we would resume from is gone: look at the key itself,
         // then watch from what we saw.
-        Reply r = client.call("/v3/kv/range", Json{{"key", base64_encode(grant_.address.key)}});
-        watching = false;
+        Reply r = client.call("/v3/kv/range", Json{{"key", base64_encode(grant_.key)}}, until);
         if (r.ok()) {
-          auto kv = first_kv(r.body);
+          std::vector<KeyValue> kvs = range_kvs(r.body);
           std::string why;
-          if (not_ours(kv ? &*kv : nullptr, false, &why)) {
+          if (not_ours(kvs.empty() ? nullptr : &kvs[0], false, &why)) {
             lose(why);
             return;
           }
-          watching = watch.open(grant_.address.key, int_field(r.body["header"], "revision") + 1, kWatchOpenTimeout,
-                                &problem, stop_fd_.get());
+          watch.start(grant_.key, header_revision(r.body) + 1, /*deletes_only=*/false);
         }
         break;
       }
-      case WatchStream::Result::kEvents:
-        for (const auto& ev : events) {
-          std::string why;
-          if (not_ours(&ev.kv, ev.deleted, &why)) {
-            lose(why);
-            return;
-          }
-        }
-        break;
     }
   }
 }
@@ -240,13 +201,13 @@ std::error_code EtcdLock::revoke_lease() noexcept {
   stop_monitor();
   try {
     // Revoking the lease deletes, in the same raft entry, exactly the keys
-    // attached to it. Only our transaction ever attached a key to this
-    // lease, so this removes our key if, and only if, it is still ours: the
-    // same guarantee as a "delete if create_revision == token" transaction,
-    // in one round trip instead of two.
+    // attached to it. Only our queue transaction (and our own updates,
+    // which compare the lease) ever attached a key to this lease, so this
+    // removes our key if, and only if, it is still ours: the guarantee of a
+    // "delete if create_revision == token" transaction, in one write.
     Reply r = client_.call("/v3/lease/revoke", Json{{"ID", std::to_string(grant_.lease_id)}});
     std::string why;
-    if (r.status == Reply::Status::kUnreachable) {
+    if (r.status == Reply::Status::kUnreachable || r.status == Reply::Status::kMisconfigured) {
       PIDLOCK_LOG(error) << "release etcd lock \"" << grant_.address.text << "\": etcd cannot be reached ("
                          << r.message << "); the key stays until lease " << grant_.lease_id << " expires, within "
                          << grant_.ttl.count() << " s";
@@ -255,9 +216,10 @@ std::error_code EtcdLock::revoke_lease() noexcept {
     if (r.status == Reply::Status::kRefused && r.grpc_code != kGrpcNotFound) {
       PIDLOCK_LOG(error) << "release etcd lock \"" << grant_.address.text << "\": etcd refused to revoke lease "
                          << grant_.lease_id << ": " << r.message;
-      return std::make_error_code(std::errc::io_error);
+      return std::make_error_code(r.grpc_code == kGrpcPermissionDenied ? std::errc::permission_denied
+                                                                        : std::errc::io_error);
     }
-    if (r.status == Reply::Status::kRefused) lose("lease " + std::to_string(grant_.lease_id) + " had expired");
+    if (r.status == Reply::Status::kRefused) lose("lease " + std::to_string(grant_.lease_id) + " had ended");
     if (lost(&why)) {
       PIDLOCK_LOG(warning) << "release etcd lock \"" << grant_.address.text << "\": the lock was already lost ("
                            << why << ")";
@@ -276,27 +238,24 @@ std::error_code EtcdLock::revoke_lease() noexcept {
 bool EtcdLock::check_key(std::string* why, std::error_code* ec) noexcept {
   try {
     if (lost(why)) return false;
-    if (Clock::now() >= deadline()) {
-      lose("no keep-alive of lease " + std::to_string(grant_.lease_id) + " succeeded for its whole ttl");
+    if (Clock::now() >= keeper_.give_up_at()) {
+      lose("no keep-alive of lease " + std::to_string(grant_.lease_id) + " succeeded for 2/3 of its ttl");
       lost(why);
       return false;
     }
-    Reply r = client_.call("/v3/kv/range", Json{{"key", base64_encode(grant_.address.key)}});
-    if (r.status == Reply::Status::kUnreachable) {
-      // The lease may well be alive (the monitor decides that by its
-      // deadline); the question stays open.
-      *ec = r.error ? r.error : std::make_error_code(std::errc::host_unreachable);
+    Reply r = client_.call("/v3/kv/range", Json{{"key", base64_encode(grant_.key)}}, call_deadline());
+    if (!r.ok()) {
+      // The lease may well be alive (the monitor decides that by the
+      // keeper's give-up time); the question stays open.
+      *ec = r.status == Reply::Status::kUnreachable
+                ? (r.error ? r.error : std::make_error_code(std::errc::host_unreachable))
+                : std::make_error_code(std::errc::io_error);
       PIDLOCK_LOG(warning) << "recheck etcd lock \"" << grant_.address.text << "\": " << r.message;
       return false;
     }
-    if (r.status == Reply::Status::kRefused) {
-      *ec = std::make_error_code(std::errc::io_error);
-      PIDLOCK_LOG(warning) << "recheck etcd lock \"" << grant_.address.text << "\": " << r.message;
-      return false;
-    }
-    auto kv = first_kv(r.body);
+    std::vector<KeyValue> kvs = range_kvs(r.body);
     std::string reason;
-    if (not_ours(kv ? &*kv : nullptr, false, &reason)) {
+    if (not_ours(kvs.empty() ? nullptr : &kvs[0], false, &reason)) {
       lose(reason);
       lost(why);
       return false;
@@ -314,7 +273,7 @@ std::error_code EtcdLock::put_record(const HolderRecord& record) noexcept {
   try {
     std::string why;
     if (lost(&why)) return make_error_code(errc::lock_lost);
-    const std::string key = base64_encode(grant_.address.key);
+    const std::string key = base64_encode(grant_.key);
     const std::string lease = std::to_string(grant_.lease_id);
     // Only while the key is still the one we created, under our lease.
     Json txn = {
@@ -324,14 +283,15 @@ std::error_code EtcdLock::put_record(const HolderRecord& record) noexcept {
                       Json{{"target", "LEASE"}, {"key", key}, {"result", "EQUAL"}, {"lease", lease}}})},
         {"success", Json::array({Json{{"request_put",
                                        {{"key", key}, {"value", base64_encode(format_record(record))}, {"lease", lease}}}}})}};
-    Reply r = client_.call("/v3/kv/txn", txn);
+    Reply r = client_.call("/v3/kv/txn", txn, call_deadline());
     if (r.status == Reply::Status::kUnreachable) return r.error ? r.error : std::make_error_code(std::errc::host_unreachable);
-    if (r.status == Reply::Status::kRefused) {
+    if (!r.ok()) {
       PIDLOCK_LOG(error) << "update etcd lock \"" << grant_.address.text << "\": " << r.message;
-      return std::make_error_code(std::errc::io_error);
+      return std::make_error_code(r.grpc_code == kGrpcPermissionDenied ? std::errc::permission_denied
+                                                                        : std::errc::io_error);
     }
     if (!r.body.value("succeeded", false)) {
-      lose("the key " + grant_.address.key + " is no longer ours (found while updating the record)");
+      lose("the key " + grant_.key + " is no longer ours (found while updating the record)");
       return make_error_code(errc::lock_lost);
     }
     return {};
@@ -346,11 +306,16 @@ std::error_code EtcdLock::refresh_lease() noexcept {
   try {
     std::string why;
     if (lost(&why)) return make_error_code(errc::lock_lost);
-    bool unreachable = false;
-    std::error_code ec;
-    if (!keep_alive(client_, kRequestTimeout, &unreachable, &ec)) return make_error_code(errc::lock_lost);
-    if (unreachable) return ec ? ec : std::make_error_code(std::errc::host_unreachable);
-    return {};
+    switch (keeper_.renew(client_, &why)) {
+      case LeaseKeeper::Result::kRenewed:
+        return {};
+      case LeaseKeeper::Result::kGone:
+        lose(why);
+        return make_error_code(errc::lock_lost);
+      case LeaseKeeper::Result::kUnanswered:
+        break;
+    }
+    return std::make_error_code(std::errc::host_unreachable);
   } catch (const std::bad_alloc&) {
     return std::make_error_code(std::errc::not_enough_memory);
   } catch (const std::exception&) {

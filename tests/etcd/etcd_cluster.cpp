@@ -48,6 +48,8 @@ std::vector<int> free_ports(int count) {
   return ports;
 }
 
+etcd::Clock::time_point soon() { return etcd::Clock::now() + std::chrono::milliseconds(500); }
+
 std::string read_all(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -173,8 +175,8 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
       // Every member must answer too, not just agree.
       bool all = true;
       for (int i = 0; i < size() && all; ++i) {
-        etcd::Client c({endpoint(i)}, std::chrono::milliseconds(500));
-        all = c.call("/v3/kv/range", etcd::Json{{"key", "AA=="}}).ok();
+        etcd::Client c(etcd::Cluster::plain({endpoint(i)}));
+        all = c.call("/v3/kv/range", etcd::Json{{"key", "AA=="}}, soon()).ok();
       }
       if (all) return true;
     }
@@ -187,8 +189,8 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
 int EtcdCluster::leader() const {
   for (int i = 0; i < size(); ++i) {
     if (members_[i].pid <= 0) continue;
-    etcd::Client c({endpoint(i)}, std::chrono::milliseconds(500));
-    etcd::Reply r = c.call("/v3/maintenance/status", etcd::Json::object());
+    etcd::Client c(etcd::Cluster::plain({endpoint(i)}));
+    etcd::Reply r = c.call("/v3/maintenance/status", etcd::Json::object(), soon());
     if (!r.ok()) continue;
     // Member ids are uint64 (often above INT64_MAX): compared as the
     // decimal strings the gateway sends.
@@ -197,8 +199,8 @@ int EtcdCluster::leader() const {
     // Find the member whose own id is the leader's.
     for (int j = 0; j < size(); ++j) {
       if (members_[j].pid <= 0) continue;
-      etcd::Client cj({endpoint(j)}, std::chrono::milliseconds(500));
-      etcd::Reply rj = cj.call("/v3/maintenance/status", etcd::Json::object());
+      etcd::Client cj(etcd::Cluster::plain({endpoint(j)}));
+      etcd::Reply rj = cj.call("/v3/maintenance/status", etcd::Json::object(), soon());
       if (rj.ok() && rj.body["header"].value("member_id", std::string()) == leader) return j;
     }
   }

@@ -366,9 +366,11 @@ TEST_F(EtcdLockTest, DeletedKeyIsNoticedAtOnce) {
   const std::string address = cluster_.address("deleted", 10);
   pidlock::LockHandle h = manager_.acquire(address);
   pidlock::LockWatch watch(h);  // recheck interval 60 s: only the watch can tell
-  etcd::Client client({cluster_.endpoint(1)});
+  etcd::Client client(etcd::Cluster::plain({cluster_.endpoint(1)}));
+  // Every key of the lock: its queue lives under "NAME/".
   etcd::Reply r = client.call("/v3/kv/deleterange",
-                              etcd::Json{{"key", etcd::base64_encode("/pidlock-test/deleted")}});
+                              etcd::Json{{"key", etcd::base64_encode("/pidlock-test/deleted/")},
+                                         {"range_end", etcd::base64_encode("/pidlock-test/deleted0")}});
   ASSERT_TRUE(r.ok()) << r.message;
   const auto deleted = Clock::now();
   EXPECT_TRUE(watch.wait_for_loss(5s));

@@ -1,0 +1,138 @@
+#include "etcd/key_watch.hpp"
+
+#include "etcd/base64.hpp"
+#include "core/log.hpp"
+#include "posix/notifier.hpp"
+
+#include <algorithm>
+
+namespace pidlock::detail::etcd {
+
+namespace {
+
+// While no member accepts the watch, try again this often.
+constexpr std::chrono::milliseconds kReopenRetry{250};
+
+}  // namespace
+
+KeyWatch::KeyWatch(Client& client, std::size_t preferred)
+    : client_(client), stream_(client.cluster(), preferred) {}
+
+KeyWatch::~KeyWatch() = default;
+
+void KeyWatch::abandon() noexcept {
+  stream_.abandon();
+  if (member_client_) member_client_->abandon();
+  (void)member_client_.release();
+}
+
+void KeyWatch::start(const std::string& key, std::int64_t from_revision, bool deletes_only) {
+  key_ = key;
+  deletes_only_ = deletes_only;
+  // Opened by wait(), within its caller's time.
+  stream_.prepare(key, from_revision, deletes_only);
+  next_open_ = Clock::now();
+  next_probe_ = Clock::now() + kProbeInterval;
+}
+
+Client& KeyWatch::probe_client(std::size_t member) {
+  if (!member_client_ || member_client_for_ != member) {
+    Cluster one = client_.cluster();
+    one.endpoints = {client_.cluster().endpoints[member]};
+    member_client_ = std::make_unique<Client>(one);
+    if (!client_.cluster_id().empty()) member_client_->expect_cluster(client_.cluster_id());
+    member_client_for_ = member;
+  }
+  return *member_client_;
+}
+
+bool KeyWatch::probe(Clock::time_point until, std::vector<WatchEvent>* events, bool* member_silent) {
+  *member_silent = false;
+  const bool pinned = stream_.is_open();
+  Client& c = pinned ? probe_client(stream_.member()) : client_;
+  // Bounded by the caller's `until`: a probe cut short by it proves nothing
+  // about the member.
+  const Clock::time_point full = Clock::now() + kProbeTimeout;
+  const Clock::time_point deadline = std::min(full, until);
+  // serializable=false (the default): the member must confirm with a leader.
+  Reply r = c.call("/v3/kv/range", Json{{"key", base64_encode(key_)}}, deadline);
+  if (!r.ok()) {
+    *member_silent = pinned && deadline == full;
+    PIDLOCK_LOG(debug) << "etcd: probe of " << key_ << " failed: " << r.message;
+    return false;
+  }
+  std::vector<KeyValue> kvs = range_kvs(r.body);
+  if (kvs.empty()) {
+    WatchEvent gone;
+    gone.deleted = true;
+    gone.kv.key = key_;
+    gone.kv.mod_revision = header_revision(r.body);
+    events->push_back(std::move(gone));
+    return true;
+  }
+  if (!deletes_only_ && kvs[0].mod_revision >= stream_.next_revision()) {
+    events->push_back(WatchEvent{false, std::move(kvs[0])});
+    return true;
+  }
+  return false;
+}
+
+KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vector<WatchEvent>* events) {
+  events->clear();
+  for (;;) {
+    const Clock::time_point now = Clock::now();
+    if (now >= until) return Result::kTimeout;
+    if (!stream_.is_open() && now >= next_open_) {
+      std::string problem;
+      Reply failure;
+      (void)client_.authenticate(until, &failure);
+      auto timeout = std::min<Clock::duration>(kWatchOpenTimeout, until - now);
+      if (stream_.reopen(client_.token(), std::chrono::duration_cast<std::chrono::milliseconds>(timeout), &problem,
+                         wake_fd, /*members=*/1)) {
+        next_probe_ = Clock::now() + kProbeInterval;  // the member just answered
+      } else {
+        if (problem == "cancelled") return Result::kCancelled;
+        PIDLOCK_LOG(debug) << "etcd: cannot watch " << key_ << ": " << problem;
+        next_open_ = Clock::now() + kReopenRetry;
+      }
+      continue;
+    }
+    if (now >= next_probe_) {
+      bool silent = false;
+      bool changed = probe(until, events, &silent);
+      next_probe_ = Clock::now() + kProbeInterval;
+      if (changed) return Result::kEvents;
+      if (silent) {
+        PIDLOCK_LOG(debug) << "etcd: member " << client_.cluster().endpoints[stream_.member()].host_port
+                           << " did not answer a probe in time; watching " << key_ << " elsewhere";
+        stream_.avoid(stream_.member());
+        stream_.close();
+        next_open_ = Clock::now();
+      }
+      continue;
+    }
+    Clock::time_point wake = std::min(until, next_probe_);
+    if (!stream_.is_open()) {
+      wake = std::min(wake, next_open_);
+      if (sleep_until({}, wake_fd, wake - now) == Wake::kCancelled) return Result::kCancelled;
+      continue;
+    }
+    switch (stream_.wait(wake, wake_fd, events)) {
+      case WatchStream::Result::kEvents: return Result::kEvents;
+      case WatchStream::Result::kTimeout: continue;
+      case WatchStream::Result::kCancelled: return Result::kCancelled;
+      case WatchStream::Result::kCompacted: return Result::kCompacted;
+      case WatchStream::Result::kBroken:
+        PIDLOCK_LOG(debug) << "etcd: watch of " << key_ << " ended: " << stream_.error();
+        if (stream_.error().find("auth token") != std::string::npos) client_.drop_token();
+        // Resume on the next member: this one just dropped us (it died, or
+        // lost its leader).
+        stream_.avoid(stream_.member());
+        stream_.close();
+        next_open_ = Clock::now();
+        continue;
+    }
+  }
+}
+
+}  // namespace pidlock::detail::etcd
