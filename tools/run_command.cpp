@@ -284,7 +284,10 @@ int run_main(int argc, char** argv) {
   }
   int status = run_holding(handle, args, relay);
   std::error_code ec = handle.release();
-  if (ec && !(status == kLockLost && ec == errc::lock_lost)) {
+  // After a loss the message about it said everything; the release (a
+  // revoke, so the next holder need not wait for the lease to end) may
+  // well fail too.
+  if (ec && status != kLockLost) {
     // COMMAND's status matters more to the caller than this, so it is kept.
     print_error(describe_error(ec, "remove lock file", args.lock_file));
   }

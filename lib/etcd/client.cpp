@@ -49,6 +49,9 @@ struct Client::Call {
   // request may have been the cause: believed only if nothing better comes.
   std::optional<Reply> held_back;
   std::optional<Reply> decided;
+  std::vector<bool> suspected;  // members asked again after a suspect failure
+  std::optional<Reply> not_etcd;  // a member that failed twice so: the answer if no other comes
+  std::optional<std::size_t> relaunch;
   std::error_code last_error = std::make_error_code(std::errc::timed_out);
 };
 
@@ -135,6 +138,9 @@ Reply Client::call(std::string_view path, const Json& request, Clock::time_point
       drop_token();
       continue;
     }
+    if (r.status == Reply::Status::kMisconfigured && r.message.find("user name is empty") != std::string::npos)
+      r.message = "etcd requires authentication and no user is set (user= in the address, or ETCDCTL_USER): " +
+                  r.message;
     if (r.status == Reply::Status::kRefused && r.grpc_code == kGrpcUnauthenticated) {
       r.status = Reply::Status::kMisconfigured;
       r.message = (cluster_.security.user.empty() ? "etcd requires authentication and no user is set (user= in "
@@ -176,7 +182,28 @@ bool Client::finish(Call& call, std::size_t member, CURLcode rc) {
   --call.in_flight;
   Reply r;
   if (rc != CURLE_OK) {
-    if (is_misconfiguration(rc, m.transfer.error)) {
+    TransferFailure how = judge_failure(rc, m.transfer.error);
+    if (how == TransferFailure::kSuspect && !call.suspected[member]) {
+      call.suspected[member] = true;
+      call.relaunch = member;
+      return false;
+    }
+    if (how == TransferFailure::kSuspect) {
+      // Twice in a row: this member is no etcd client URL we can talk to.
+      // Other members may still answer; if none does, this is the verdict.
+      add_problem(&call.problems, describe_failure(ep, rc, m.transfer.error));
+      if (!call.not_etcd) {
+        Reply r2;
+        r2.status = Reply::Status::kMisconfigured;
+        r2.message = describe_failure(ep, rc, m.transfer.error) +
+                     " (twice: the member takes the connection and closes it without an answer; check the "
+                     "address's scheme (https://), port and TLS files)";
+        call.not_etcd = std::move(r2);
+      }
+      call.next_launch = Clock::now();
+      return false;
+    }
+    if (how == TransferFailure::kMisconfigured) {
       r.status = Reply::Status::kMisconfigured;
       r.message = describe_failure(ep, rc, m.transfer.error) + " (check the address's scheme, port and TLS files)";
       call.decided = std::move(r);
@@ -247,6 +274,7 @@ Reply Client::attempt(std::string_view path, const std::string& payload, Clock::
     r.error = std::make_error_code(std::errc::timed_out);
     return r;
   }
+  call.suspected.assign(n, false);
   call.budget = until(deadline);
   call.hedge = hedge_delay(call.budget, n);
   call.next_launch = Clock::now();
@@ -277,6 +305,11 @@ Reply Client::attempt(std::string_view path, const std::string& payload, Clock::
           cancel_all();
           return std::move(*call.decided);
         }
+        if (call.relaunch) {
+          std::size_t again = *call.relaunch;
+          call.relaunch.reset();
+          if (!launch(call, again)) call.next_launch = Clock::now();
+        }
         break;
       }
     }
@@ -289,6 +322,7 @@ Reply Client::attempt(std::string_view path, const std::string& payload, Clock::
   }
   cancel_all();
   if (call.held_back) return std::move(*call.held_back);
+  if (call.not_etcd) return std::move(*call.not_etcd);
   Reply r;
   r.status = Reply::Status::kUnreachable;
   r.message = std::move(call.problems);

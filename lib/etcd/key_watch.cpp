@@ -46,21 +46,17 @@ Client& KeyWatch::probe_client(std::size_t member) {
   return *member_client_;
 }
 
-bool KeyWatch::probe(Clock::time_point until, std::vector<WatchEvent>* events, bool* member_silent) {
-  *member_silent = false;
+bool KeyWatch::probe(Clock::time_point until, std::vector<WatchEvent>* events) {
   const bool pinned = stream_.is_open();
   Client& c = pinned ? probe_client(stream_.member()) : client_;
-  // Bounded by the caller's `until`: a probe cut short by it proves nothing
-  // about the member.
-  const Clock::time_point full = Clock::now() + kProbeTimeout;
-  const Clock::time_point deadline = std::min(full, until);
   // serializable=false (the default): the member must confirm with a leader.
-  Reply r = c.call("/v3/kv/range", Json{{"key", base64_encode(key_)}}, deadline);
+  // Bounded by the caller's `until`; a probe cut short just proves nothing.
+  Reply r = c.call("/v3/kv/range", Json{{"key", base64_encode(key_)}}, std::min(Clock::now() + kProbeTimeout, until));
   if (!r.ok()) {
-    *member_silent = pinned && deadline == full;
     PIDLOCK_LOG(debug) << "etcd: probe of " << key_ << " failed: " << r.message;
     return false;
   }
+  if (pinned) last_heard_ = Clock::now();
   std::vector<KeyValue> kvs = range_kvs(r.body);
   if (kvs.empty()) {
     WatchEvent gone;
@@ -89,7 +85,8 @@ KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vecto
       auto timeout = std::min<Clock::duration>(kWatchOpenTimeout, until - now);
       if (stream_.reopen(client_.token(), std::chrono::duration_cast<std::chrono::milliseconds>(timeout), &problem,
                          wake_fd, /*members=*/1)) {
-        next_probe_ = Clock::now() + kProbeInterval;  // the member just answered
+        last_heard_ = Clock::now();  // the member just answered
+        next_probe_ = last_heard_ + kProbeInterval;
       } else {
         if (problem == "cancelled") return Result::kCancelled;
         PIDLOCK_LOG(debug) << "etcd: cannot watch " << key_ << ": " << problem;
@@ -97,28 +94,35 @@ KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vecto
       }
       continue;
     }
-    if (now >= next_probe_) {
-      bool silent = false;
-      bool changed = probe(until, events, &silent);
-      next_probe_ = Clock::now() + kProbeInterval;
-      if (changed) return Result::kEvents;
-      if (silent) {
-        PIDLOCK_LOG(debug) << "etcd: member " << client_.cluster().endpoints[stream_.member()].host_port
-                           << " did not answer a probe in time; watching " << key_ << " elsewhere";
-        stream_.avoid(stream_.member());
-        stream_.close();
-        next_open_ = Clock::now();
-      }
+    if (stream_.is_open() && now - last_heard_ >= kSilenceLimit) {
+      PIDLOCK_LOG(debug) << "etcd: member " << client_.cluster().endpoints[stream_.member()].host_port
+                         << " has said nothing for " << kSilenceLimit.count() << " ms; watching " << key_
+                         << " elsewhere";
+      stream_.avoid(stream_.member());
+      stream_.close();
+      next_open_ = now;
       continue;
     }
-    Clock::time_point wake = std::min(until, next_probe_);
+    // A probe runs when due and there is time for it before `until` (the
+    // caller's next renewal, usually), or when it is a whole interval late.
+    if (now >= next_probe_ && (until - now >= kProbeTimeout || now - next_probe_ >= kProbeInterval)) {
+      bool changed = probe(until, events);
+      next_probe_ = Clock::now() + kProbeInterval;
+      if (changed) return Result::kEvents;
+      continue;
+    }
+    Clock::time_point wake = until;
+    if (next_probe_ > now) wake = std::min(wake, next_probe_);
+    if (stream_.is_open()) wake = std::min(wake, last_heard_ + kSilenceLimit);
     if (!stream_.is_open()) {
       wake = std::min(wake, next_open_);
       if (sleep_until({}, wake_fd, wake - now) == Wake::kCancelled) return Result::kCancelled;
       continue;
     }
     switch (stream_.wait(wake, wake_fd, events)) {
-      case WatchStream::Result::kEvents: return Result::kEvents;
+      case WatchStream::Result::kEvents:
+        last_heard_ = Clock::now();
+        return Result::kEvents;
       case WatchStream::Result::kTimeout: continue;
       case WatchStream::Result::kCancelled: return Result::kCancelled;
       case WatchStream::Result::kCompacted: return Result::kCompacted;

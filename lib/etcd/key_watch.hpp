@@ -5,8 +5,8 @@
 // TCP keep-alive does not help, since a frozen member's kernel still
 // answers it. So every kProbeInterval the watch asks the stream's own
 // member for the key with a linearizable read, which that member can answer
-// only while it is alive and in touch with a leader. No answer within
-// kProbeTimeout: the stream moves to another member, from the revision
+// only while it is alive and in touch with a leader. A member not heard from
+// for kSilenceLimit: the stream moves to another member, from the revision
 // after the last event seen, so nothing is lost. An answer that shows a
 // change the stream has not delivered yet (the key gone, or written at a
 // revision past the stream's) is handed out as an event, so a lagging
@@ -31,7 +31,10 @@
 namespace pidlock::detail::etcd {
 
 inline constexpr std::chrono::milliseconds kProbeInterval{1000};
-inline constexpr std::chrono::milliseconds kProbeTimeout{1000};
+inline constexpr std::chrono::milliseconds kProbeTimeout{700};
+// A member not heard from (no probe answered, no watch message) for this
+// long is taken for frozen or cut off, and the watch moves on.
+inline constexpr std::chrono::milliseconds kSilenceLimit{2000};
 inline constexpr std::chrono::milliseconds kWatchOpenTimeout{1000};
 
 class KeyWatch {
@@ -61,9 +64,8 @@ class KeyWatch {
  private:
   // Asks the stream's member (or, without a stream, any member) for the key.
   // Returns true with *events set when it saw a change the stream did not
-  // deliver; false otherwise (then *member_silent says whether the member
-  // failed to answer in time).
-  bool probe(Clock::time_point until, std::vector<WatchEvent>* events, bool* member_silent);
+  // deliver.
+  bool probe(Clock::time_point until, std::vector<WatchEvent>* events);
   Client& probe_client(std::size_t member);
 
   Client& client_;
@@ -72,6 +74,7 @@ class KeyWatch {
   bool deletes_only_ = false;
   Clock::time_point next_probe_;
   Clock::time_point next_open_;
+  Clock::time_point last_heard_;  // from the stream's member
   std::unique_ptr<Client> member_client_;  // pinned to one member, for probes
   std::size_t member_client_for_ = static_cast<std::size_t>(-1);
 };

@@ -74,6 +74,8 @@ void set_request(Transfer& t, const std::string& url, const std::string& body, s
   api.easy_setopt(t.easy, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(ms, kConnectTimeout.count()));
 }
 
+namespace {
+
 bool is_misconfiguration(CURLcode rc, const char* error_buffer) {
   switch (rc) {
     // The server does not speak HTTP (or speaks HTTP/0.9, which is never etcd).
@@ -102,6 +104,21 @@ bool is_misconfiguration(CURLcode rc, const char* error_buffer) {
               (contains(error_buffer, "certificate") || contains(error_buffer, "unknown ca")));
     default:
       return false;
+  }
+}
+
+}  // namespace
+
+TransferFailure judge_failure(CURLcode rc, const char* error_buffer) {
+  if (is_misconfiguration(rc, error_buffer)) return TransferFailure::kMisconfigured;
+  switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:  // e.g. "SSL_ERROR_SYSCALL": EOF in the handshake
+    case CURLE_GOT_NOTHING:        // "Empty reply from server"
+    case CURLE_SEND_ERROR:         // e.g. a TLS 1.3 server that refused our certificate
+    case CURLE_RECV_ERROR:
+      return TransferFailure::kSuspect;
+    default:
+      return TransferFailure::kMemberState;
   }
 }
 

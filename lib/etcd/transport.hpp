@@ -44,7 +44,17 @@ void set_request(Transfer& t, const std::string& url, const std::string& body, s
 // member) or because the settings do not fit the server (a TLS
 // certificate that does not verify, https to a plain HTTP port, a server
 // that does not speak HTTP)?
-bool is_misconfiguration(CURLcode rc, const char* error_buffer);
+enum class TransferFailure {
+  kMemberState,    // down, frozen, resetting: another member may answer
+  kMisconfigured,  // the settings do not fit the server
+  kSuspect,        // the server accepted the connection and closed it
+                   //   without an answer (in the TLS handshake, or after
+                   //   the request): https to a plain port, plain HTTP to a
+                   //   TLS port, a client certificate refused — or a member
+                   //   going away. Ask it once more: a member going away
+                   //   refuses the second connection.
+};
+TransferFailure judge_failure(CURLcode rc, const char* error_buffer);
 
 // The failure as an error code (ECONNREFUSED, ETIMEDOUT, ...).
 std::error_code transfer_error(CURLcode rc);

@@ -2,6 +2,8 @@
 
 #include "etcd/client.hpp"
 
+#include <curl/curl.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -59,7 +61,7 @@ std::string read_all(const std::string& path) {
 
 }  // namespace
 
-EtcdCluster::EtcdCluster(int members) {
+EtcdCluster::EtcdCluster(int members, ClusterOptions options) : options_(std::move(options)) {
   char tmpl[] = "/tmp/pidlock-etcd-XXXXXX";
   if (::mkdtemp(tmpl)) dir_ = tmpl;
   std::vector<int> ports = free_ports(2 * members);
@@ -82,7 +84,7 @@ EtcdCluster::~EtcdCluster() {
 }
 
 std::string EtcdCluster::endpoint(int i) const {
-  return "127.0.0.1:" + std::to_string(members_[i].client_port);
+  return (tls() ? "https://127.0.0.1:" : "127.0.0.1:") + std::to_string(members_[i].client_port);
 }
 
 std::string EtcdCluster::endpoints(int first) const {
@@ -96,10 +98,75 @@ std::string EtcdCluster::endpoints(int first) const {
   return out;
 }
 
+std::string EtcdCluster::address_via(const std::string& endpoints, const std::string& name, int ttl) const {
+  std::string a = "etcd://" + endpoints + "/pidlock-test/" + name;
+  std::string query;
+  if (ttl > 0) query += "ttl=" + std::to_string(ttl);
+  if (tls()) {
+    const std::string& d = options_.cert_dir;
+    query += std::string(query.empty() ? "" : "&") + "cacert=" + d + "/ca.pem&cert=" + d + "/client.pem&key=" + d +
+             "/client-key.pem";
+  }
+  return query.empty() ? a : a + "?" + query;
+}
+
 std::string EtcdCluster::address(const std::string& name, int ttl, int first) const {
-  std::string a = "etcd://" + endpoints(first) + "/pidlock-test/" + name;
-  if (ttl > 0) a += "?ttl=" + std::to_string(ttl);
-  return a;
+  return address_via(endpoints(first), name, ttl);
+}
+
+etcd::Cluster EtcdCluster::client_config(int member) const {
+  etcd::Cluster c;
+  for (int i = 0; i < size(); ++i)
+    if (member < 0 || i == member) c.endpoints.push_back(etcd::Endpoint{"127.0.0.1:" + std::to_string(members_[i].client_port), tls()});
+  if (tls()) {
+    c.security.ca_file = options_.cert_dir + "/ca.pem";
+    c.security.cert_file = options_.cert_dir + "/client.pem";
+    c.security.key_file = options_.cert_dir + "/client-key.pem";
+  }
+  return c;
+}
+
+std::vector<std::string> EtcdCluster::etcdctl() const {
+  std::string eps;
+  for (int i = 0; i < size(); ++i) {
+    if (members_[i].pid <= 0) continue;
+    eps += std::string(eps.empty() ? "" : ",") + (tls() ? "https://" : "http://") + "127.0.0.1:" +
+           std::to_string(members_[i].client_port);
+  }
+  std::vector<std::string> argv = {"etcdctl", "--endpoints=" + eps};
+  if (tls()) {
+    argv.push_back("--cacert=" + options_.cert_dir + "/ca.pem");
+    argv.push_back("--cert=" + options_.cert_dir + "/client.pem");
+    argv.push_back("--key=" + options_.cert_dir + "/client-key.pem");
+  }
+  return argv;
+}
+
+bool EtcdCluster::spawn(Member& m, std::string* problem) {
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    *problem = std::string("fork: ") + std::strerror(errno);
+    return false;
+  }
+  if (pid == 0) {
+    // Die with the test, even when it is killed by a timeout.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int log = ::open(m.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, 0);
+    std::vector<char*> argv;
+    for (auto& a : m.args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp("etcd", argv.data());
+    ::_exit(127);
+  }
+  m.pid = pid;
+  m.stopped = false;
+  return true;
 }
 
 bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout) {
@@ -118,9 +185,9 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
   }
   const std::string token = "pidlock-test-" + std::to_string(::getpid()) + "-" + dir_.substr(dir_.size() - 6);
   for (auto& m : members_) {
-    const std::string client = "http://127.0.0.1:" + std::to_string(m.client_port);
+    const std::string client = (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(m.client_port);
     const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
-    std::vector<std::string> args = {
+    m.args = {
         "etcd",
         "--name", m.name,
         "--data-dir", dir_ + "/" + m.name,
@@ -131,51 +198,42 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
         "--initial-cluster", initial,
         "--initial-cluster-token", token,
         "--initial-cluster-state", "new",
-        // Fast elections keep the leader-loss test short; etcd's minimum
+        // Fast elections keep the leader-loss tests short; etcd's minimum
         // lease ttl is 1.5 election timeouts, well below the tests' 2-3 s.
         "--heartbeat-interval", "50",
         "--election-timeout", "500",
         "--logger", "zap",
         "--log-level", "warn",
     };
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      *problem = std::string("fork: ") + std::strerror(errno);
-      return false;
+    if (tls()) {
+      const std::string& d = options_.cert_dir;
+      for (const std::string& a : {"--cert-file=" + d + "/server.pem", "--key-file=" + d + "/server-key.pem",
+                                   "--trusted-ca-file=" + d + "/ca.pem", std::string("--client-cert-auth")})
+        m.args.push_back(a);
     }
-    if (pid == 0) {
-      // Die with the test, even when it is killed by a timeout.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int log = ::open(m.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (log >= 0) {
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-      }
-      int null = ::open("/dev/null", O_RDONLY);
-      if (null >= 0) ::dup2(null, 0);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execvp("etcd", argv.data());
-      ::_exit(127);
-    }
-    m.pid = pid;
+    for (const auto& a : options_.extra_args) m.args.push_back(a);
+    if (!spawn(m, problem)) return false;
   }
+  return wait_healthy(problem, timeout);
+}
+
+bool EtcdCluster::wait_healthy(std::string* problem, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     for (auto& m : members_) {
       int status = 0;
       if (m.pid > 0 && ::waitpid(m.pid, &status, WNOHANG) == m.pid) {
         m.pid = -1;
-        *problem = "etcd member " + m.name + " exited at start-up (is etcd in PATH?)\n" + logs();
+        *problem = "etcd member " + m.name + " exited (is etcd in PATH?)\n" + logs();
         return false;
       }
     }
     if (leader() >= 0) {
-      // Every member must answer too, not just agree.
+      // Every running member must answer too, not just agree.
       bool all = true;
       for (int i = 0; i < size() && all; ++i) {
-        etcd::Client c(etcd::Cluster::plain({endpoint(i)}));
+        if (members_[i].pid <= 0 || members_[i].stopped) continue;
+        etcd::Client c(client_config(i));
         all = c.call("/v3/kv/range", etcd::Json{{"key", "AA=="}}, soon()).ok();
       }
       if (all) return true;
@@ -188,8 +246,8 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
 
 int EtcdCluster::leader() const {
   for (int i = 0; i < size(); ++i) {
-    if (members_[i].pid <= 0) continue;
-    etcd::Client c(etcd::Cluster::plain({endpoint(i)}));
+    if (members_[i].pid <= 0 || members_[i].stopped) continue;
+    etcd::Client c(client_config(i));
     etcd::Reply r = c.call("/v3/maintenance/status", etcd::Json::object(), soon());
     if (!r.ok()) continue;
     // Member ids are uint64 (often above INT64_MAX): compared as the
@@ -198,8 +256,8 @@ int EtcdCluster::leader() const {
     if (leader.empty() || leader == "0") continue;
     // Find the member whose own id is the leader's.
     for (int j = 0; j < size(); ++j) {
-      if (members_[j].pid <= 0) continue;
-      etcd::Client cj(etcd::Cluster::plain({endpoint(j)}));
+      if (members_[j].pid <= 0 || members_[j].stopped) continue;
+      etcd::Client cj(client_config(j));
       etcd::Reply rj = cj.call("/v3/maintenance/status", etcd::Json::object(), soon());
       if (rj.ok() && rj.body["header"].value("member_id", std::string()) == leader) return j;
     }
@@ -211,13 +269,72 @@ void EtcdCluster::kill_member(int i) {
   Member& m = members_[i];
   if (m.pid <= 0) return;
   ::kill(m.pid, SIGKILL);
+  ::kill(m.pid, SIGCONT);
   int status = 0;
   ::waitpid(m.pid, &status, 0);
   m.pid = -1;
+  m.stopped = false;
 }
 
 void EtcdCluster::kill_all() {
   for (int i = 0; i < size(); ++i) kill_member(i);
+}
+
+void EtcdCluster::stop_member(int i) {
+  if (members_[i].pid <= 0) return;
+  ::kill(members_[i].pid, SIGSTOP);
+  members_[i].stopped = true;
+}
+
+void EtcdCluster::continue_member(int i) {
+  if (members_[i].pid <= 0) return;
+  ::kill(members_[i].pid, SIGCONT);
+  members_[i].stopped = false;
+}
+
+bool EtcdCluster::restart_member(int i, std::string* problem) {
+  Member& m = members_[i];
+  if (m.pid > 0) return true;
+  // The data folder has the member's WAL: etcd ignores the --initial-*
+  // flags and rejoins its cluster.
+  return spawn(m, problem);
+}
+
+namespace {
+
+size_t append_text(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+}  // namespace
+
+long long EtcdCluster::proposals_committed() const {
+  for (int i = 0; i < size(); ++i) {
+    if (members_[i].pid <= 0 || members_[i].stopped) continue;
+    CURL* easy = curl_easy_init();
+    std::string text;
+    const std::string url = (tls() ? "https://" : "http://") + std::string("127.0.0.1:") +
+                            std::to_string(members_[i].client_port) + "/metrics";
+    curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, append_text);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &text);
+    if (tls()) {
+      curl_easy_setopt(easy, CURLOPT_CAINFO, (options_.cert_dir + "/ca.pem").c_str());
+      curl_easy_setopt(easy, CURLOPT_SSLCERT, (options_.cert_dir + "/client.pem").c_str());
+      curl_easy_setopt(easy, CURLOPT_SSLKEY, (options_.cert_dir + "/client-key.pem").c_str());
+    }
+    CURLcode rc = curl_easy_perform(easy);
+    curl_easy_cleanup(easy);
+    if (rc != CURLE_OK) continue;
+    const std::string name = "\netcd_server_proposals_committed_total ";
+    std::size_t at = text.find(name);
+    if (at == std::string::npos) continue;
+    return static_cast<long long>(std::strtod(text.c_str() + at + name.size(), nullptr));
+  }
+  return -1;
 }
 
 std::string EtcdCluster::logs() const {

@@ -1,9 +1,12 @@
 // Real etcd servers for tests and the benchmark: a cluster of members on
 // 127.0.0.1, each a child process (fork + exec of `etcd` from PATH) with
 // its own client and peer port and a data folder under a fresh temporary
-// folder. Only loopback traffic.
+// folder. Only loopback traffic. Members can be frozen (SIGSTOP), killed
+// and restarted on the same ports and data.
 #ifndef PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
 #define PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
+
+#include "etcd/address.hpp"
 
 #include <sys/types.h>
 
@@ -13,10 +16,18 @@
 
 namespace pidlock_etcd_test {
 
+struct ClusterOptions {
+  // Non-empty: a folder of certificates (certificates.hpp); the members
+  // serve https with server.pem, trust ca.pem and require client
+  // certificates.
+  std::string cert_dir;
+  std::vector<std::string> extra_args;  // more etcd flags for every member
+};
+
 class EtcdCluster {
  public:
   // Does not start anything; see start().
-  explicit EtcdCluster(int members = 3);
+  explicit EtcdCluster(int members = 3, ClusterOptions options = {});
   // Kills every member still running and removes the data folders.
   ~EtcdCluster();
   EtcdCluster(const EtcdCluster&) = delete;
@@ -28,19 +39,39 @@ class EtcdCluster {
   bool start(std::string* problem, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
   int size() const { return static_cast<int>(members_.size()); }
-  // "127.0.0.1:C0,127.0.0.1:C1,..." (client endpoints), optionally with
-  // member `first` moved to the front.
-  std::string endpoints(int first = -1) const;
+  bool tls() const { return !options_.cert_dir.empty(); }
+  // A member's client URL as an address lists it: "127.0.0.1:C", or
+  // "https://127.0.0.1:C" for a TLS cluster.
   std::string endpoint(int member) const;
-  // "etcd://<endpoints>/pidlock-test/<name>?ttl=<ttl>" (no ttl when 0).
+  // Every member's, comma-separated, optionally with member `first` moved
+  // to the front.
+  std::string endpoints(int first = -1) const;
+  int client_port(int member) const { return members_[member].client_port; }
+  int peer_port(int member) const { return members_[member].peer_port; }
+  // "etcd://<endpoints>/pidlock-test/<name>?ttl=<ttl>" (no ttl when 0),
+  // with the TLS files for a TLS cluster.
   std::string address(const std::string& name, int ttl_seconds = 0, int first = -1) const;
+  // The same, through other endpoints (fault proxies, say).
+  std::string address_via(const std::string& endpoints, const std::string& name, int ttl_seconds) const;
+  // The members (all, or one) as the library's client sees them.
+  pidlock::detail::etcd::Cluster client_config(int member = -1) const;
+  // "etcdctl --endpoints=... [TLS flags]" for the running members.
+  std::vector<std::string> etcdctl() const;
 
   // The index of the current leader, by asking the members that run
   // (/v3/maintenance/status); -1 if none knows.
   int leader() const;
-  // SIGKILLs member `i` and reaps it.
-  void kill_member(int i);
+  void kill_member(int i);  // SIGKILL and reap
   void kill_all();
+  void stop_member(int i);      // SIGSTOP: frozen, its sockets still open
+  void continue_member(int i);  // SIGCONT
+  // Starts a killed member again, on its ports and data.
+  bool restart_member(int i, std::string* problem);
+  // Waits until every running member answers and they agree on a leader.
+  bool wait_healthy(std::string* problem, std::chrono::milliseconds timeout);
+  // Raft proposals committed so far (etcd_server_proposals_committed_total
+  // of a running member): the cluster's writes. -1 if no member answers.
+  long long proposals_committed() const;
   // The members' log files, concatenated (for failure messages).
   std::string logs() const;
 
@@ -50,8 +81,13 @@ class EtcdCluster {
     int client_port = 0;
     int peer_port = 0;
     pid_t pid = -1;
+    bool stopped = false;
     std::string log;
+    std::vector<std::string> args;
   };
+  bool spawn(Member& m, std::string* problem);
+
+  ClusterOptions options_;
   std::string dir_;
   std::vector<Member> members_;
 };

@@ -12,7 +12,8 @@
 //   time           -> "time NANOSECONDS"     (CLOCK_MONOTONIC, for hand-off)
 //   release-timed  -> "released CODE T0"     (T0: monotonic ns just before)
 // A loss of the lock is reported when it happens, from a LossMonitor:
-//   "lost REASON". End of input releases the lock and exits.
+//   "lost NANOSECONDS REASON" (CLOCK_MONOTONIC when it was reported). End of
+// input releases the lock and exits.
 #include <pidlock/pidlock.hpp>
 
 #include <time.h>
@@ -65,7 +66,7 @@ int main(int argc, char** argv) {
   }
   say("acquired " + std::to_string(handle.fencing_token().value_or(0)) + " " + std::to_string(now_ns()));
   std::optional<pidlock::LossMonitor> monitor;
-  monitor.emplace(handle, [](const std::string& reason) { say("lost " + reason); });
+  monitor.emplace(handle, [](const std::string& reason) { say("lost " + std::to_string(now_ns()) + " " + reason); });
   std::string line;
   while (std::getline(std::cin, line)) {
     if (line == "release" || line == "release-timed") {
