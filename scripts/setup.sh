@@ -17,7 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # (util-linux), Python's filelock, dotlockfile (liblockfile-bin), clang;
 # the packaging test builds a consumer with pkg-config (pkgconf). The etcd
 # backend (PIDLOCK_WITH_ETCD, on here) needs libcurl and nlohmann-json; its
-# tests start real etcd servers on loopback (etcd-server, etcd-client).
+# tests start real etcd servers on loopback (etcd-server, etcd-client) and
+# make TLS certificates with openssl.
 # Test-only: the recognition tests (tests/recognise/) run a real PostgreSQL
 # 15 server as user postgres (postgresql-15, with psql); without it they
 # skip, saying so.
@@ -26,7 +27,7 @@ packages=(
   libboost-filesystem-dev libboost-log-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   util-linux python3 python3-filelock liblockfile-bin clang pkgconf
-  libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client
+  libcurl4-openssl-dev nlohmann-json3-dev etcd-server etcd-client openssl
   postgresql-15 postgresql-client-15
 )
 

@@ -137,11 +137,13 @@ std::string inspection_json(const std::string& path, const Inspection& in) {
   else
     json.add_null("process_start_ticks");
   // Locks in a lease-based store (etcd://): the lease, its time left and the
-  // fencing token; null for lock files.
+  // fencing token; null for lock files. The two 64-bit ids are strings, as
+  // etcd's own JSON writes them: JavaScript and jq read numbers as doubles,
+  // which lose lease ids above 2^53.
   if (in.lease) {
-    json.add_integer("lease", in.lease->lease_id)
+    json.add_string("lease", std::to_string(in.lease->lease_id))
         .add_integer("ttl", in.lease->ttl_seconds)
-        .add_integer("fencing_token", static_cast<std::int64_t>(in.lease->fencing_token));
+        .add_string("fencing_token", std::to_string(in.lease->fencing_token));
   } else {
     json.add_null("lease").add_null("ttl").add_null("fencing_token");
   }

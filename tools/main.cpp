@@ -30,10 +30,13 @@ const char kHelp[] =
     "                   for a command's own)\n"
     "      --version    show the version and exit\n"
     "\n"
+    "LOCKFILE may also be an etcd lock: etcd://HOST:PORT[,...]/prefix/name.\n"
+    "\n"
     "Exit status: 0 success, 75 the lock is held, 64 usage error, 77\n"
-    "permission denied, 74 I/O error, 70 other failure; `run` exits with\n"
-    "COMMAND's status, `status` with 0/1/3/4 (held/stale/free/unknown).\n"
-    "See pidlock(1).\n";
+    "permission denied, 78 misconfigured lock address or store, 74 I/O\n"
+    "error, 70 other failure; `run` exits with COMMAND's status (79 if an\n"
+    "etcd lock was lost meanwhile), `status` with 0/1/3/4\n"
+    "(held/stale/free/unknown). See pidlock(1).\n";
 
 void print_usage_error(const pidlock::cli::UsageError& e) {
   const std::string& command = e.command();

@@ -11,11 +11,12 @@
 //  2. the same from a fresh process: `pidlock run ADDR -- true` against
 //     `etcdctl lock NAME true` (both pay process start-up), with
 //     `etcdctl get` as the cost of starting a Go client and one round trip;
-//  3. hand-off: a holder process and a waiter process blocked on the same
-//     lock; the clock runs from the moment this program asks the holder to
-//     let go (a "release" line to pidlock_etcd_holder, SIGINT to `etcdctl
-//     lock`, which unlocks on SIGINT) until it reads the waiter's
-//     "acquired" line.
+//  3. hand-off with 1, 4 and 16 waiters queued behind a holder: the clock
+//     runs from the moment this program asks the holder to let go (a
+//     "release" line to pidlock_etcd_holder, SIGINT to `etcdctl lock`,
+//     which unlocks on SIGINT) until it reads the first waiter's line; and
+//     the raft writes (etcd_server_proposals_committed_total) in that
+//     window and per whole cycle (a new waiter joins after each hand-off).
 #include "child_process.hpp"
 #include "etcd_cluster.hpp"
 
@@ -28,6 +29,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -86,11 +89,79 @@ int run(const std::vector<std::string>& argv) {
   return status;
 }
 
+// One side of the hand-off benchmark: how to start a contender that waits
+// for the lock, how to make the holder let go, and the prefix of the line a
+// contender prints once it has the lock.
+struct Contender {
+  std::function<std::unique_ptr<ChildProcess>()> start;
+  std::function<void(ChildProcess&)> release;
+  std::string acquired_prefix;
+};
+
+struct HandoffResult {
+  Stats latency;
+  double writes_per_window = 0;  // raft writes from "let go" to the next holder's line
+  double writes_per_cycle = 0;   // all raft writes, per hand-off (a new waiter joins each time)
+};
+
+bool acquired(ChildProcess& c, const std::string& prefix, std::chrono::milliseconds within) {
+  auto line = c.read_line(within);
+  return line && line->rfind(prefix, 0) == 0;
+}
+
+// Keeps `waiters` contenders queued behind a holder; each round the holder
+// lets go, the clock runs until the first waiter says it has the lock, and
+// a new waiter joins the end of the queue. The raft writes come from the
+// members' etcd_server_proposals_committed_total.
+HandoffResult handoff(const EtcdCluster& cluster, const Contender& side, int waiters, int rounds) {
+  HandoffResult result;
+  auto holder = side.start();
+  if (!acquired(*holder, side.acquired_prefix, 10s)) {
+    std::cerr << "the first contender did not get the free lock\n";
+    return result;
+  }
+  std::deque<std::unique_ptr<ChildProcess>> queue;
+  for (int i = 0; i < waiters; ++i) {
+    queue.push_back(side.start());
+    std::this_thread::sleep_for(200ms);  // queued before the next one comes
+  }
+  std::vector<double> ms;
+  long long window_writes = 0;
+  const long long start_writes = cluster.proposals_committed();
+  for (int i = 0; i < rounds; ++i) {
+    const long long before = cluster.proposals_committed();
+    const long long t0 = monotonic_ns();
+    side.release(*holder);
+    if (!acquired(*queue.front(), side.acquired_prefix, 10s)) {
+      std::cerr << "the next contender did not get the lock\n";
+      return result;
+    }
+    ms.push_back(ms_since(t0));
+    window_writes += cluster.proposals_committed() - before;
+    holder->wait();
+    holder = std::move(queue.front());
+    queue.pop_front();
+    queue.push_back(side.start());
+    std::this_thread::sleep_for(200ms);
+  }
+  const long long all_writes = cluster.proposals_committed() - start_writes;
+  side.release(*holder);
+  holder->wait();
+  for (auto& q : queue) {  // each gets the lock in turn and lets go
+    if (acquired(*q, side.acquired_prefix, 10s)) side.release(*q);
+    q->wait();
+  }
+  result.latency = stats(ms);
+  result.writes_per_window = static_cast<double>(window_writes) / rounds;
+  result.writes_per_cycle = static_cast<double>(all_writes) / rounds;
+  return result;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int iterations = 300;
-  int handoffs = 40;
+  int handoffs = 30;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--iterations") == 0) iterations = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--handoffs") == 0) handoffs = std::atoi(argv[i + 1]);
@@ -155,64 +226,36 @@ int main(int argc, char** argv) {
     row("`etcdctl get KEY` (process start-up + one round trip)", stats(get));
   }
 
-  // 3. Hand-off between processes.
-  {
-    std::vector<double> pl;
-    const std::string address = "etcd://" + endpoints + "/bench/handoff";
-    auto first = std::make_unique<ChildProcess>(std::vector<std::string>{holder, address});
-    auto line = first->read_line();
-    if (!line || line->rfind("acquired", 0) != 0) {
-      std::cerr << "holder did not acquire: " << line.value_or("(nothing)") << "\n";
-      return 1;
+  // 3. Hand-off between processes, with 1, 4 and 16 waiters queued.
+  std::printf("\n| %-44s | %7s | %5s | %8s | %8s | %13s | %13s |\n", "hand-off (milliseconds; raft writes)", "waiters",
+              "runs", "p50", "p99", "writes/window", "writes/cycle");
+  std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(46, '-').c_str(), std::string(9, '-').c_str(),
+              std::string(7, '-').c_str(), std::string(10, '-').c_str(), std::string(10, '-').c_str(),
+              std::string(15, '-').c_str(), std::string(15, '-').c_str());
+  for (int waiters : {1, 4, 16}) {
+    const std::string address = "etcd://" + endpoints + "/bench/handoff" + std::to_string(waiters);
+    Contender pidlock_side{
+        [&] { return std::make_unique<ChildProcess>(std::vector<std::string>{holder, address, "wait"}); },
+        [](ChildProcess& c) {
+          c.send("release");
+          c.close_stdin();
+        },
+        "acquired"};
+    Contender etcdctl_side{
+        [&] {
+          return std::make_unique<ChildProcess>(std::vector<std::string>{
+              "etcdctl", "--endpoints=" + endpoints, "lock", "/bench/etcdctl-handoff" + std::to_string(waiters)});
+        },
+        [](ChildProcess& c) { c.signal(SIGINT); },  // etcdctl lock unlocks on SIGINT
+        ""};
+    for (auto* side : {&pidlock_side, &etcdctl_side}) {
+      HandoffResult r = handoff(cluster, *side, waiters, handoffs);
+      if (r.latency.n == 0) return 1;
+      std::printf("| %-44s | %7d | %5zu | %8.2f | %8.2f | %13.2f | %13.2f |\n",
+                  side == &pidlock_side ? "pidlock holder -> next pidlock waiter" : "`etcdctl lock` -> next `etcdctl lock`",
+                  waiters, r.latency.n, r.latency.p50, r.latency.p99, r.writes_per_window, r.writes_per_cycle);
+      std::fflush(stdout);
     }
-    for (int i = 0; i < handoffs; ++i) {
-      auto next = std::make_unique<ChildProcess>(std::vector<std::string>{holder, address, "wait"});
-      std::this_thread::sleep_for(150ms);  // let it block on the watch
-      long long t0 = monotonic_ns();
-      first->send("release");
-      auto got = next->read_line(10s);
-      double ms = ms_since(t0);
-      if (!got || got->rfind("acquired", 0) != 0) {
-        std::cerr << "waiter did not acquire: " << got.value_or("(nothing)") << "\n";
-        return 1;
-      }
-      pl.push_back(ms);
-      first->close_stdin();
-      first->wait();
-      first = std::move(next);
-    }
-    first->send("release");
-    first->read_line();
-    row("hand-off, pidlock holder -> waiting pidlock process", stats(pl));
-  }
-  {
-    std::vector<double> ec;
-    const std::string name = "bench-handoff";
-    auto first = std::make_unique<ChildProcess>(
-        std::vector<std::string>{"etcdctl", "--endpoints=" + endpoints, "lock", name});
-    if (!first->read_line()) {
-      std::cerr << "etcdctl lock did not acquire\n";
-      return 1;
-    }
-    for (int i = 0; i < handoffs; ++i) {
-      auto next = std::make_unique<ChildProcess>(
-          std::vector<std::string>{"etcdctl", "--endpoints=" + endpoints, "lock", name});
-      std::this_thread::sleep_for(150ms);
-      long long t0 = monotonic_ns();
-      first->signal(SIGINT);  // etcdctl lock unlocks on SIGINT
-      auto got = next->read_line(10s);
-      double ms = ms_since(t0);
-      if (!got) {
-        std::cerr << "etcdctl waiter did not acquire\n";
-        return 1;
-      }
-      ec.push_back(ms);
-      first->wait();
-      first = std::move(next);
-    }
-    first->signal(SIGINT);
-    first->wait();
-    row("hand-off, `etcdctl lock` holder -> waiting `etcdctl lock`", stats(ec));
   }
   return 0;
 }

@@ -2,10 +2,9 @@
 // (started per test by EtcdLockTest) and real holder processes
 // (pidlock_etcd_holder): exclusion with evidence, fencing tokens, lease
 // expiry after SIGKILL and SIGSTOP, leader loss, total loss of the cluster.
-#include "child_process.hpp"
 #include "etcd/base64.hpp"
 #include "etcd/client.hpp"
-#include "etcd_cluster.hpp"
+#include "etcd_fixture.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -21,43 +20,14 @@
 namespace {
 
 using namespace std::chrono_literals;
+using pidlock_etcd_test::ask;
 using pidlock_etcd_test::ChildProcess;
+using pidlock_etcd_test::Clock;
 using pidlock_etcd_test::EtcdCluster;
-using Clock = std::chrono::steady_clock;
+using pidlock_etcd_test::seconds_since;
 namespace etcd = pidlock::detail::etcd;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-class EtcdLockTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    pidlock::set_log_threshold(pidlock::LogThreshold::kWarning);
-    std::string problem;
-    ASSERT_TRUE(cluster_.start(&problem)) << problem;
-  }
-
-  // Starts a holder process and waits for its "acquired TOKEN" line.
-  std::unique_ptr<ChildProcess> start_holder(const std::string& address, std::uint64_t* token,
-                                             bool wait = false) {
-    std::vector<std::string> argv = {PIDLOCK_ETCD_HOLDER, address};
-    if (wait) argv.push_back("wait");
-    auto child = std::make_unique<ChildProcess>(argv);
-    auto line = child->read_line();
-    EXPECT_TRUE(line && line->rfind("acquired ", 0) == 0) << (line ? *line : "(no output)");
-    if (line && line->rfind("acquired ", 0) == 0) *token = std::stoull(line->substr(9));
-    return child;
-  }
-
-  // Sends a command to a holder and returns its answer.
-  static std::string ask(ChildProcess& child, const std::string& command) {
-    child.send(command);
-    auto line = child.read_line();
-    return line ? *line : "(no answer)";
-  }
-
-  EtcdCluster cluster_{3};
-  pidlock::LockManager manager_;
-};
+class EtcdLockTest : public pidlock_etcd_test::EtcdTest {};
 
 // Acquire, conflict with the holder's evidence, release, and the state
 // seen by inspect() at each step.
@@ -103,6 +73,13 @@ TEST_F(EtcdLockTest, AcquireConflictRelease) {
   pidlock::BreakResult broken = manager_.break_stale(address);
   EXPECT_FALSE(broken.removed);
   EXPECT_EQ(broken.inspection.verdict, pidlock::Verdict::kHeld);
+
+  // The command's JSON has the 64-bit ids as strings.
+  std::string json;
+  EXPECT_EQ(pidlock_etcd_test::run_pidlock({"status", "--json", address}, nullptr, 10s, &json), 0);
+  EXPECT_NE(json.find("\"lease\":\"" + std::to_string(seen.lease->lease_id) + "\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"fencing_token\":\"" + std::to_string(token) + "\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"pid\":" + std::to_string(holder->pid())), std::string::npos) << json;
 
   EXPECT_EQ(ask(*holder, "release"), "released 0");
   EXPECT_EQ(manager_.inspect(address).verdict, pidlock::Verdict::kFree);
