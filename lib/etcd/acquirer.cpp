@@ -218,7 +218,7 @@ Acquirer::Turn Acquirer::wait_turn(const KeyValue* predecessor, std::int64_t fro
     if (now >= keeper_->give_up_at()) return Turn::kLeaseLost;
     if (now >= next_renewal) {
       std::string why;
-      switch (keeper_->renew(client_, &why)) {
+      switch (keeper_->renew(client_, &why, cancel_fd)) {
         case LeaseKeeper::Result::kRenewed: next_renewal = keeper_->next_renewal(); break;
         case LeaseKeeper::Result::kGone: return Turn::kLeaseLost;
         case LeaseKeeper::Result::kUnanswered: next_renewal = Clock::now() + kRenewRetry; break;

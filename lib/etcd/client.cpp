@@ -93,7 +93,7 @@ void Client::drop_token() {
   set_headers();
 }
 
-bool Client::authenticate(Clock::time_point deadline, Reply* failure) {
+bool Client::authenticate(Clock::time_point deadline, Reply* failure, int cancel_fd) {
   if (cluster_.security.user.empty() || auth_disabled_ || !token_.empty()) return true;
   token_ = cached_token(cluster_);
   if (!token_.empty()) {
@@ -101,7 +101,7 @@ bool Client::authenticate(Clock::time_point deadline, Reply* failure) {
     return true;
   }
   Json request = {{"name", cluster_.security.user}, {"password", cluster_.security.password}};
-  Reply r = attempt("/v3/auth/authenticate", request.dump(), deadline);
+  Reply r = attempt("/v3/auth/authenticate", request.dump(), deadline, cancel_fd);
   if (r.ok()) {
     token_ = r.body.value("token", std::string());
     if (token_.empty()) {
@@ -125,12 +125,12 @@ bool Client::authenticate(Clock::time_point deadline, Reply* failure) {
   return false;
 }
 
-Reply Client::call(std::string_view path, const Json& request, Clock::time_point deadline) {
+Reply Client::call(std::string_view path, const Json& request, Clock::time_point deadline, int cancel_fd) {
   const std::string payload = request.dump();
   for (int round = 0;; ++round) {
     Reply failure;
-    if (!authenticate(deadline, &failure)) return failure;
-    Reply r = attempt(path, payload, deadline);
+    if (!authenticate(deadline, &failure, cancel_fd)) return failure;
+    Reply r = attempt(path, payload, deadline, cancel_fd);
     // An expired or unknown token (members forget simple tokens when they
     // restart): authenticate again, once.
     if (r.status == Reply::Status::kRefused && r.grpc_code == kGrpcUnauthenticated && round == 0 &&
@@ -174,57 +174,66 @@ bool Client::launch(Call& call, std::size_t member) {
   return true;
 }
 
+namespace {
+
+Reply misconfigured(std::string message) {
+  Reply r;
+  r.status = Reply::Status::kMisconfigured;
+  r.message = std::move(message);
+  return r;
+}
+
+}  // namespace
+
 bool Client::finish(Call& call, std::size_t member, CURLcode rc) {
   Member& m = members_[member];
-  const Endpoint& ep = cluster_.endpoints[member];
   curl_api().multi_remove_handle(static_cast<CURLM*>(multi_), m.transfer.easy);
   m.in_flight = false;
   --call.in_flight;
-  Reply r;
-  if (rc != CURLE_OK) {
-    TransferFailure how = judge_failure(rc, m.transfer.error);
-    if (how == TransferFailure::kSuspect && !call.suspected[member]) {
-      call.suspected[member] = true;
-      call.relaunch = member;
-      return false;
-    }
-    if (how == TransferFailure::kSuspect) {
+  return rc == CURLE_OK ? finish_answer(call, member) : finish_failure(call, member, rc);
+}
+
+bool Client::finish_failure(Call& call, std::size_t member, CURLcode rc) {
+  const Transfer& t = members_[member].transfer;
+  const std::string what = describe_failure(cluster_.endpoints[member], rc, t.error);
+  switch (judge_failure(rc, t.error)) {
+    case TransferFailure::kMisconfigured:
+      call.decided = misconfigured(what + " (check the address's scheme, port and TLS files)");
+      return true;
+    case TransferFailure::kSuspect:
+      if (!call.suspected[member]) {
+        call.suspected[member] = true;
+        call.relaunch = member;
+        return false;
+      }
       // Twice in a row: this member is no etcd client URL we can talk to.
       // Other members may still answer; if none does, this is the verdict.
-      add_problem(&call.problems, describe_failure(ep, rc, m.transfer.error));
-      if (!call.not_etcd) {
-        Reply r2;
-        r2.status = Reply::Status::kMisconfigured;
-        r2.message = describe_failure(ep, rc, m.transfer.error) +
-                     " (twice: the member takes the connection and closes it without an answer; check the "
-                     "address's scheme (https://), port and TLS files)";
-        call.not_etcd = std::move(r2);
-      }
-      call.next_launch = Clock::now();
-      return false;
-    }
-    if (how == TransferFailure::kMisconfigured) {
-      r.status = Reply::Status::kMisconfigured;
-      r.message = describe_failure(ep, rc, m.transfer.error) + " (check the address's scheme, port and TLS files)";
-      call.decided = std::move(r);
-      return true;
-    }
-    add_problem(&call.problems, describe_failure(ep, rc, m.transfer.error));
-    call.last_error = transfer_error(rc);
-    call.next_launch = Clock::now();  // fail over at once
-    return false;
+      if (!call.not_etcd)
+        call.not_etcd = misconfigured(what + " (twice: the member takes the connection and closes it without an "
+                                             "answer; check the address's scheme (https://), port and TLS files)");
+      break;
+    case TransferFailure::kMemberState:
+      call.last_error = transfer_error(rc);
+      break;
   }
+  add_problem(&call.problems, what);
+  call.next_launch = Clock::now();  // fail over at once
+  return false;
+}
+
+bool Client::finish_answer(Call& call, std::size_t member) {
+  Member& m = members_[member];
+  const Endpoint& ep = cluster_.endpoints[member];
   long http = 0;
   curl_api().easy_getinfo(m.transfer.easy, CURLINFO_RESPONSE_CODE, &http);
   Answer a = judge_answer(http, m.transfer.response);
   switch (a.kind) {
     case Answer::Kind::kOk:
       if (!cluster_id_.empty() && a.cluster_id != cluster_id_) {
-        r.status = Reply::Status::kMisconfigured;
-        r.message = "the endpoints belong to different etcd clusters: " + ep.host_port + " is in cluster " +
-                    a.cluster_id + ", " + (cluster_id_member_.empty() ? std::string("the lock's") : cluster_id_member_) +
-                    " in cluster " + cluster_id_;
-        call.decided = std::move(r);
+        call.decided = misconfigured("the endpoints belong to different etcd clusters: " + ep.host_port +
+                                     " is in cluster " + a.cluster_id + ", " +
+                                     (cluster_id_member_.empty() ? std::string("the lock's") : cluster_id_member_) +
+                                     " in cluster " + cluster_id_);
         return true;
       }
       if (cluster_id_.empty()) {
@@ -232,9 +241,9 @@ bool Client::finish(Call& call, std::size_t member, CURLcode rc) {
         cluster_id_member_ = ep.host_port;
       }
       preferred_ = member;
-      r.status = Reply::Status::kOk;
-      r.body = std::move(a.body);
-      call.decided = std::move(r);
+      call.decided = Reply{};
+      call.decided->status = Reply::Status::kOk;
+      call.decided->body = std::move(a.body);
       return true;
     case Answer::Kind::kTryAnother:
       add_problem(&call.problems, ep.host_port + ": " + a.message);
@@ -243,15 +252,14 @@ bool Client::finish(Call& call, std::size_t member, CURLcode rc) {
       call.next_launch = Clock::now();
       return false;
     case Answer::Kind::kNotEtcd:
-      r.status = Reply::Status::kMisconfigured;
-      r.message = ep.host_port + ": " + a.message;
-      call.decided = std::move(r);
+      call.decided = misconfigured(ep.host_port + ": " + a.message);
       return true;
     case Answer::Kind::kReauthenticate:
     case Answer::Kind::kRefused:
       break;
   }
   preferred_ = member;
+  Reply r;
   r.status = Reply::Status::kRefused;
   r.grpc_code = a.grpc_code;
   r.message = std::move(a.message);
@@ -264,7 +272,29 @@ bool Client::finish(Call& call, std::size_t member, CURLcode rc) {
   return true;
 }
 
-Reply Client::attempt(std::string_view path, const std::string& payload, Clock::time_point deadline) {
+bool Client::progress(Call& call) {
+  const CurlApi& api = curl_api();
+  int running = 0;
+  api.multi_perform(static_cast<CURLM*>(multi_), &running);
+  int queued = 0;
+  while (CURLMsg* msg = api.multi_info_read(static_cast<CURLM*>(multi_), &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      if (!members_[i].in_flight || members_[i].transfer.easy != msg->easy_handle) continue;
+      if (finish(call, i, msg->data.result)) return true;
+      if (call.relaunch) {
+        std::size_t again = *call.relaunch;
+        call.relaunch.reset();
+        if (!launch(call, again)) call.next_launch = Clock::now();
+      }
+      break;
+    }
+  }
+  return false;
+}
+
+Reply Client::attempt(std::string_view path, const std::string& payload, Clock::time_point deadline,
+                      int cancel_fd) {
   Call call(path, payload, deadline);
   const std::size_t n = cluster_.endpoints.size();
   const CurlApi& api = curl_api();
@@ -293,32 +323,27 @@ Reply Client::attempt(std::string_view path, const std::string& payload, Clock::
       call.last_error = std::make_error_code(std::errc::timed_out);
       break;
     }
-    int running = 0;
-    api.multi_perform(static_cast<CURLM*>(multi_), &running);
-    int queued = 0;
-    while (CURLMsg* msg = api.multi_info_read(static_cast<CURLM*>(multi_), &queued)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      for (std::size_t i = 0; i < n; ++i) {
-        if (!members_[i].in_flight || members_[i].transfer.easy != msg->easy_handle) continue;
-        CURLcode rc = msg->data.result;
-        if (finish(call, i, rc)) {
-          cancel_all();
-          return std::move(*call.decided);
-        }
-        if (call.relaunch) {
-          std::size_t again = *call.relaunch;
-          call.relaunch.reset();
-          if (!launch(call, again)) call.next_launch = Clock::now();
-        }
-        break;
-      }
+    if (progress(call)) {
+      cancel_all();
+      return std::move(*call.decided);
     }
     if (call.in_flight == 0 && call.launched == n) break;
     Clock::time_point wake = deadline;
     if (call.launched < n) wake = std::min(wake, call.next_launch);
     int wait_ms = static_cast<int>(std::clamp<long long>(until(wake).count(), 0, 1000));
-    if (call.in_flight > 0)
-      api.multi_poll(static_cast<CURLM*>(multi_), nullptr, 0, wait_ms, nullptr);
+    if (call.in_flight == 0) continue;
+    struct curl_waitfd extra {};
+    extra.fd = cancel_fd;
+    extra.events = CURL_WAIT_POLLIN;
+    api.multi_poll(static_cast<CURLM*>(multi_), cancel_fd >= 0 ? &extra : nullptr, cancel_fd >= 0 ? 1 : 0, wait_ms,
+                   nullptr);
+    if (cancel_fd >= 0 && (extra.revents & CURL_WAIT_POLLIN)) {
+      cancel_all();
+      Reply r;
+      r.message = "cancelled";
+      r.error = std::make_error_code(std::errc::operation_canceled);
+      return r;
+    }
   }
   cancel_all();
   if (call.held_back) return std::move(*call.held_back);

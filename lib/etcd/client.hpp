@@ -48,8 +48,10 @@ class Client {
   // kMisconfigured as soon as any member answers as something other than
   // etcd v3 (or in another cluster than the others). Authenticates first
   // when the cluster has a user, and again once if etcd says the token
-  // expired.
-  Reply call(std::string_view path, const Json& request, Clock::time_point deadline);
+  // expired. When `cancel_fd` (-1: none) becomes readable the call ends at
+  // once, kUnreachable with ECANCELED: a monitor thread being stopped must
+  // not wait for a silent member.
+  Reply call(std::string_view path, const Json& request, Clock::time_point deadline, int cancel_fd = -1);
   Reply call(std::string_view path, const Json& request) { return call(path, request, Clock::now() + kCallTimeout); }
 
   const Cluster& cluster() const noexcept { return cluster_; }
@@ -64,7 +66,7 @@ class Client {
   const std::string& token() const noexcept { return token_; }
   // Makes sure there is a token (when the cluster has a user); false with
   // *failure when authentication failed.
-  bool authenticate(Clock::time_point deadline, Reply* failure);
+  bool authenticate(Clock::time_point deadline, Reply* failure, int cancel_fd = -1);
   // The token was refused: forget it (here and in the process-wide cache).
   void drop_token();
 
@@ -79,10 +81,15 @@ class Client {
   };
   struct Call;
 
-  Reply attempt(std::string_view path, const std::string& payload, Clock::time_point deadline);
+  Reply attempt(std::string_view path, const std::string& payload, Clock::time_point deadline, int cancel_fd);
   bool launch(Call& call, std::size_t member);
+  // Moves the transfers on and handles the finished ones; true when one
+  // decided the call.
+  bool progress(Call& call);
   // Handles one finished transfer; true when it decided the call.
   bool finish(Call& call, std::size_t member, CURLcode rc);
+  bool finish_failure(Call& call, std::size_t member, CURLcode rc);
+  bool finish_answer(Call& call, std::size_t member);
   void cancel_all() noexcept;
   void set_headers();
 

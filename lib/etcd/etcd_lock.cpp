@@ -5,6 +5,7 @@
 #include "core/log.hpp"
 #include "etcd/base64.hpp"
 #include "etcd/key_watch.hpp"
+#include "posix/notifier.hpp"
 #include "posix/system.hpp"
 
 #include <poll.h>
@@ -152,7 +153,7 @@ void EtcdLock::monitor() {
     }
     if (now >= next_renewal) {
       std::string why;
-      switch (keeper_.renew(client, &why)) {
+      switch (keeper_.renew(client, &why, stop_fd_.get())) {
         case LeaseKeeper::Result::kRenewed:
           next_renewal = keeper_.next_renewal();
           break;
@@ -160,6 +161,7 @@ void EtcdLock::monitor() {
           lose(why);
           return;
         case LeaseKeeper::Result::kUnanswered:
+          if (sleep_until({}, stop_fd_.get(), std::chrono::milliseconds(0)) == Wake::kCancelled) return;
           PIDLOCK_LOG(debug) << "etcd lock \"" << grant_.address.text << "\": keep-alive of lease "
                              << grant_.lease_id << " unanswered: " << why;
           next_renewal = Clock::now() + kRenewRetry;

@@ -46,12 +46,13 @@ Client& KeyWatch::probe_client(std::size_t member) {
   return *member_client_;
 }
 
-bool KeyWatch::probe(Clock::time_point until, std::vector<WatchEvent>* events) {
+bool KeyWatch::probe(Clock::time_point until, int wake_fd, std::vector<WatchEvent>* events) {
   const bool pinned = stream_.is_open();
   Client& c = pinned ? probe_client(stream_.member()) : client_;
   // serializable=false (the default): the member must confirm with a leader.
   // Bounded by the caller's `until`; a probe cut short just proves nothing.
-  Reply r = c.call("/v3/kv/range", Json{{"key", base64_encode(key_)}}, std::min(Clock::now() + kProbeTimeout, until));
+  Reply r = c.call("/v3/kv/range", Json{{"key", base64_encode(key_)}}, std::min(Clock::now() + kProbeTimeout, until),
+                   wake_fd);
   if (!r.ok()) {
     PIDLOCK_LOG(debug) << "etcd: probe of " << key_ << " failed: " << r.message;
     return false;
@@ -81,7 +82,7 @@ KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vecto
     if (!stream_.is_open() && now >= next_open_) {
       std::string problem;
       Reply failure;
-      (void)client_.authenticate(until, &failure);
+      (void)client_.authenticate(until, &failure, wake_fd);
       auto timeout = std::min<Clock::duration>(kWatchOpenTimeout, until - now);
       if (stream_.reopen(client_.token(), std::chrono::duration_cast<std::chrono::milliseconds>(timeout), &problem,
                          wake_fd, /*members=*/1)) {
@@ -106,7 +107,9 @@ KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vecto
     // A probe runs when due and there is time for it before `until` (the
     // caller's next renewal, usually), or when it is a whole interval late.
     if (now >= next_probe_ && (until - now >= kProbeTimeout || now - next_probe_ >= kProbeInterval)) {
-      bool changed = probe(until, events);
+      bool changed = probe(until, wake_fd, events);
+      if (wake_fd >= 0 && sleep_until({}, wake_fd, std::chrono::milliseconds(0)) == Wake::kCancelled)
+        return Result::kCancelled;
       next_probe_ = Clock::now() + kProbeInterval;
       if (changed) return Result::kEvents;
       continue;

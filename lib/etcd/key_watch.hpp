@@ -65,7 +65,7 @@ class KeyWatch {
   // Asks the stream's member (or, without a stream, any member) for the key.
   // Returns true with *events set when it saw a change the stream did not
   // deliver.
-  bool probe(Clock::time_point until, std::vector<WatchEvent>* events);
+  bool probe(Clock::time_point until, int wake_fd, std::vector<WatchEvent>* events);
   Client& probe_client(std::size_t member);
 
   Client& client_;

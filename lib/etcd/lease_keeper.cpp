@@ -21,10 +21,10 @@ Clock::time_point LeaseKeeper::next_renewal() const noexcept {
   return renewed_at() + std::chrono::duration_cast<Clock::duration>(ttl_) / 3;
 }
 
-LeaseKeeper::Result LeaseKeeper::renew(Client& client, std::string* why) {
+LeaseKeeper::Result LeaseKeeper::renew(Client& client, std::string* why, int cancel_fd) {
   const Clock::time_point sent = Clock::now();
   const std::string id = std::to_string(lease_id_);
-  Reply r = client.call("/v3/lease/keepalive", Json{{"ID", id}}, give_up_at());
+  Reply r = client.call("/v3/lease/keepalive", Json{{"ID", id}}, give_up_at(), cancel_fd);
   if (r.status == Reply::Status::kUnreachable || r.status == Reply::Status::kMisconfigured) {
     // A member that stopped answering as etcd cannot confirm the lease
     // either; either way the lease is unconfirmed until G.

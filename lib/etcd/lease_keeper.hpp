@@ -56,8 +56,9 @@ class LeaseKeeper {
     kGone,        // etcd says the lease expired or was revoked: *why
     kUnanswered,  // no member answered in time: try again soon (*why)
   };
-  // One keep-alive through `client`, with its deadline at G.
-  Result renew(Client& client, std::string* why);
+  // One keep-alive through `client`, with its deadline at G; `cancel_fd`
+  // as for Client::call (a cancelled renewal is kUnanswered).
+  Result renew(Client& client, std::string* why, int cancel_fd = -1);
 
  private:
   const std::int64_t lease_id_;
