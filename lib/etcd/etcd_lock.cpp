@@ -133,6 +133,21 @@ bool EtcdLock::still_ours(const std::vector<WatchEvent>& events) {
   return true;
 }
 
+bool EtcdLock::resume_after_compaction(Client& client, KeyWatch& watch, Clock::time_point until) {
+  // The history we would resume from is gone: look at the key itself, then
+  // watch from what we saw.
+  Reply r = client.call("/v3/kv/range", Json{{"key", base64_encode(grant_.key)}}, until, stop_fd_.get());
+  if (!r.ok()) return true;  // the watch tries again
+  std::vector<KeyValue> kvs = range_kvs(r.body);
+  std::string why;
+  if (not_ours(kvs.empty() ? nullptr : &kvs[0], false, &why)) {
+    lose(why);
+    return false;
+  }
+  watch.start(grant_.key, header_revision(r.body) + 1, /*deletes_only=*/false);
+  return true;
+}
+
 void EtcdLock::monitor() {
   Client client(cluster_of(grant_));
   client.expect_cluster(grant_.cluster_id);
@@ -178,21 +193,9 @@ void EtcdLock::monitor() {
       case KeyWatch::Result::kEvents:
         if (!still_ours(events)) return;
         break;
-      case KeyWatch::Result::kCompacted: {
-        // The history we would resume from is gone: look at the key itself,
-        // then watch from what we saw.
-        Reply r = client.call("/v3/kv/range", Json{{"key", base64_encode(grant_.key)}}, until);
-        if (r.ok()) {
-          std::vector<KeyValue> kvs = range_kvs(r.body);
-          std::string why;
-          if (not_ours(kvs.empty() ? nullptr : &kvs[0], false, &why)) {
-            lose(why);
-            return;
-          }
-          watch.start(grant_.key, header_revision(r.body) + 1, /*deletes_only=*/false);
-        }
+      case KeyWatch::Result::kCompacted:
+        if (!resume_after_compaction(client, watch, until)) return;
         break;
-      }
     }
   }
 }

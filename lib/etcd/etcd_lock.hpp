@@ -35,6 +35,8 @@
 
 namespace pidlock::detail::etcd {
 
+class KeyWatch;
+
 // What a successful acquire established.
 struct Grant {
   Address address;
@@ -83,6 +85,8 @@ class EtcdLock final : public HeldLock {
   void monitor();
   // Handles what the watch reported; false once the lock is lost.
   bool still_ours(const std::vector<WatchEvent>& events);
+  // After the watch's history was compacted away; false once the lock is lost.
+  bool resume_after_compaction(Client& client, KeyWatch& watch, Clock::time_point until);
   void stop_monitor() noexcept;
   void lose(const std::string& why);
   bool lost(std::string* why);

@@ -74,34 +74,42 @@ bool KeyWatch::probe(Clock::time_point until, int wake_fd, std::vector<WatchEven
   return false;
 }
 
+bool KeyWatch::open_stream(Clock::time_point until, int wake_fd) {
+  std::string problem;
+  Reply failure;
+  (void)client_.authenticate(until, &failure, wake_fd);
+  auto timeout = std::min<Clock::duration>(kWatchOpenTimeout, until - Clock::now());
+  if (stream_.reopen(client_.token(), std::chrono::duration_cast<std::chrono::milliseconds>(timeout), &problem, wake_fd,
+                     /*members=*/1)) {
+    last_heard_ = Clock::now();  // the member just answered
+    next_probe_ = last_heard_ + kProbeInterval;
+    return true;
+  }
+  if (problem == "cancelled") return false;
+  PIDLOCK_LOG(debug) << "etcd: cannot watch " << key_ << ": " << problem;
+  next_open_ = Clock::now() + kReopenRetry;
+  return true;
+}
+
+void KeyWatch::leave_member(const std::string& why) {
+  PIDLOCK_LOG(debug) << "etcd: watch of " << key_ << " leaves member "
+                     << client_.cluster().endpoints[stream_.member()].host_port << ": " << why;
+  stream_.avoid(stream_.member());
+  stream_.close();
+  next_open_ = Clock::now();
+}
+
 KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vector<WatchEvent>* events) {
   events->clear();
   for (;;) {
     const Clock::time_point now = Clock::now();
     if (now >= until) return Result::kTimeout;
     if (!stream_.is_open() && now >= next_open_) {
-      std::string problem;
-      Reply failure;
-      (void)client_.authenticate(until, &failure, wake_fd);
-      auto timeout = std::min<Clock::duration>(kWatchOpenTimeout, until - now);
-      if (stream_.reopen(client_.token(), std::chrono::duration_cast<std::chrono::milliseconds>(timeout), &problem,
-                         wake_fd, /*members=*/1)) {
-        last_heard_ = Clock::now();  // the member just answered
-        next_probe_ = last_heard_ + kProbeInterval;
-      } else {
-        if (problem == "cancelled") return Result::kCancelled;
-        PIDLOCK_LOG(debug) << "etcd: cannot watch " << key_ << ": " << problem;
-        next_open_ = Clock::now() + kReopenRetry;
-      }
+      if (!open_stream(until, wake_fd)) return Result::kCancelled;
       continue;
     }
     if (stream_.is_open() && now - last_heard_ >= kSilenceLimit) {
-      PIDLOCK_LOG(debug) << "etcd: member " << client_.cluster().endpoints[stream_.member()].host_port
-                         << " has said nothing for " << kSilenceLimit.count() << " ms; watching " << key_
-                         << " elsewhere";
-      stream_.avoid(stream_.member());
-      stream_.close();
-      next_open_ = now;
+      leave_member("nothing heard for " + std::to_string(kSilenceLimit.count()) + " ms");
       continue;
     }
     // A probe runs when due and there is time for it before `until` (the
@@ -116,13 +124,11 @@ KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vecto
     }
     Clock::time_point wake = until;
     if (next_probe_ > now) wake = std::min(wake, next_probe_);
-    if (stream_.is_open()) wake = std::min(wake, last_heard_ + kSilenceLimit);
     if (!stream_.is_open()) {
-      wake = std::min(wake, next_open_);
-      if (sleep_until({}, wake_fd, wake - now) == Wake::kCancelled) return Result::kCancelled;
+      if (sleep_until({}, wake_fd, std::min(wake, next_open_) - now) == Wake::kCancelled) return Result::kCancelled;
       continue;
     }
-    switch (stream_.wait(wake, wake_fd, events)) {
+    switch (stream_.wait(std::min(wake, last_heard_ + kSilenceLimit), wake_fd, events)) {
       case WatchStream::Result::kEvents:
         last_heard_ = Clock::now();
         return Result::kEvents;
@@ -130,13 +136,9 @@ KeyWatch::Result KeyWatch::wait(Clock::time_point until, int wake_fd, std::vecto
       case WatchStream::Result::kCancelled: return Result::kCancelled;
       case WatchStream::Result::kCompacted: return Result::kCompacted;
       case WatchStream::Result::kBroken:
-        PIDLOCK_LOG(debug) << "etcd: watch of " << key_ << " ended: " << stream_.error();
         if (stream_.error().find("auth token") != std::string::npos) client_.drop_token();
-        // Resume on the next member: this one just dropped us (it died, or
-        // lost its leader).
-        stream_.avoid(stream_.member());
-        stream_.close();
-        next_open_ = Clock::now();
+        // The member just dropped us (it died, or lost its leader).
+        leave_member("the stream ended: " + stream_.error());
         continue;
     }
   }

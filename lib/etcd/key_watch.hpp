@@ -67,6 +67,10 @@ class KeyWatch {
   // deliver.
   bool probe(Clock::time_point until, int wake_fd, std::vector<WatchEvent>* events);
   Client& probe_client(std::size_t member);
+  // Tries to open the stream on the next member; false if `wake_fd` fired.
+  bool open_stream(Clock::time_point until, int wake_fd);
+  // Closes the stream; the next open goes to the member after this one.
+  void leave_member(const std::string& why);
 
   Client& client_;
   WatchStream stream_;
