@@ -16,7 +16,7 @@ class Category final : public std::error_category {
       case errc::symlink_at_lock_path: return "the lock path is a symbolic link (not followed)";
       case errc::hard_linked_lock_file: return "the file has other hard links, so it is not a lock file of ours";
       case errc::too_many_attempts: return "gave up after too many attempts to create the lock file";
-      case errc::lock_lost: return "the lock file is no longer the one this handle created";
+      case errc::lock_lost: return "the lock is no longer the one this handle took (its file was replaced or removed, or its lease ended)";
       case errc::not_held: return "the handle holds no lock";
       case errc::invalid_argument: return "invalid argument";
       case errc::unsafe_data_directory: return "unsafe data directory";

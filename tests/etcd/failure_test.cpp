@@ -123,14 +123,19 @@ TEST_F(EtcdFailureTest, FrozenFollowerNeitherTakesTheLockNorStrandsAWaiter) {
 }
 
 // The leader freezes: the others elect a new one, which keeps the lease;
-// the holder keeps its lock and nobody else gets it meanwhile.
+// the holder keeps its lock and nobody else gets it meanwhile. A second
+// holder, whose only endpoint is the frozen leader, is cut off with it: it
+// reports its loss before a waiter on the other members gets its lock.
 TEST_F(EtcdFailureTest, FrozenLeaderCostsNoLockAndLetsNobodyIn) {
   constexpr int kTtl = 5;
   const int leader = cluster_.leader();
   ASSERT_GE(leader, 0);
-  std::uint64_t token = 0;
+  const std::string others = cluster_.endpoint((leader + 1) % 3) + "," + cluster_.endpoint((leader + 2) % 3);
+  std::uint64_t token = 0, stranded_token = 0;
   auto holder = start_holder(cluster_.address("frozen-leader", kTtl, leader), &token);
   auto waiter = start_holder_process(cluster_.address("frozen-leader", kTtl, (leader + 1) % 3), /*wait=*/true);
+  auto stranded = start_holder(cluster_.address_via(cluster_.endpoint(leader), "leader-only", kTtl), &stranded_token);
+  auto other = start_holder_process(cluster_.address_via(others, "leader-only", kTtl), /*wait=*/true);
   std::this_thread::sleep_for(300ms);
   cluster_.stop_member(leader);
   const auto frozen = Clock::now();
@@ -145,6 +150,17 @@ TEST_F(EtcdFailureTest, FrozenLeaderCostsNoLockAndLetsNobodyIn) {
   auto got = waiter->read_line(std::chrono::seconds(5));
   ASSERT_TRUE(got);
   EXPECT_EQ(parse_holder_line(*got).word, "acquired") << *got;
+
+  auto lost = stranded->read_line(std::chrono::seconds(2 * kTtl));
+  ASSERT_TRUE(lost) << "the holder cut off with the leader never reported its loss";
+  HolderLine l = parse_holder_line(*lost);
+  EXPECT_EQ(l.word, "lost") << *lost;
+  auto taken = other->read_line(std::chrono::seconds(3 * kTtl));
+  ASSERT_TRUE(taken) << "the lock of the holder cut off with the leader was never taken over";
+  HolderLine a = parse_holder_line(*taken);
+  ASSERT_EQ(a.word, "acquired") << *taken;
+  EXPECT_GT(static_cast<std::uint64_t>(a.a), stranded_token);
+  EXPECT_GE((a.b - l.a) / 1e9, kTtl / 6.0);
   cluster_.continue_member(leader);
 }
 
