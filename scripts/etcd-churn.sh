@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Long etcd churn run (issue 18): `pidlock run --wait` loops on one etcd lock
+# Long etcd churn run: `pidlock run --wait` loops on one etcd lock
 # (three-member cluster on loopback, each loop behind its own fault
 # proxies), with random SIGKILLs of jobs and of pidlock and random
 # partitions that cost the holder its lock; a witness (a kernel lock each

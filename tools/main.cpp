@@ -18,7 +18,7 @@ const char kHelp[] =
     "\n"
     "Commands:\n"
     "  run [--wait] [--timeout SECONDS] [--data-dir DIR] [--conflict-exit-code N]\n"
-    "      LOCKFILE -- COMMAND [ARG]...\n"
+    "      [--kill-after SECONDS] LOCKFILE -- COMMAND [ARG]...\n"
     "                   hold LOCKFILE while COMMAND runs\n"
     "  status [--json] LOCKFILE\n"
     "                   show whether LOCKFILE is held, and the evidence\n"

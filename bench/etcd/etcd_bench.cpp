@@ -131,7 +131,7 @@ HandoffResult handoff(const EtcdCluster& cluster, const Contender& side, int wai
   std::deque<std::unique_ptr<ChildProcess>> queue;
   for (int i = 0; i < waiters; ++i) {
     queue.push_back(side.start());
-    std::this_thread::sleep_for(200ms);  // queued before the next one comes
+    std::this_thread::sleep_for(300ms);  // queued before the next one comes
   }
   std::vector<double> ms;
   long long window_writes = 0;
@@ -149,7 +149,7 @@ HandoffResult handoff(const EtcdCluster& cluster, const Contender& side, int wai
     holder = std::move(queue.front());
     queue.pop_front();
     queue.push_back(side.start());
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(300ms);  // the new one queued
   }
   side.release(*holder);
   holder->wait();

@@ -1,4 +1,4 @@
-// `pidlock run` on etcd enforces the lease (issue 18): the job is told its
+// `pidlock run` on etcd enforces the lease: the job is told its
 // fencing token, dies with pidlock, and is stopped when the lock is lost,
 // before anyone else can hold the lock. The witness job
 // (witness_job_main.cpp) proves "no two jobs at once" with a kernel lock
@@ -110,8 +110,8 @@ TEST_F(EtcdRunTest, TheJobDiesWithPidlock) {
 }
 
 // The lock is lost while the job runs (pidlock is cut off from etcd): the
-// job gets SIGTERM, then SIGKILL (it ignores SIGTERM), pidlock exits 79,
-// and the next job starts only after this one is dead.
+// job gets SIGTERM, then SIGKILL 0.2 s later (it ignores SIGTERM), pidlock
+// exits 79, and the next job starts only after this one is dead.
 TEST_F(EtcdRunTest, LostLockStopsTheJobBeforeTheNextHolderStarts) {
   constexpr int kTtl = 3;
   std::vector<std::unique_ptr<FaultProxy>> proxies;
@@ -123,7 +123,8 @@ TEST_F(EtcdRunTest, LostLockStopsTheJobBeforeTheNextHolderStarts) {
   const std::string log = dir_.file("log");
   const std::string witness = dir_.file("witness");
   ChildProcess first(pidlock_run(cluster_.address_via(via, "lost", kTtl),
-                                 {PIDLOCK_ETCD_WITNESS_JOB, witness, log, "60000", "ignore-term"}));
+                                 {PIDLOCK_ETCD_WITNESS_JOB, witness, log, "60000", "ignore-term"},
+                                 {"--kill-after", "0.2"}));
   auto started = wait_for_line(log, "start");
   ASSERT_TRUE(started);
   ChildProcess second(pidlock_run(cluster_.address("lost", kTtl),

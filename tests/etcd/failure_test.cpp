@@ -1,4 +1,4 @@
-// The failure detector against real faults (issue 18): a holder always
+// The failure detector against real faults: a holder always
 // learns that its lock is lost before any other process can hold it, and
 // a healthy holder does not lose its lock to one frozen member.
 //

@@ -1,5 +1,5 @@
 // Anything that does not answer as etcd v3 is a configuration error, never a
-// verdict (issue 18, G10): not "held" (exit 75, `--wait` for ever,
+// verdict (G10): not "held" (exit 75, `--wait` for ever,
 // `--conflict-exit-code 0` skipping the job silently), not "free".
 #include "etcd/client.hpp"
 #include "etcd_fixture.hpp"

@@ -1,4 +1,4 @@
-// Waiting in etcd's lock recipe (issue 18): first come, first served, one
+// Waiting in etcd's lock recipe: first come, first served, one
 // raft write per hand-off, and `etcdctl lock` in the same queue.
 #include "etcd_fixture.hpp"
 

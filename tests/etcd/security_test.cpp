@@ -1,4 +1,4 @@
-// TLS and authentication (issue 18): a cluster that serves https and
+// TLS and authentication: a cluster that serves https and
 // requires client certificates (certificates made here with openssl), and a
 // cluster with etcd users and roles.
 #include "certificates.hpp"
