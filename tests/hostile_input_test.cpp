@@ -7,13 +7,11 @@
 // nothing is removed or rewritten unless it is a stale lock.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/scoped_system.hpp"
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 #include "posix/system.hpp"
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -411,7 +409,7 @@ TEST_P(ImpossiblePid, AcquireTakesOverOnlyAStaleFileAndLeavesTheRestUnchanged) {
         EXPECT_EQ(recorder.changes, std::vector<std::string>{"unlinkat"});
       }
       EXPECT_FALSE(handle.release());
-      EXPECT_FALSE(exists_no_follow(lock_));
+      EXPECT_FALSE(exists(lock_));
     } else {
       EXPECT_EQ(ec, pidlock::errc::held) << ec.message();
       EXPECT_FALSE(handle.held());
@@ -439,7 +437,7 @@ TEST_P(ImpossiblePid, BreakStaleRemovesOnlyAStaleFileNeverOneItCannotJudge) {
     EXPECT_EQ(broke.removed, stale(kernel_locks));
     expect_probed_only_the_magnitude(recorder);
     if (stale(kernel_locks)) {
-      EXPECT_FALSE(exists_no_follow(lock_));
+      EXPECT_FALSE(exists(lock_));
     } else {
       EXPECT_EQ(recorder.changes, std::vector<std::string>{});
       EXPECT_EQ(read_file(lock_), bytes_);
@@ -519,7 +517,7 @@ TEST(WorldWritableFolder, GuardDataDirectoryRefusesItNamingThePathAndTheReason) 
       EXPECT_NE(what.find(std::string("its permissions are ") + octal), std::string::npos) << what;
       EXPECT_NE(what.find("chmod it"), std::string::npos) << what;
     }
-    EXPECT_FALSE(exists_no_follow(data + "/pidlock.pid"));
+    EXPECT_FALSE(exists(data + "/pidlock.pid"));
   }
 }
 
@@ -600,23 +598,16 @@ TEST(WorldWritableFolder, WithTheStickyBitAnotherUserCannotReplaceTheLock) {
   EXPECT_TRUE(handle.recheck());
   EXPECT_EQ(first_line(lock), std::to_string(::getpid()));
   EXPECT_FALSE(handle.release());
-  EXPECT_FALSE(exists_no_follow(lock));
-  EXPECT_TRUE(exists_no_follow(folder + "/impostor")) << "the other user's file stays under its own name";
+  EXPECT_FALSE(exists(lock));
+  EXPECT_TRUE(exists(folder + "/impostor")) << "the other user's file stays under its own name";
 }
 
 // --- a read-only file system ---
 
 // The names in `folder`, sorted, space-separated.
 std::string entries_of(const std::string& folder) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(folder.c_str())) {
-    while (struct dirent* e = ::readdir(d))
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    ::closedir(d);
-  }
-  std::sort(names.begin(), names.end());
   std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : " ") + n;
+  for (const std::string& n : list_folder(folder)) out += (out.empty() ? "" : " ") + n;
   return out;
 }
 

@@ -7,7 +7,7 @@
 // the drop happened, and reports back through a pipe.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -134,7 +134,7 @@ TEST(ErrorMessages, MissingLockFolderNamesPathAndErrno) {
   LockHandle h = manager.acquire(lock, {}, ec);
   EXPECT_EQ(ec, std::errc::no_such_file_or_directory);
   EXPECT_FALSE(h.held());
-  EXPECT_FALSE(exists_no_follow(dir / "no-such-folder"));
+  EXPECT_FALSE(exists(dir / "no-such-folder"));
 }
 
 TEST(ErrorMessages, ReadOnlyFolderForAnotherUserGivesEaccesNamingThePath) {
@@ -180,7 +180,7 @@ TEST(ErrorMessages, ReadOnlyFolderForAnotherUserGivesEaccesNamingThePath) {
   EXPECT_NE(line->find(secret), std::string::npos) << *line;
   EXPECT_NE(line->find(std::strerror(EACCES)), std::string::npos) << *line;
   EXPECT_EQ(exit_code(child.wait()), 0);
-  EXPECT_FALSE(exists_no_follow(lock)) << "nothing left behind";
+  EXPECT_FALSE(exists(lock)) << "nothing left behind";
   EXPECT_EQ(read_file(secret), "garbage\n");
 }
 

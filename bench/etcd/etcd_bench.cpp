@@ -16,15 +16,13 @@
 //     let go (a "release" line to pidlock_etcd_holder, SIGINT to `etcdctl
 //     lock`, which unlocks on SIGINT) until it reads the waiter's
 //     "acquired" line.
-#include "child_process.hpp"
-#include "etcd_cluster.hpp"
+#include "support/child.hpp"
+#include "support/etcd_cluster.hpp"
+#include "support/proc.hpp"
 
 #include <pidlock/pidlock.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,15 +30,17 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
 
-using pidlock_etcd_test::ChildProcess;
-using pidlock_etcd_test::EtcdCluster;
-using pidlock_etcd_test::monotonic_ns;
+using pidlock_test::Child;
+using pidlock_test::EtcdCluster;
+using pidlock_test::monotonic_ns;
+using pidlock_test::Stdio;
 using namespace std::chrono_literals;
 
 struct Stats {
@@ -70,20 +70,14 @@ double ms_since(long long t0) { return (monotonic_ns() - t0) / 1e6; }
 
 // Runs argv to completion with stdout/stderr to /dev/null; the exit status.
 int run(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return status;
+  Stdio quiet;
+  quiet.output_file = quiet.error_file = "/dev/null";
+  return Child::spawn(argv, quiet).wait();
+}
+
+// A holder the benchmark talks to a line at a time.
+std::unique_ptr<Child> start(const std::vector<std::string>& argv) {
+  return std::make_unique<Child>(Child::spawn(argv, Stdio::interactive()));
 }
 
 }  // namespace
@@ -159,14 +153,14 @@ int main(int argc, char** argv) {
   {
     std::vector<double> pl;
     const std::string address = "etcd://" + endpoints + "/bench/handoff";
-    auto first = std::make_unique<ChildProcess>(std::vector<std::string>{holder, address});
+    auto first = start({holder, address});
     auto line = first->read_line();
     if (!line || line->rfind("acquired", 0) != 0) {
       std::cerr << "holder did not acquire: " << line.value_or("(nothing)") << "\n";
       return 1;
     }
     for (int i = 0; i < handoffs; ++i) {
-      auto next = std::make_unique<ChildProcess>(std::vector<std::string>{holder, address, "wait"});
+      auto next = start({holder, address, "wait"});
       std::this_thread::sleep_for(150ms);  // let it block on the watch
       long long t0 = monotonic_ns();
       first->send("release");
@@ -177,7 +171,7 @@ int main(int argc, char** argv) {
         return 1;
       }
       pl.push_back(ms);
-      first->close_stdin();
+      first->close_input();
       first->wait();
       first = std::move(next);
     }
@@ -188,18 +182,16 @@ int main(int argc, char** argv) {
   {
     std::vector<double> ec;
     const std::string name = "bench-handoff";
-    auto first = std::make_unique<ChildProcess>(
-        std::vector<std::string>{"etcdctl", "--endpoints=" + endpoints, "lock", name});
+    auto first = start({"etcdctl", "--endpoints=" + endpoints, "lock", name});
     if (!first->read_line()) {
       std::cerr << "etcdctl lock did not acquire\n";
       return 1;
     }
     for (int i = 0; i < handoffs; ++i) {
-      auto next = std::make_unique<ChildProcess>(
-          std::vector<std::string>{"etcdctl", "--endpoints=" + endpoints, "lock", name});
+      auto next = start({"etcdctl", "--endpoints=" + endpoints, "lock", name});
       std::this_thread::sleep_for(150ms);
       long long t0 = monotonic_ns();
-      first->signal(SIGINT);  // etcdctl lock unlocks on SIGINT
+      first->kill(SIGINT);  // etcdctl lock unlocks on SIGINT
       auto got = next->read_line(10s);
       double ms = ms_since(t0);
       if (!got) {
@@ -210,7 +202,7 @@ int main(int argc, char** argv) {
       first->wait();
       first = std::move(next);
     }
-    first->signal(SIGINT);
+    first->kill(SIGINT);
     first->wait();
     row("hand-off, `etcdctl lock` holder -> waiting `etcdctl lock`", stats(ec));
   }

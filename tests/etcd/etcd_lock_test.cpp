@@ -2,10 +2,10 @@
 // (started per test by EtcdLockTest) and real holder processes
 // (pidlock_etcd_holder): exclusion with evidence, fencing tokens, lease
 // expiry after SIGKILL and SIGSTOP, leader loss, total loss of the cluster.
-#include "child_process.hpp"
 #include "etcd/base64.hpp"
 #include "etcd/client.hpp"
-#include "etcd_cluster.hpp"
+#include "support/child.hpp"
+#include "support/etcd_cluster.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -21,8 +21,9 @@
 namespace {
 
 using namespace std::chrono_literals;
-using pidlock_etcd_test::ChildProcess;
-using pidlock_etcd_test::EtcdCluster;
+using pidlock_test::Child;
+using pidlock_test::EtcdCluster;
+using pidlock_test::Stdio;
 using Clock = std::chrono::steady_clock;
 namespace etcd = pidlock::detail::etcd;
 
@@ -37,11 +38,10 @@ class EtcdLockTest : public ::testing::Test {
   }
 
   // Starts a holder process and waits for its "acquired TOKEN" line.
-  std::unique_ptr<ChildProcess> start_holder(const std::string& address, std::uint64_t* token,
-                                             bool wait = false) {
+  std::unique_ptr<Child> start_holder(const std::string& address, std::uint64_t* token, bool wait = false) {
     std::vector<std::string> argv = {PIDLOCK_ETCD_HOLDER, address};
     if (wait) argv.push_back("wait");
-    auto child = std::make_unique<ChildProcess>(argv);
+    auto child = std::make_unique<Child>(Child::spawn(argv, Stdio::interactive()));
     auto line = child->read_line();
     EXPECT_TRUE(line && line->rfind("acquired ", 0) == 0) << (line ? *line : "(no output)");
     if (line && line->rfind("acquired ", 0) == 0) *token = std::stoull(line->substr(9));
@@ -49,7 +49,7 @@ class EtcdLockTest : public ::testing::Test {
   }
 
   // Sends a command to a holder and returns its answer.
-  static std::string ask(ChildProcess& child, const std::string& command) {
+  static std::string ask(Child& child, const std::string& command) {
     child.send(command);
     auto line = child.read_line();
     return line ? *line : "(no answer)";
@@ -153,9 +153,9 @@ TEST_F(EtcdLockTest, KilledHolderWaiterGetsLockAfterTtl) {
   const std::string address = cluster_.address("killed", kTtl);
   std::uint64_t token = 0;
   auto holder = start_holder(address, &token);
-  holder->signal(SIGKILL);
+  holder->kill(SIGKILL);
   const auto killed = Clock::now();
-  ASSERT_NE(holder->wait(), -1);
+  ASSERT_TRUE(holder->wait(pidlock_test::kPatience).has_value());
   // Dead, but the lease still runs: held, never stale.
   pidlock::Inspection right_after = manager_.inspect(address);
   EXPECT_EQ(right_after.verdict, pidlock::Verdict::kHeld);
@@ -213,7 +213,7 @@ TEST_F(EtcdLockTest, FrozenHolderLearnsItLostTheLock) {
   const std::string address = cluster_.address("frozen", kTtl);
   std::uint64_t old_token = 0;
   auto frozen = start_holder(address, &old_token);
-  frozen->signal(SIGSTOP);
+  frozen->kill(SIGSTOP);
   const auto stopped = Clock::now();
 
   pidlock::AcquireOptions wait;
@@ -225,7 +225,7 @@ TEST_F(EtcdLockTest, FrozenHolderLearnsItLostTheLock) {
   const std::uint64_t new_token = *h.fencing_token();
   EXPECT_GT(new_token, old_token);
 
-  frozen->signal(SIGCONT);
+  frozen->kill(SIGCONT);
   // Its LossMonitor reports the loss by itself...
   auto lost = frozen->read_line(5s);
   ASSERT_TRUE(lost) << "the frozen holder did not notice its loss";
@@ -290,7 +290,7 @@ TEST_F(EtcdLockTest, AllMembersDownMeansUnknownNeverStale) {
   EXPECT_EQ(broken.inspection.verdict, pidlock::Verdict::kUnknown);
 
   std::uint64_t unused = 0;
-  ChildProcess other({PIDLOCK_ETCD_HOLDER, address});
+  Child other = Child::spawn({PIDLOCK_ETCD_HOLDER, address}, Stdio::interactive());
   auto line = other.read_line();
   EXPECT_EQ(line.value_or(""), "held unknown probe-failed");
   (void)unused;

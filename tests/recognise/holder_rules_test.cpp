@@ -110,7 +110,7 @@ std::string inspect_in_container(const std::string& lock, const std::string& go,
   const std::string script = "while [ ! -e '" + go + "' ]; do sleep 0.02; done; sh -c '" +
                              std::string(holder_program()) + " inspect " + lock + "; true'";
   Child ns = Child::spawn({"unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", script});
-  EXPECT_TRUE(eventually([&] { return descendants(ns.pid()).size() >= 1; }));
+  EXPECT_TRUE(eventually([&] { return descendants(ns.pid()).size() >= 1; }, kPatience));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   then();
   write_file(go, "");

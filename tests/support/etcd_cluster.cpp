@@ -1,23 +1,17 @@
-#include "etcd_cluster.hpp"
+#include "support/etcd_cluster.hpp"
+
+#include "support/files.hpp"
 
 #include "etcd/client.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
-namespace pidlock_etcd_test {
+namespace pidlock_test {
 
 namespace etcd = pidlock::detail::etcd;
 
@@ -48,34 +42,17 @@ std::vector<int> free_ports(int count) {
   return ports;
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 EtcdCluster::EtcdCluster(int members) {
-  char tmpl[] = "/tmp/pidlock-etcd-XXXXXX";
-  if (::mkdtemp(tmpl)) dir_ = tmpl;
   std::vector<int> ports = free_ports(2 * members);
   for (int i = 0; i < members; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);
     m.client_port = ports[2 * i];
     m.peer_port = ports[2 * i + 1];
-    m.log = dir_ + "/" + m.name + ".log";
-    members_.push_back(m);
-  }
-}
-
-EtcdCluster::~EtcdCluster() {
-  kill_all();
-  if (!dir_.empty() && dir_.rfind("/tmp/pidlock-etcd-", 0) == 0) {
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    (void)::system(cmd.c_str());
+    m.log = dir_ / (m.name + ".log");
+    members_.push_back(std::move(m));
   }
 }
 
@@ -101,7 +78,7 @@ std::string EtcdCluster::address(const std::string& name, int ttl, int first) co
 }
 
 bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout) {
-  if (dir_.empty()) {
+  if (dir_.path().empty()) {
     *problem = "cannot create a temporary folder";
     return false;
   }
@@ -114,14 +91,14 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
     if (!initial.empty()) initial += ',';
     initial += m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);
   }
-  const std::string token = "pidlock-test-" + std::to_string(::getpid()) + "-" + dir_.substr(dir_.size() - 6);
+  const std::string token = "pidlock-test-" + std::to_string(::getpid()) + "-" + dir_.path().substr(dir_.path().size() - 6);
   for (auto& m : members_) {
     const std::string client = "http://127.0.0.1:" + std::to_string(m.client_port);
     const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
     std::vector<std::string> args = {
         "etcd",
         "--name", m.name,
-        "--data-dir", dir_ + "/" + m.name,
+        "--data-dir", dir_ / m.name,
         "--listen-client-urls", client,
         "--advertise-client-urls", client,
         "--listen-peer-urls", peer,
@@ -136,35 +113,19 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
         "--logger", "zap",
         "--log-level", "warn",
     };
-    pid_t pid = ::fork();
-    if (pid < 0) {
-      *problem = std::string("fork: ") + std::strerror(errno);
+    Stdio stdio;
+    stdio.output_file = stdio.error_file = m.log;
+    stdio.die_with_test = true;  // even when the test is killed by a timeout
+    m.process = Child::spawn(args, stdio);
+    if (m.process.pid() <= 0) {
+      *problem = "cannot start etcd member " + m.name;
       return false;
     }
-    if (pid == 0) {
-      // Die with the test, even when it is killed by a timeout.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int log = ::open(m.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (log >= 0) {
-        ::dup2(log, 1);
-        ::dup2(log, 2);
-      }
-      int null = ::open("/dev/null", O_RDONLY);
-      if (null >= 0) ::dup2(null, 0);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execvp("etcd", argv.data());
-      ::_exit(127);
-    }
-    m.pid = pid;
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     for (auto& m : members_) {
-      int status = 0;
-      if (m.pid > 0 && ::waitpid(m.pid, &status, WNOHANG) == m.pid) {
-        m.pid = -1;
+      if (!m.process.running()) {
         *problem = "etcd member " + m.name + " exited at start-up (is etcd in PATH?)\n" + logs();
         return false;
       }
@@ -186,7 +147,7 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
 
 int EtcdCluster::leader() const {
   for (int i = 0; i < size(); ++i) {
-    if (members_[i].pid <= 0) continue;
+    if (!started(i)) continue;
     etcd::Client c({endpoint(i)}, std::chrono::milliseconds(500));
     etcd::Reply r = c.call("/v3/maintenance/status", etcd::Json::object());
     if (!r.ok()) continue;
@@ -196,7 +157,7 @@ int EtcdCluster::leader() const {
     if (leader.empty() || leader == "0") continue;
     // Find the member whose own id is the leader's.
     for (int j = 0; j < size(); ++j) {
-      if (members_[j].pid <= 0) continue;
+      if (!started(j)) continue;
       etcd::Client cj({endpoint(j)}, std::chrono::milliseconds(500));
       etcd::Reply rj = cj.call("/v3/maintenance/status", etcd::Json::object());
       if (rj.ok() && rj.body["header"].value("member_id", std::string()) == leader) return j;
@@ -206,12 +167,8 @@ int EtcdCluster::leader() const {
 }
 
 void EtcdCluster::kill_member(int i) {
-  Member& m = members_[i];
-  if (m.pid <= 0) return;
-  ::kill(m.pid, SIGKILL);
-  int status = 0;
-  ::waitpid(m.pid, &status, 0);
-  m.pid = -1;
+  members_[i].process.kill(SIGKILL);
+  members_[i].process.wait();
 }
 
 void EtcdCluster::kill_all() {
@@ -220,8 +177,8 @@ void EtcdCluster::kill_all() {
 
 std::string EtcdCluster::logs() const {
   std::string out;
-  for (const auto& m : members_) out += "--- " + m.name + " (" + m.log + ")\n" + read_all(m.log);
+  for (const auto& m : members_) out += "--- " + m.name + " (" + m.log + ")\n" + try_read_file(m.log).value_or("");
   return out;
 }
 
-}  // namespace pidlock_etcd_test
+}  // namespace pidlock_test

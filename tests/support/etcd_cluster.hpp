@@ -1,24 +1,25 @@
 // Real etcd servers for tests and the benchmark: a cluster of members on
-// 127.0.0.1, each a child process (fork + exec of `etcd` from PATH) with
-// its own client and peer port and a data folder under a fresh temporary
-// folder. Only loopback traffic.
-#ifndef PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
-#define PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
+// 127.0.0.1, each a child process (`etcd` from PATH) with its own client
+// and peer port and a data folder under a fresh temporary folder. Only
+// loopback traffic. Built only with PIDLOCK_WITH_ETCD.
+#ifndef PIDLOCK_TESTS_SUPPORT_ETCD_CLUSTER_HPP
+#define PIDLOCK_TESTS_SUPPORT_ETCD_CLUSTER_HPP
 
-#include <sys/types.h>
+#include "support/child.hpp"
+#include "support/temp_dir.hpp"
 
 #include <chrono>
 #include <string>
 #include <vector>
 
-namespace pidlock_etcd_test {
+namespace pidlock_test {
 
 class EtcdCluster {
  public:
   // Does not start anything; see start().
   explicit EtcdCluster(int members = 3);
   // Kills every member still running and removes the data folders.
-  ~EtcdCluster();
+  ~EtcdCluster() = default;
   EtcdCluster(const EtcdCluster&) = delete;
   EtcdCluster& operator=(const EtcdCluster&) = delete;
 
@@ -49,13 +50,16 @@ class EtcdCluster {
     std::string name;
     int client_port = 0;
     int peer_port = 0;
-    pid_t pid = -1;
+    Child process;
     std::string log;
   };
-  std::string dir_;
+  // Started and not killed (it may have died by itself).
+  bool started(int i) const { return !members_[i].process.reaped(); }
+  // Members are declared after the folder: they die before it is removed.
+  TempDir dir_;
   std::vector<Member> members_;
 };
 
-}  // namespace pidlock_etcd_test
+}  // namespace pidlock_test
 
-#endif  // PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
+#endif  // PIDLOCK_TESTS_SUPPORT_ETCD_CLUSTER_HPP

@@ -1,0 +1,35 @@
+#include "support/kernel_lock.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace pidlock_test {
+
+bool byte_locked(const std::string& path, off_t byte) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    ADD_FAILURE() << "open " << path << ": " << std::strerror(errno);
+    return false;
+  }
+  // A write lock is refused by any lock on the byte: F_OFD_GETLK reports it.
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = byte;
+  fl.l_len = 1;
+  int rc = ::fcntl(fd, F_OFD_GETLK, &fl);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    ADD_FAILURE() << "F_OFD_GETLK " << path << ": " << std::strerror(err);
+    return false;
+  }
+  return fl.l_type != F_UNLCK;
+}
+
+}  // namespace pidlock_test
