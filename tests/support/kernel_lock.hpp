@@ -15,6 +15,9 @@ namespace pidlock_test {
 // Does any open file description lock byte `byte` of the file? Fails the
 // current test if the file cannot be opened or queried.
 bool byte_locked(const std::string& path, off_t byte);
+// The same through a descriptor of the file (which may have lost its name);
+// the descriptor's own description's locks do not count.
+bool byte_locked(int fd, off_t byte);
 // Is the holder's kernel lock (byte 0) held?
 inline bool kernel_lock_held(const std::string& path) { return byte_locked(path, 0); }
 // Does a waiter announce itself (a shared lock on byte 1)?
