@@ -40,17 +40,10 @@ using pidlock::Verdict;
 using pidlock::detail::KernelLock;
 using pidlock::detail::LockQuery;
 
-constexpr uid_t kNobody = 65534;
-
 std::string canonical(const std::string& path) {
   char buf[PATH_MAX];
   return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
 }
-
-std::string describe(Verdict v, Reason r) {
-  return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r);
-}
-std::string describe(const Inspection& i) { return describe(i.verdict, i.reason); }
 
 struct stat stat_of(const std::string& path) {
   struct stat st {};
@@ -256,11 +249,6 @@ const char* name_of(PidCase c) {
 
 void PrintTo(PidCase c, std::ostream* os) { *os << name_of(c); }
 void PrintTo(Layout l, std::ostream* os) { *os << (l == Layout::kPostmasterPid ? "postmaster.pid" : "pidfile"); }
-
-// Is this process in the initial pid namespace, whose pid 1 is the
-// machine's init? (In a container, pid 1 is the container's own first
-// process, which may well hold a lock.)
-bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
 
 // What the judge says about one case (lib/foreign_record.cpp,
 // lib/core/judge.cpp): line 1 must be a number a pid can

@@ -27,7 +27,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-constexpr uid_t kNobody = 65534;
 constexpr uid_t kOtherUser = 65533;
 
 // A live process owned by `uid`, sleeping until killed.
@@ -41,11 +40,6 @@ Child sleeper_as(uid_t uid) {
   EXPECT_EQ(c.read_line(), std::optional<std::string>("dropped"));
   return c;
 }
-
-std::string describe(Verdict v, Reason r) {
-  return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r);
-}
-std::string describe(const Inspection& i) { return describe(i.verdict, i.reason); }
 
 TEST(PermissionDenied, LiveProcessOfAnotherUserIsHeldByDefaultAndStaleUnderAssumeDead) {
   Child other = sleeper_as(kNobody);

@@ -31,11 +31,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-std::string describe(Verdict v, Reason r) { return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r); }
-std::string describe(const Inspection& i) { return describe(i.verdict, i.reason); }
-
-constexpr uid_t kNobody = 65534;
-
 // --- the recognised layouts ---
 
 // Who a cell's record names.

@@ -26,11 +26,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-std::string describe(const Inspection& i) {
-  return std::string(pidlock::to_string(i.verdict)) + " " + pidlock::to_string(i.reason);
-}
-std::string describe(Verdict v, Reason r) { return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r); }
-
 class PostgreSQL : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -7,6 +7,9 @@
 
 namespace pidlock_test {
 
+// nobody, the unprivileged user of Debian and most systems.
+inline constexpr uid_t kNobody = 65534;
+
 // Drops this process to uid and gid `id` with no supplementary groups, and
 // proves it: true only if every real, effective and saved id is `id` and
 // going back to root fails. Call it in a forked child only.

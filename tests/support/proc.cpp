@@ -94,6 +94,8 @@ std::uint64_t pid_namespace_inode(const std::string& proc_ns_path) {
   return st.st_ino;
 }
 
+bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
+
 pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }

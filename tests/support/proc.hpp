@@ -28,6 +28,10 @@ std::string boot_id();                     // /proc/sys/kernel/random/boot_id
 std::string hostname();
 // The inode of a /proc/PID/ns/pid link: which pid namespace.
 std::uint64_t pid_namespace_inode(const std::string& proc_ns_path);
+// Is this process in the initial pid namespace (inode PROC_PID_INIT_INO),
+// whose pid 1 is the machine's init? (In a container, pid 1 is the
+// container's own first process, which may well hold a lock.)
+bool in_initial_pid_namespace();
 pid_t current_tid();
 
 std::int64_t now();           // epoch seconds

@@ -12,6 +12,7 @@
 //   eventually.hpp     polling for a state no pipe announces
 //   proc.hpp           facts from /proc; clocks
 //   foreign_files.hpp  PostgreSQL's lock files
+//   verdicts.hpp       "held kernel-lock-held": a verdict and its reason
 //   privileges.hpp     dropping root in a child
 //   fault_system.hpp   FaultSystem, ScopedSystem: faults through the seam
 //   etcd_cluster.hpp   EtcdCluster (PIDLOCK_WITH_ETCD builds only)
@@ -30,5 +31,6 @@
 #include "support/privileges.hpp"
 #include "support/proc.hpp"
 #include "support/temp_dir.hpp"
+#include "support/verdicts.hpp"
 
 #endif  // PIDLOCK_TESTS_SUPPORT_TEST_SUPPORT_HPP

@@ -163,10 +163,7 @@ TEST(Handoff, AWaiterThatMayNotWriteTheFileWaitsUnannouncedAndGetsTheLock) {
   Pipe result;
   Child waiter = Child::fork([&]() -> int {
     result.close_read();
-    constexpr uid_t kNobody = 65534;
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
-        ::setresuid(kNobody, kNobody, kNobody) != 0 || ::geteuid() != kNobody)
-      return 10;  // privileges not dropped: the test would prove nothing
+    if (!drop_privileges(kNobody)) return 10;  // privileges not dropped: the test would prove nothing
     if (::open(path.c_str(), O_RDWR | O_CLOEXEC) >= 0 || errno != EACCES) return 11;
     LockManager m;
     std::error_code wec;
