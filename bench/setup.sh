@@ -10,7 +10,7 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
-  build-essential cmake libboost-filesystem-dev libboost-log-dev \
+  build-essential cmake libboost-filesystem-dev libboost-log-dev libgtest-dev \
   libbenchmark-dev \
   util-linux python3 python3-filelock liblockfile-bin liblockfile-dev procmail \
   strace gnuplot-nox hyperfine

@@ -14,6 +14,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build="${PIDLOCK_BUILD_DIR:-build}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPIDLOCK_WITH_ETCD=ON >/dev/null
-cmake --build "$build" -j2 --target pidlock_etcd_tests >/dev/null
-PIDLOCK_ETCD_CHURN_SECONDS="${1:-600}" exec "$build/tests-etcd/pidlock_etcd_tests" \
+nice cmake --build "$build" -j2 --target pidlock_etcd_tests >/dev/null
+PIDLOCK_ETCD_CHURN_SECONDS="${1:-600}" exec "$build/tests/etcd/pidlock_etcd_tests" \
   --gtest_filter='EtcdRunTest.ChurnWithKillsAndPartitionsNeverOverlaps'

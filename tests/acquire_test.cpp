@@ -3,7 +3,7 @@
 // process, losing the lock file, and forked children.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -101,7 +101,7 @@ TEST_P(FreshAcquire, CreatesMode0600RecordOfThisProcessAndReleaseRemovesIt) {
 
   EXPECT_FALSE(handle.release());
   EXPECT_FALSE(handle.held());
-  EXPECT_FALSE(exists_no_follow(lock)) << "release removes the file";
+  EXPECT_FALSE(exists(lock)) << "release removes the file";
 }
 
 INSTANTIATE_TEST_SUITE_P(Umask, FreshAcquire, ::testing::Values(mode_t{0}, mode_t{077}, mode_t{022}));
@@ -251,7 +251,7 @@ TEST(Acquire, ConcurrentThreadsOfOneProcessGetExactlyOneLock) {
     EXPECT_EQ(codes[loser], pidlock::errc::already_held_by_this_process) << codes[loser].message();
     EXPECT_TRUE(handles[1 - loser].recheck());
     EXPECT_FALSE(handles[1 - loser].release());
-    ASSERT_FALSE(exists_no_follow(lock));
+    ASSERT_FALSE(exists(lock));
   }
 }
 
@@ -295,7 +295,7 @@ TEST(LockLost, ReleaseAfterDeleteReportsLockLost) {
   ASSERT_EQ(::unlink(lock.c_str()), 0);
   EXPECT_FALSE(handle.recheck());
   EXPECT_EQ(handle.release(), pidlock::errc::lock_lost);
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(lock));
 }
 
 TEST(LockLost, RecheckFailsWhenLineOneNamesAnotherPid) {
@@ -380,7 +380,7 @@ TEST_P(ForkedChild, ExitLeavesParentsLockFileInPlaceAndLocked) {
     EXPECT_EQ(child.read_line(), std::optional<std::string>("ok"));
   }
   EXPECT_EQ(exit_code(child.wait()), 0);
-  EXPECT_TRUE(exists_no_follow(lock));
+  EXPECT_TRUE(exists(lock));
   EXPECT_EQ(read_file(lock), before);
   EXPECT_TRUE(kernel_lock_held(lock));
   EXPECT_TRUE(handle.recheck());
@@ -388,7 +388,7 @@ TEST_P(ForkedChild, ExitLeavesParentsLockFileInPlaceAndLocked) {
   EXPECT_EQ(other.read_line().value_or(""), std::string("held ") + pidlock::to_string(Reason::kKernelLockHeld));
   EXPECT_EQ(exit_code(other.wait()), 2);
   EXPECT_FALSE(handle.release());
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(lock));
 }
 
 INSTANTIATE_TEST_SUITE_P(Exits, ForkedChild,
@@ -411,11 +411,11 @@ TEST(Handle, MoveLeavesTheSourceEmptyAndAssignmentReleasesTheTarget) {
   EXPECT_TRUE(first.path().empty());
   EXPECT_EQ(first.release(), pidlock::errc::not_held);
   EXPECT_TRUE(moved.held());
-  EXPECT_TRUE(exists_no_follow(a)) << "moving never releases";
+  EXPECT_TRUE(exists(a)) << "moving never releases";
   LockHandle second = manager.acquire(b);
   moved = std::move(second);  // releases a, now holds b
-  EXPECT_FALSE(exists_no_follow(a));
-  EXPECT_TRUE(exists_no_follow(b));
+  EXPECT_FALSE(exists(a));
+  EXPECT_TRUE(exists(b));
   EXPECT_EQ(moved.record().pid, ::getpid());
   EXPECT_FALSE(moved.release());
   EXPECT_EQ(moved.release(), pidlock::errc::not_held) << "a second release";
@@ -431,7 +431,7 @@ TEST(Handle, InvalidOptionsAreRefusedWithoutCreatingAnything) {
   std::error_code ec;
   LockHandle h = manager.acquire(lock, options, ec);
   EXPECT_EQ(ec, pidlock::errc::invalid_argument);
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(lock));
 }
 
 TEST(Handle, ModeOptionIsAppliedRegardlessOfUmask) {

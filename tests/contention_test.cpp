@@ -3,7 +3,7 @@
 // Rule 17: inspect() never makes a concurrent acquire fail; durable on/off.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -95,7 +95,7 @@ void break_stale_lock_with(int contenders, const std::string& lock, int round, i
   EXPECT_TRUE(kernel_lock_held(lock));
   finish.close_write();
   for (Child& k : kids) EXPECT_EQ(exit_code(k.wait()), 0) << "round " << round;
-  EXPECT_FALSE(exists_no_follow(lock)) << "the winner released it";
+  EXPECT_FALSE(exists(lock)) << "the winner released it";
 }
 
 TEST(Contention, TwoProcessesBreakingOneStaleLockExactlyOneWins) {
@@ -228,7 +228,7 @@ TEST(Contention, AcquireReleaseChurnNeverHasTwoHoldersInside) {
   EXPECT_EQ(shared->entries.load(), kProcesses * kCycles);
   EXPECT_EQ(shared->other_failures.load(), 0);
   EXPECT_EQ(shared->lost.load(), 0) << "a holder's recheck() failed while it held the lock";
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(lock));
   ::munmap(mem, sizeof(SharedCounters));
 }
 
@@ -369,13 +369,13 @@ TEST_P(Durability, AcquireTakeOverAndReleaseWork) {
     h.update_status("ready");
     EXPECT_EQ(pidlock::parse_record(read_file(lock)).record->status, "ready");
   }
-  EXPECT_FALSE(exists_no_follow(lock)) << "the destructor releases";
+  EXPECT_FALSE(exists(lock)) << "the destructor releases";
   const pid_t dead = make_stale_lock(lock);
   LockHandle h = manager.acquire(lock, options);
   EXPECT_TRUE(h.took_over());
   EXPECT_EQ(h.previous_holder()->holder->pid, dead);
   EXPECT_FALSE(h.release());
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(lock));
 }
 
 INSTANTIATE_TEST_SUITE_P(OnOff, Durability, ::testing::Bool());

@@ -3,7 +3,7 @@
 // from another directory on its evidence.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -35,7 +35,7 @@ TEST(DataDirectory, MissingDirectoryIsAnError) {
   EXPECT_EQ(ec, std::errc::no_such_file_or_directory) << ec.message();
   EXPECT_FALSE(h.held());
   EXPECT_ANY_THROW({ LockHandle t = pidlock::guard_data_directory(manager, missing); });
-  EXPECT_FALSE(exists_no_follow(missing));
+  EXPECT_FALSE(exists(missing));
 }
 
 TEST(DataDirectory, RegularFileIsNotADataDirectory) {
@@ -58,7 +58,7 @@ TEST(DataDirectory, WorldWritableDirectoryIsUnsafe) {
   std::error_code ec;
   LockHandle h = pidlock::guard_data_directory(manager, data, {}, ec);
   EXPECT_EQ(ec, pidlock::errc::unsafe_data_directory);
-  EXPECT_FALSE(exists_no_follow(data + "/pidlock.pid"));
+  EXPECT_FALSE(exists(data + "/pidlock.pid"));
   try {
     LockHandle t = pidlock::guard_data_directory(manager, data);
     ADD_FAILURE() << "guarded a 0777 directory";
@@ -98,7 +98,7 @@ TEST(DataDirectory, Mode0700WorksAndRecordsTheCanonicalPath) {
   EXPECT_EQ(bytes.substr(l1 + 1, bytes.find('\n', l1 + 1) - l1 - 1), expected) << "line 2";
   EXPECT_EQ(bytes.substr(0, l1), std::to_string(::getpid()));
   EXPECT_FALSE(h.release());
-  EXPECT_FALSE(exists_no_follow(data + "/postmaster.pid"));
+  EXPECT_FALSE(exists(data + "/postmaster.pid"));
 }
 
 TEST(DataDirectory, DirectoryOwnedByAnotherUserIsUnsafe) {
@@ -113,7 +113,7 @@ TEST(DataDirectory, DirectoryOwnedByAnotherUserIsUnsafe) {
   std::error_code ec;
   LockHandle h = pidlock::guard_data_directory(manager, data, {}, ec);
   EXPECT_EQ(ec, pidlock::errc::unsafe_data_directory);
-  EXPECT_FALSE(exists_no_follow(data + "/pidlock.pid"));
+  EXPECT_FALSE(exists(data + "/pidlock.pid"));
   DataDirectoryOptions any_owner;
   any_owner.require_owner = false;
   h = pidlock::guard_data_directory(manager, data, any_owner, ec);

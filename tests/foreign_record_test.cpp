@@ -4,8 +4,7 @@
 // records from another boot or another host.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/scoped_system.hpp"
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 #include "core/judge.hpp"
 
 #include <gtest/gtest.h>

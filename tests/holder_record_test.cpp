@@ -2,7 +2,7 @@
 // verdict on an impossible pid.
 #include <pidlock/holder_record.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 #include "core/judge.hpp"
 
 #include <gtest/gtest.h>

@@ -7,13 +7,11 @@
 // nothing is removed or rewritten unless it is a stale lock.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/scoped_system.hpp"
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 #include "posix/system.hpp"
 
 #include <gtest/gtest.h>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -42,17 +40,10 @@ using pidlock::Verdict;
 using pidlock::detail::KernelLock;
 using pidlock::detail::LockQuery;
 
-constexpr uid_t kNobody = 65534;
-
 std::string canonical(const std::string& path) {
   char buf[PATH_MAX];
   return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
 }
-
-std::string describe(Verdict v, Reason r) {
-  return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r);
-}
-std::string describe(const Inspection& i) { return describe(i.verdict, i.reason); }
 
 struct stat stat_of(const std::string& path) {
   struct stat st {};
@@ -259,11 +250,6 @@ const char* name_of(PidCase c) {
 void PrintTo(PidCase c, std::ostream* os) { *os << name_of(c); }
 void PrintTo(Layout l, std::ostream* os) { *os << (l == Layout::kPostmasterPid ? "postmaster.pid" : "pidfile"); }
 
-// Is this process in the initial pid namespace, whose pid 1 is the
-// machine's init? (In a container, pid 1 is the container's own first
-// process, which may well hold a lock.)
-bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
-
 // What the judge says about one case (lib/foreign_record.cpp,
 // lib/core/judge.cpp): line 1 must be a number a pid can
 // be on Linux (at most 4194304), or the file is no lock record at all:
@@ -411,7 +397,7 @@ TEST_P(ImpossiblePid, AcquireTakesOverOnlyAStaleFileAndLeavesTheRestUnchanged) {
         EXPECT_EQ(recorder.changes, std::vector<std::string>{"unlinkat"});
       }
       EXPECT_FALSE(handle.release());
-      EXPECT_FALSE(exists_no_follow(lock_));
+      EXPECT_FALSE(exists(lock_));
     } else {
       EXPECT_EQ(ec, pidlock::errc::held) << ec.message();
       EXPECT_FALSE(handle.held());
@@ -439,7 +425,7 @@ TEST_P(ImpossiblePid, BreakStaleRemovesOnlyAStaleFileNeverOneItCannotJudge) {
     EXPECT_EQ(broke.removed, stale(kernel_locks));
     expect_probed_only_the_magnitude(recorder);
     if (stale(kernel_locks)) {
-      EXPECT_FALSE(exists_no_follow(lock_));
+      EXPECT_FALSE(exists(lock_));
     } else {
       EXPECT_EQ(recorder.changes, std::vector<std::string>{});
       EXPECT_EQ(read_file(lock_), bytes_);
@@ -519,7 +505,7 @@ TEST(WorldWritableFolder, GuardDataDirectoryRefusesItNamingThePathAndTheReason) 
       EXPECT_NE(what.find(std::string("its permissions are ") + octal), std::string::npos) << what;
       EXPECT_NE(what.find("chmod it"), std::string::npos) << what;
     }
-    EXPECT_FALSE(exists_no_follow(data + "/pidlock.pid"));
+    EXPECT_FALSE(exists(data + "/pidlock.pid"));
   }
 }
 
@@ -600,23 +586,16 @@ TEST(WorldWritableFolder, WithTheStickyBitAnotherUserCannotReplaceTheLock) {
   EXPECT_TRUE(handle.recheck());
   EXPECT_EQ(first_line(lock), std::to_string(::getpid()));
   EXPECT_FALSE(handle.release());
-  EXPECT_FALSE(exists_no_follow(lock));
-  EXPECT_TRUE(exists_no_follow(folder + "/impostor")) << "the other user's file stays under its own name";
+  EXPECT_FALSE(exists(lock));
+  EXPECT_TRUE(exists(folder + "/impostor")) << "the other user's file stays under its own name";
 }
 
 // --- a read-only file system ---
 
 // The names in `folder`, sorted, space-separated.
 std::string entries_of(const std::string& folder) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(folder.c_str())) {
-    while (struct dirent* e = ::readdir(d))
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    ::closedir(d);
-  }
-  std::sort(names.begin(), names.end());
   std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : " ") + n;
+  for (const std::string& n : list_folder(folder)) out += (out.empty() ? "" : " ") + n;
   return out;
 }
 

@@ -4,7 +4,7 @@
 // written or removed.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -84,8 +84,8 @@ TEST(HostilePath, DanglingSymlinkIsRefusedAndNothingIsCreatedAtItsTarget) {
   const std::string lock = dir / "dangling.pid";
   ASSERT_EQ(::symlink(target.c_str(), lock.c_str()), 0);
   EXPECT_EQ(codes_of_all_entry_points(lock), "acquire=symlink inspect=symlink break=symlink");
-  EXPECT_FALSE(exists_no_follow(target));
-  EXPECT_TRUE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(target));
+  EXPECT_TRUE(exists(lock));
 }
 
 TEST(HostilePath, DirectoryIsNotARegularFile) {
@@ -130,7 +130,7 @@ TEST(HostilePath, DeviceNodeIsNotARegularFileAndIsNotOpened) {
   // A character device (the null device's numbers); we are root.
   ASSERT_EQ(::mknod(lock.c_str(), S_IFCHR | 0600, makedev(1, 3)), 0) << std::strerror(errno);
   EXPECT_EQ(codes_of_all_entry_points(lock), "acquire=not-regular inspect=not-regular break=not-regular");
-  EXPECT_TRUE(exists_no_follow(lock));
+  EXPECT_TRUE(exists(lock));
 }
 
 TEST(HostilePath, HardLinkedStaleLookingFileIsNeverRemoved) {
@@ -162,8 +162,8 @@ TEST(HostilePath, HardLinkToAStalePidlockRecordIsNeverRemoved) {
   std::error_code ec;
   LockHandle h = manager.acquire(lock, {}, ec);
   EXPECT_EQ(ec, pidlock::errc::hard_linked_lock_file);
-  EXPECT_TRUE(exists_no_follow(lock));
-  EXPECT_TRUE(exists_no_follow(backup));
+  EXPECT_TRUE(exists(lock));
+  EXPECT_TRUE(exists(backup));
   EXPECT_EQ(first_line(lock), std::to_string(holder.pid()));
 }
 

@@ -3,7 +3,7 @@
 // keeps the kernel lock after the parent lets go.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -71,16 +71,10 @@ TEST(Inheritance, InheritableDescriptorSurvivesExecAndKeepsTheLockHeld) {
   // the path is gone (release unlinks it).
   int probe = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(probe, 0);
-  auto held = [probe] {
-    struct flock fl {};
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    EXPECT_EQ(::fcntl(probe, F_OFD_GETLK, &fl), 0);
-    return fl.l_type != F_UNLCK;
-  };
+  auto held = [probe] { return byte_locked(probe, 0); };
   EXPECT_TRUE(held());
   EXPECT_FALSE(handle.release());
-  EXPECT_TRUE(exists_no_follow(lock)) << "a lock lives as long as any process that inherited it";
+  EXPECT_TRUE(exists(lock)) << "a lock lives as long as any process that inherited it";
   EXPECT_TRUE(held()) << "the exec'd child's inherited descriptor keeps the lock";
   EXPECT_EQ(manager.inspect(lock).verdict, pidlock::Verdict::kHeld);
   std::error_code ec;

@@ -7,7 +7,7 @@
 // the drop happened, and reports back through a pipe.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,7 +27,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-constexpr uid_t kNobody = 65534;
 constexpr uid_t kOtherUser = 65533;
 
 // A live process owned by `uid`, sleeping until killed.
@@ -41,11 +40,6 @@ Child sleeper_as(uid_t uid) {
   EXPECT_EQ(c.read_line(), std::optional<std::string>("dropped"));
   return c;
 }
-
-std::string describe(Verdict v, Reason r) {
-  return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r);
-}
-std::string describe(const Inspection& i) { return describe(i.verdict, i.reason); }
 
 TEST(PermissionDenied, LiveProcessOfAnotherUserIsHeldByDefaultAndStaleUnderAssumeDead) {
   Child other = sleeper_as(kNobody);
@@ -134,7 +128,7 @@ TEST(ErrorMessages, MissingLockFolderNamesPathAndErrno) {
   LockHandle h = manager.acquire(lock, {}, ec);
   EXPECT_EQ(ec, std::errc::no_such_file_or_directory);
   EXPECT_FALSE(h.held());
-  EXPECT_FALSE(exists_no_follow(dir / "no-such-folder"));
+  EXPECT_FALSE(exists(dir / "no-such-folder"));
 }
 
 TEST(ErrorMessages, ReadOnlyFolderForAnotherUserGivesEaccesNamingThePath) {
@@ -180,7 +174,7 @@ TEST(ErrorMessages, ReadOnlyFolderForAnotherUserGivesEaccesNamingThePath) {
   EXPECT_NE(line->find(secret), std::string::npos) << *line;
   EXPECT_NE(line->find(std::strerror(EACCES)), std::string::npos) << *line;
   EXPECT_EQ(exit_code(child.wait()), 0);
-  EXPECT_FALSE(exists_no_follow(lock)) << "nothing left behind";
+  EXPECT_FALSE(exists(lock)) << "nothing left behind";
   EXPECT_EQ(read_file(secret), "garbage\n");
 }
 

@@ -3,7 +3,7 @@
 // namespace is gone.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 #include "core/judge.hpp"
 
 #include <gtest/gtest.h>
@@ -73,7 +73,7 @@ TEST(PidNamespace, HolderInAnotherNamespaceIsHeldByKernelLockThenTakenOver) {
   EXPECT_EQ(ec, pidlock::errc::held) << "pid 1 here is init, but the kernel lock decides";
   EXPECT_EQ(held.reason, Reason::kKernelLockHeld);
   EXPECT_FALSE(manager.break_stale(lock).removed);
-  EXPECT_TRUE(exists_no_follow(lock));
+  EXPECT_TRUE(exists(lock));
 
   // Kill the whole namespace: its pid 1, and with it every process in it.
   ASSERT_EQ(::kill(h.outside_pid, SIGKILL), 0);

@@ -4,7 +4,7 @@
 // process are held and never removed.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -79,7 +79,7 @@ TEST_P(StaleFile, WithoutKernelLockOnlyALockRemnantIsTakenOver) {
   pidlock::Inspection insp = manager.inspect(lock);
   EXPECT_EQ(insp.verdict, bad().verdict);
   EXPECT_EQ(insp.reason, bad().expected) << insp.detail;
-  EXPECT_TRUE(exists_no_follow(lock)) << "inspect never removes";
+  EXPECT_TRUE(exists(lock)) << "inspect never removes";
 
   const std::string bytes = read_file(lock);
   const std::int64_t t0 = monotonic_ms();
@@ -180,7 +180,7 @@ TEST(StaleFile, BreakStaleRemovesOnlyStaleFiles) {
   pidlock::BreakResult broke = manager.break_stale(lock);
   EXPECT_TRUE(broke.removed);
   EXPECT_EQ(broke.inspection.reason, Reason::kEmptyFile);
-  EXPECT_FALSE(exists_no_follow(lock));
+  EXPECT_FALSE(exists(lock));
 }
 
 }  // namespace

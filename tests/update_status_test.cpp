@@ -3,7 +3,7 @@
 // sees the file shrink.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -173,7 +173,7 @@ TEST(UpdateStatus, MalformedStatusIsRefusedAndNothingIsWritten) {
   options.status = "with space";
   LockHandle refused = manager.acquire(dir / "other.pid", options, ec);
   EXPECT_EQ(ec, pidlock::errc::invalid_argument);
-  EXPECT_FALSE(exists_no_follow(dir / "other.pid"));
+  EXPECT_FALSE(exists(dir / "other.pid"));
 }
 
 TEST(UpdateStatus, AfterTheFileWasReplacedNothingIsWritten) {
@@ -185,7 +185,7 @@ TEST(UpdateStatus, AfterTheFileWasReplacedNothingIsWritten) {
   std::error_code ec;
   handle.update_status("ready", ec);
   EXPECT_EQ(ec, pidlock::errc::lock_lost);
-  EXPECT_FALSE(exists_no_follow(lock)) << "update never re-creates the file";
+  EXPECT_FALSE(exists(lock)) << "update never re-creates the file";
   write_file(lock, "replacement\n");
   handle.update_status("ready", ec);
   EXPECT_EQ(ec, pidlock::errc::lock_lost);

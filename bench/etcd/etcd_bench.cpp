@@ -17,15 +17,13 @@
 //     which unlocks on SIGINT) until it reads the first waiter's line; and
 //     the raft writes (etcd_server_proposals_committed_total) in that
 //     window and per whole cycle (a new waiter joins after each hand-off).
-#include "child_process.hpp"
-#include "etcd_cluster.hpp"
+#include "support/child.hpp"
+#include "support/etcd_cluster.hpp"
+#include "support/proc.hpp"
 
 #include <pidlock/pidlock.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -35,15 +33,18 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 namespace {
 
-using pidlock_etcd_test::ChildProcess;
-using pidlock_etcd_test::EtcdCluster;
-using pidlock_etcd_test::monotonic_ns;
+using pidlock_test::Child;
+using pidlock_test::EtcdCluster;
+using pidlock_test::kPatience;
+using pidlock_test::monotonic_ns;
+using pidlock_test::Stdio;
 using namespace std::chrono_literals;
 
 struct Stats {
@@ -73,28 +74,22 @@ double ms_since(long long t0) { return (monotonic_ns() - t0) / 1e6; }
 
 // Runs argv to completion with stdout/stderr to /dev/null; the exit status.
 int run(const std::vector<std::string>& argv) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return status;
+  Stdio quiet;
+  quiet.output_file = quiet.error_file = "/dev/null";
+  return Child::spawn(argv, quiet).wait();
+}
+
+// A holder the benchmark talks to a line at a time.
+std::unique_ptr<Child> start(const std::vector<std::string>& argv) {
+  return std::make_unique<Child>(Child::spawn(argv, Stdio::interactive()));
 }
 
 // One side of the hand-off benchmark: how to start a contender that waits
 // for the lock, how to make the holder let go, and the prefix of the line a
 // contender prints once it has the lock.
 struct Contender {
-  std::function<std::unique_ptr<ChildProcess>()> start;
-  std::function<void(ChildProcess&)> release;
+  std::function<std::unique_ptr<Child>()> start;
+  std::function<void(Child&)> release;
   std::string acquired_prefix;
 };
 
@@ -111,7 +106,7 @@ struct HandoffResult {
 constexpr int kEtcdctlTtl = 5;
 constexpr auto kSettle = std::chrono::seconds(kEtcdctlTtl + 2);
 
-bool acquired(ChildProcess& c, const std::string& prefix, std::chrono::milliseconds within) {
+bool acquired(Child& c, const std::string& prefix, std::chrono::milliseconds within) {
   auto line = c.read_line(within);
   return line && line->rfind(prefix, 0) == 0;
 }
@@ -128,7 +123,7 @@ HandoffResult handoff(const EtcdCluster& cluster, const Contender& side, int wai
     std::cerr << "the first contender did not get the free lock\n";
     return result;
   }
-  std::deque<std::unique_ptr<ChildProcess>> queue;
+  std::deque<std::unique_ptr<Child>> queue;
   for (int i = 0; i < waiters; ++i) {
     queue.push_back(side.start());
     std::this_thread::sleep_for(300ms);  // queued before the next one comes
@@ -145,17 +140,17 @@ HandoffResult handoff(const EtcdCluster& cluster, const Contender& side, int wai
     }
     ms.push_back(ms_since(t0));
     window_writes += cluster.proposals_committed() - before;
-    holder->wait();
+    holder->wait(kPatience);
     holder = std::move(queue.front());
     queue.pop_front();
     queue.push_back(side.start());
     std::this_thread::sleep_for(300ms);  // the new one queued
   }
   side.release(*holder);
-  holder->wait();
+  holder->wait(kPatience);
   for (auto& q : queue) {  // each gets the lock in turn and lets go
     if (acquired(*q, side.acquired_prefix, 10s)) side.release(*q);
-    q->wait();
+    q->wait(kPatience);
   }
   std::this_thread::sleep_for(kSettle);
   const long long all_writes = cluster.proposals_committed() - start_writes;
@@ -245,19 +240,18 @@ int main(int argc, char** argv) {
   for (int waiters : {1, 4, 16}) {
     const std::string address = "etcd://" + endpoints + "/bench/handoff" + std::to_string(waiters);
     Contender pidlock_side{
-        [&] { return std::make_unique<ChildProcess>(std::vector<std::string>{holder, address, "wait"}); },
-        [](ChildProcess& c) {
+        [&] { return start({holder, address, "wait"}); },
+        [](Child& c) {
           c.send("release");
-          c.close_stdin();
+          c.close_input();
         },
         "acquired"};
     Contender etcdctl_side{
         [&] {
-          return std::make_unique<ChildProcess>(std::vector<std::string>{
-              "etcdctl", "--endpoints=" + endpoints, "lock", "--ttl=" + std::to_string(kEtcdctlTtl),
-              "/bench/etcdctl-handoff" + std::to_string(waiters)});
+          return start({"etcdctl", "--endpoints=" + endpoints, "lock", "--ttl=" + std::to_string(kEtcdctlTtl),
+                        "/bench/etcdctl-handoff" + std::to_string(waiters)});
         },
-        [](ChildProcess& c) { c.signal(SIGINT); },  // etcdctl lock unlocks on SIGINT
+        [](Child& c) { c.kill(SIGINT); },  // etcdctl lock unlocks on SIGINT
         ""};
     for (auto* side : {&pidlock_side, &etcdctl_side}) {
       HandoffResult r = handoff(cluster, *side, waiters, handoffs);

@@ -7,7 +7,7 @@
 // process is a child subreaper, so that a COMMAND orphaned by a SIGKILLed
 // pidlock becomes the test's child and is reaped, not left behind.
 #include "mini_json.hpp"
-#include "process.hpp"
+#include "support/test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -31,11 +31,24 @@
 namespace cli_test {
 namespace {
 
+using namespace pidlock_test;
+using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
 constexpr int kUsage = 64;
 constexpr int kSoftware = 70;
 constexpr int kHeld = 75;
+
+// The path of the built program.
+const char* pidlock_path() { return PIDLOCK_CLI_PATH; }
+
+// Runs pidlock with `args` to the end, its output captured in `scratch_dir`.
+Outcome pidlock(const std::vector<std::string>& args, const std::string& scratch_dir,
+                std::chrono::milliseconds limit = 15000ms) {
+  std::vector<std::string> argv{pidlock_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Child::spawn(argv, Stdio::captured_in(scratch_dir)).finish(limit);
+}
 
 // A COMMAND that records its pid in `pid_file`, then sleeps as that pid.
 std::vector<std::string> sleeper(const std::string& pid_file) {
@@ -44,7 +57,7 @@ std::vector<std::string> sleeper(const std::string& pid_file) {
 }
 
 pid_t parent_of(pid_t pid) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat = try_read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
   std::size_t close = stat.rfind(')');
   if (close == std::string::npos) return -1;
   // ") S ppid ..."
@@ -77,10 +90,10 @@ class CliTest : public ::testing::Test {
     return pidlock(args, dir_, limit);
   }
 
-  std::unique_ptr<Process> start(const std::vector<std::string>& args) {
+  std::unique_ptr<Child> start(const std::vector<std::string>& args) {
     std::vector<std::string> argv{pidlock_path()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return std::make_unique<Process>(argv, dir_);
+    return std::make_unique<Child>(Child::spawn(argv, Stdio::captured_in(dir_)));
   }
 
   Json status_json(const std::string& lock, int* exit_code = nullptr) {
@@ -96,7 +109,7 @@ class CliTest : public ::testing::Test {
 
   // A running `pidlock run [extra...] LOCK -- sleeper`, once COMMAND runs.
   struct Holder {
-    std::unique_ptr<Process> pidlock;
+    std::unique_ptr<Child> pidlock;
     pid_t command = -1;
   };
   Holder hold(const std::string& lock, const std::vector<std::string>& extra = {}) {
@@ -109,7 +122,7 @@ class CliTest : public ::testing::Test {
     for (const std::string& a : sleeper(pid_file)) args.push_back(a);
     h.pidlock = start(args);
     EXPECT_TRUE(eventually([&] { return exists(pid_file) || !h.pidlock->running(); }));
-    h.command = static_cast<pid_t>(std::atol(read_file(pid_file).c_str()));
+    h.command = static_cast<pid_t>(std::atol(try_read_file(pid_file).value_or("").c_str()));
     EXPECT_GT(h.command, 0) << "COMMAND did not start";
     if (h.command > 0) commands_.push_back(h.command);
     return h;
@@ -129,7 +142,7 @@ class CliTest : public ::testing::Test {
   void make_stale(const std::string& lock) {
     Holder h = hold(lock);
     h.pidlock->kill(SIGKILL);
-    h.pidlock->wait();
+    h.pidlock->finish();
     kill_orphan(h.command);
   }
 
@@ -315,7 +328,7 @@ TEST_F(CliTest, WhileTheCommandRunsTheRecordNamesItAndStatusSaysHeld) {
   EXPECT_THAT(human.out, HasSubstr(std::to_string(h.command)));
 
   kill(h.command, SIGTERM);
-  EXPECT_EXIT_CODE(h.pidlock->wait(), 128 + SIGTERM);
+  EXPECT_EXIT_CODE(h.pidlock->finish(), 128 + SIGTERM);
   EXPECT_FALSE(exists(lock_));
 }
 
@@ -373,8 +386,8 @@ TEST_F(CliTest, RunWaitTakesTheLockOnceTheHolderExits) {
   EXPECT_TRUE(waiter->running());
   EXPECT_FALSE(exists(marker));
   kill(h.command, SIGTERM);
-  EXPECT_EXIT_CODE(h.pidlock->wait(), 128 + SIGTERM);
-  Outcome o = waiter->wait(5000ms);
+  EXPECT_EXIT_CODE(h.pidlock->finish(), 128 + SIGTERM);
+  Outcome o = waiter->finish(5000ms);
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_TRUE(exists(marker));
   EXPECT_FALSE(exists(lock_));
@@ -386,7 +399,7 @@ TEST_F(CliTest, RunWithATimeoutTakesTheLockWhenItIsReleasedInTime) {
   std::this_thread::sleep_for(200ms);
   EXPECT_TRUE(waiter->running());
   kill(h.command, SIGTERM);
-  Outcome o = waiter->wait(5000ms);
+  Outcome o = waiter->finish(5000ms);
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_LT(o.elapsed.count(), 5.0);
 }
@@ -394,7 +407,7 @@ TEST_F(CliTest, RunWithATimeoutTakesTheLockWhenItIsReleasedInTime) {
 TEST_F(CliTest, CommandKilledWhilePidlockLivesFreesTheLock) {
   Holder h = hold(lock_);
   kill(h.command, SIGKILL);
-  EXPECT_EXIT_CODE(h.pidlock->wait(), 128 + SIGKILL);
+  EXPECT_EXIT_CODE(h.pidlock->finish(), 128 + SIGKILL);
   EXPECT_FALSE(exists(lock_));
   EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), 0);
 }
@@ -402,7 +415,7 @@ TEST_F(CliTest, CommandKilledWhilePidlockLivesFreesTheLock) {
 TEST_F(CliTest, PidlockKilledLeavesTheLockHeldByTheCommandThenStale) {
   Holder h = hold(lock_);
   h.pidlock->kill(SIGKILL);
-  Outcome killed = h.pidlock->wait();
+  Outcome killed = h.pidlock->finish();
   EXPECT_EQ(killed.signal, SIGKILL);
 
   // COMMAND still runs, and still holds the lock through its descriptor.
@@ -441,8 +454,8 @@ TEST_F(CliTest, TheCommandInheritsTheLockDescriptorAndNothingElse) {
   // COMMAND inherits the lock's descriptor (that is what keeps the lock
   // alive without pidlock) besides what it would inherit anyway.
   const std::string list_fds = "ls /proc/$$/fd | sort -n | tr '\\n' ' '";
-  Process plain({"/bin/sh", "-c", list_fds}, dir_);
-  std::string without = plain.wait().out;
+  Child plain = Child::spawn({"/bin/sh", "-c", list_fds}, Stdio::captured_in(dir_));
+  std::string without = plain.finish().out;
   Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", list_fds});
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_EQ(std::count(o.out.begin(), o.out.end(), ' '), std::count(without.begin(), without.end(), ' ') + 1)
@@ -464,7 +477,7 @@ TEST_P(SignalForwardingTest, ReachesTheCommand) {
   auto p = start({"run", lock_, "--", "/bin/sh", "-c", script});
   ASSERT_TRUE(eventually([&] { return exists(ready); }));
   p->kill(signal);
-  Outcome o = p->wait(5000ms);
+  Outcome o = p->finish(5000ms);
   EXPECT_EXIT_CODE(o, 7);  // pidlock survived the signal and reports COMMAND's status
   const char* name = signal == SIGTERM ? "TERM\n" : signal == SIGINT ? "INT\n" : "HUP\n";
   EXPECT_EQ(read_file(got), name);
@@ -483,7 +496,7 @@ TEST_F(CliTest, ASignalWhileWaitingEndsTheWaitWithoutRunningTheCommand) {
   std::this_thread::sleep_for(200ms);
   ASSERT_TRUE(waiter->running());
   waiter->kill(SIGTERM);
-  Outcome o = waiter->wait(5000ms);
+  Outcome o = waiter->finish(5000ms);
   EXPECT_FALSE(o.exited);
   EXPECT_EQ(o.signal, SIGTERM);
   EXPECT_FALSE(exists(marker));
@@ -546,9 +559,9 @@ TEST_F(CliTest, StatusJsonEscapesEveryByte) {
   // A PostgreSQL socket lock file (5 lines) of a dead server whose data
   // directory holds a quote, a backslash, a tab and a byte that is not
   // UTF-8: the JSON must still parse, with U+FFFD for that byte.
-  Process gone({"true"}, dir_);
+  Child gone = Child::spawn({"true"}, Stdio::captured_in(dir_));
   pid_t dead = gone.pid();
-  gone.wait();
+  gone.finish();
   std::string lock = dir_ + "/.s.PGSQL.5432.lock";
   write_file(lock, std::to_string(dead) + "\n/srv/\xff\"q\\b\tz\n" + std::to_string(time(nullptr)) +
                        "\n5432\n/tmp\n");
@@ -575,7 +588,7 @@ std::string postmaster_pid(pid_t pid, const std::string& data_dir) {
 }
 
 TEST_F(CliTest, PostgresqlPostmasterPidOfALiveServerIsHeld) {
-  Process server({"sleep", "30"}, dir_);
+  Child server = Child::spawn({"sleep", "30"}, Stdio::captured_in(dir_));
   std::string lock = dir_ + "/postmaster.pid";
   write_file(lock, postmaster_pid(server.pid(), dir_));
   int code = -1;
@@ -598,9 +611,9 @@ TEST_F(CliTest, PostgresqlPostmasterPidOfALiveServerIsHeld) {
 }
 
 TEST_F(CliTest, PostgresqlPostmasterPidOfADeadServerIsStaleAndBreakRemovesIt) {
-  Process server({"true"}, dir_);
+  Child server = Child::spawn({"true"}, Stdio::captured_in(dir_));
   pid_t dead = server.pid();
-  server.wait();
+  server.finish();
   std::string lock = dir_ + "/postmaster.pid";
   write_file(lock, postmaster_pid(dead, dir_));
   int code = -1;
@@ -711,9 +724,9 @@ TEST_F(CliTest, RunOnAReadOnlyFileSystemExits74NamingThePathAndRunsNothing) {
   const std::string lock = mount_point + "/postmaster.pid";
   const std::string ran = dir_ + "/ran";
   const std::string report = dir_ + "/report";
-  Process server({"true"}, dir_);
+  Child server = Child::spawn({"true"}, Stdio::captured_in(dir_));
   const pid_t dead = server.pid();
-  server.wait();
+  server.finish();
   const std::string record = postmaster_pid(dead, mount_point);
 
   pid_t child = fork();
@@ -786,7 +799,7 @@ TEST_F(CliTest, WaitReturnsWhenTheHolderExits) {
   EXPECT_TRUE(waiter->running());
   auto released = std::chrono::steady_clock::now();
   kill(h.command, SIGTERM);
-  Outcome o = waiter->wait(5000ms);
+  Outcome o = waiter->finish(5000ms);
   EXPECT_EXIT_CODE(o, 0);
   std::chrono::duration<double> after = std::chrono::steady_clock::now() - released;
   EXPECT_LT(after.count(), 3.0);
@@ -795,12 +808,12 @@ TEST_F(CliTest, WaitReturnsWhenTheHolderExits) {
 TEST_F(CliTest, WaitReturnsWhenAKilledHoldersLockBecomesStale) {
   Holder h = hold(lock_);
   h.pidlock->kill(SIGKILL);
-  h.pidlock->wait();
+  h.pidlock->finish();
   auto waiter = start({"wait", "--timeout", "10", lock_});
   std::this_thread::sleep_for(200ms);
   EXPECT_TRUE(waiter->running());
   kill_orphan(h.command);
-  Outcome o = waiter->wait(5000ms);
+  Outcome o = waiter->finish(5000ms);
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_LT(o.elapsed.count(), 5.0);
   EXPECT_TRUE(exists(lock_));

@@ -3,6 +3,8 @@
 // SIGTERM, talked to over its real Unix socket. What an operator would see:
 // a refused second start, a crash and the automatic recovery, a clean stop,
 // and a daemon that stops by itself when its lock file is deleted.
+#include "support/test_support.hpp"
+
 #include <pidlock/holder_record.hpp>
 
 #include <gtest/gtest.h>
@@ -38,76 +40,42 @@ namespace fs = boost::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // One kvd process, its stdout and stderr captured in files.
 class Kvd {
  public:
-  Kvd(const fs::path& data_dir, const fs::path& output_prefix)
-      : out_(output_prefix.string() + ".out"), err_(output_prefix.string() + ".err") {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (out < 0 || err < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) ::_exit(120);
-      ::execl(PIDLOCK_KVD, PIDLOCK_KVD, "--data-dir", data_dir.c_str(), static_cast<char*>(nullptr));
-      ::_exit(121);
-    }
+  Kvd(const fs::path& data_dir, const fs::path& output_prefix) : err_(output_prefix.string() + ".err") {
+    pidlock_test::Stdio stdio;
+    stdio.output_file = output_prefix.string() + ".out";
+    stdio.error_file = err_;
+    process_ = pidlock_test::Child::spawn({PIDLOCK_KVD, "--data-dir", data_dir.string()}, stdio);
   }
-  ~Kvd() {
-    if (!exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Kvd(const Kvd&) = delete;
-  Kvd& operator=(const Kvd&) = delete;
 
-  pid_t pid() const { return pid_; }
-  std::string out() const { return read_file(out_); }
-  std::string err() const { return read_file(err_); }
+  pid_t pid() const { return process_.pid(); }
+  std::string out() const { return pidlock_test::try_read_file(process_.output_file()).value_or(""); }
+  std::string err() const { return pidlock_test::try_read_file(err_).value_or(""); }
 
   // Waits until kvd says it is ready; false if it exited or took too long.
   bool wait_ready(std::chrono::milliseconds limit = 5s) {
-    for (auto deadline = Clock::now() + limit; Clock::now() < deadline; std::this_thread::sleep_for(5ms)) {
-      if (contains(out(), "kvd: ready on ")) return true;
-      if (poll_exit()) return false;
-    }
-    return false;
+    bool exited = false;
+    bool ready = pidlock_test::eventually(
+        [&] { return contains(out(), "kvd: ready on ") || (exited = !process_.running()); }, limit);
+    return ready && !exited;
   }
 
   // The exit status (128 + signal when killed), or -1 if still running
   // after `limit`.
   int wait_exit(std::chrono::milliseconds limit = 5s) {
-    for (auto deadline = Clock::now() + limit; Clock::now() < deadline; std::this_thread::sleep_for(2ms)) {
-      if (poll_exit()) return status_;
-    }
-    return poll_exit() ? status_ : -1;
+    std::optional<int> status = process_.wait(limit);
+    return status ? pidlock_test::exit_code(*status) : -1;
   }
 
-  void signal(int signo) { ::kill(pid_, signo); }
+  void signal(int signo) { process_.kill(signo); }
 
  private:
-  bool poll_exit() {
-    if (exited_) return true;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
-    exited_ = true;
-    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return true;
-  }
-
-  fs::path out_, err_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = -1;
+  std::string err_;
+  pidlock_test::Child process_;
 };
 
 // Sends one request line to kvd's socket and returns the reply line.
@@ -135,14 +103,8 @@ std::string request(const fs::path& socket_path, const std::string& line) {
 class KvdTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/pidlock-e2e.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    root_ = fs::canonical(pattern);
-    data_dir_ = root_ / "data";
     ASSERT_EQ(::mkdir(data_dir_.c_str(), 0700), 0);  // guard_data_directory wants 0700
   }
-  void TearDown() override { fs::remove_all(root_); }
 
   // kvd number `n` of this test, its output in root_/kvd-n.{out,err}.
   std::unique_ptr<Kvd> start(int n) { return std::make_unique<Kvd>(data_dir_, root_ / ("kvd-" + std::to_string(n))); }
@@ -150,7 +112,9 @@ class KvdTest : public ::testing::Test {
   fs::path lock_file() const { return data_dir_ / "pidlock.pid"; }
   fs::path socket_path() const { return data_dir_ / "kvd.sock"; }
 
-  fs::path root_, data_dir_;
+  pidlock_test::TempDir temp_;
+  fs::path root_ = temp_.path();
+  fs::path data_dir_ = root_ / "data";
 };
 
 TEST_F(KvdTest, SecondInstanceIsRefusedWithExit75NamingTheFirstsPid) {
@@ -172,7 +136,7 @@ TEST_F(KvdTest, SecondInstanceIsRefusedWithExit75NamingTheFirstsPid) {
 TEST_F(KvdTest, LockFileNamesTheServerAndSaysReadyWhileServing) {
   auto kvd = start(1);
   ASSERT_TRUE(kvd->wait_ready()) << kvd->err();
-  pidlock::ParsedRecord parsed = pidlock::parse_record(read_file(lock_file()));
+  pidlock::ParsedRecord parsed = pidlock::parse_record(pidlock_test::read_file(lock_file().string()));
   ASSERT_TRUE(parsed.record) << parsed.problem;
   EXPECT_EQ(parsed.record->pid, kvd->pid());
   EXPECT_EQ(parsed.record->data_directory, data_dir_.string());

@@ -2,6 +2,8 @@
 // its own Boost.Log sink for pidlock's records, filters them by channel and
 // severity, and silences them with set_log_threshold(LogThreshold::kOff).
 // If this file changes, change the guide's excerpt with it.
+#include "support/test_support.hpp"
+
 #include <pidlock/pidlock.hpp>
 
 #include <gtest/gtest.h>
@@ -40,10 +42,6 @@ boost::shared_ptr<TextSink> route_pidlock_log(std::ostream& out,
 #include <boost/log/sources/record_ostream.hpp>
 #include <boost/log/sources/severity_channel_logger.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <sstream>
 #include <string>
 
@@ -56,37 +54,17 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 class LoggingGuide : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/pidlock-logging.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = fs::canonical(pattern);
-    lock_ = dir_ / "job.lock";
-  }
   void TearDown() override {
     if (sink_) boost::log::core::get()->remove_sink(sink_);
     pidlock::set_log_threshold(pidlock::LogThreshold::kInfo);  // the default
-    fs::remove_all(dir_);
   }
 
   // Leaves a stale lock at lock_: a child acquires it and exits without
   // releasing, so the kernel lock is gone but the file stays. Returns its pid.
-  pid_t leave_stale_lock() {
-    pid_t child = ::fork();
-    if (child == 0) {
-      pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
-      pidlock::LockManager locks;
-      std::error_code ec;
-      pidlock::LockHandle h = locks.acquire(lock_, {}, ec);
-      ::_exit(ec ? 1 : 0);  // no destructors: the file stays behind
-    }
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    return child;
-  }
+  pid_t leave_stale_lock() { return pidlock_test::leave_stale_lock(lock_.string()); }
 
-  fs::path dir_, lock_;
+  pidlock_test::TempDir dir_;
+  fs::path lock_ = fs::path(dir_.path()) / "job.lock";
   std::ostringstream out_;
   boost::shared_ptr<TextSink> sink_;
 };

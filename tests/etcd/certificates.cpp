@@ -1,10 +1,11 @@
 #include "certificates.hpp"
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+#include "support/child.hpp"
+#include "support/files.hpp"
 
 namespace pidlock_etcd_test {
+
+using namespace pidlock_test;
 
 bool make_certificates(const std::string& dir, std::string* problem) {
   // P-256 keys: quick to make, and Go's TLS and OpenSSL both take them.
@@ -27,17 +28,10 @@ bool make_certificates(const std::string& dir, std::string* problem) {
       "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out client.pem -days 2 "
       "-extfile client.ext 2>/dev/null\n";
   const std::string script_path = dir + "/make.sh";
-  const std::string log_path = dir + "/make.log";
-  {
-    std::ofstream out(script_path);
-    out << script;
-  }
-  const std::string command = "sh '" + script_path + "' > '" + log_path + "' 2>&1";
-  if (std::system(command.c_str()) != 0) {
-    std::ifstream in(log_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    *problem = "openssl failed (is the openssl package installed?):\n" + ss.str();
+  write_file(script_path, script, 0600);
+  Outcome o = Child::spawn({"sh", script_path}, Stdio::captured_in(dir)).finish(std::chrono::seconds(60));
+  if (!o.exited || o.code != 0) {
+    *problem = "openssl failed (is the openssl package installed?):\n" + o.out + o.err;
     return false;
   }
   return true;

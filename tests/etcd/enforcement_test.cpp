@@ -26,7 +26,8 @@ using namespace std::chrono_literals;
 // The lines of a witness log, in order.
 std::vector<std::vector<std::string>> witness_lines(const std::string& log) {
   std::vector<std::vector<std::string>> out;
-  std::istringstream in(read_file(log));
+  // The log may not exist yet: no job has started.
+  std::istringstream in(try_read_file(log).value_or(""));
   for (std::string line; std::getline(in, line);) {
     std::istringstream words(line);
     std::vector<std::string> w;
@@ -68,6 +69,12 @@ std::vector<std::string> pidlock_run(const std::string& address, const std::vect
   return argv;
 }
 
+// `pidlock run` as a child the test can signal and wait for.
+Child spawn_pidlock_run(const std::string& address, const std::vector<std::string>& command,
+                        const std::vector<std::string>& options = {}) {
+  return Child::spawn(pidlock_run(address, command, options), Stdio::interactive());
+}
+
 class EtcdRunTest : public EtcdTest {
  protected:
   TempDir dir_;
@@ -75,7 +82,7 @@ class EtcdRunTest : public EtcdTest {
 
 TEST_F(EtcdRunTest, TheJobIsToldItsFencingTokenAndLock) {
   const std::string address = cluster_.address("told", 5);
-  const std::string out = dir_.file("env");
+  const std::string out = dir_ / "env";
   std::string err;
   int status = run_pidlock({"run", address, "--", "sh", "-c",
                             "printf '%s\\n%s\\n' \"$PIDLOCK_FENCING_TOKEN\" \"$PIDLOCK_LOCK\" > " + out},
@@ -88,24 +95,24 @@ TEST_F(EtcdRunTest, TheJobIsToldItsFencingTokenAndLock) {
   EXPECT_GT(std::stoull(token), 0u);
   EXPECT_EQ(lock, address);
   // A lock file: the path, and no token.
-  status = run_pidlock({"run", dir_.file("file.lock"), "--", "sh", "-c",
+  status = run_pidlock({"run", dir_ / "file.lock", "--", "sh", "-c",
                         "printf '%s\\n%s\\n' \"${PIDLOCK_FENCING_TOKEN-unset}\" \"$PIDLOCK_LOCK\" > " + out},
                        &err);
   ASSERT_EQ(status, 0) << err;
-  EXPECT_EQ(read_file(out), "unset\n" + dir_.file("file.lock") + "\n");
+  EXPECT_EQ(read_file(out), "unset\n" + dir_ / "file.lock" + "\n");
 }
 
 // pidlock SIGKILLed: nobody renews the lease any more, so the job must not
 // outlive it; it gets SIGKILL at once.
 TEST_F(EtcdRunTest, TheJobDiesWithPidlock) {
-  const std::string log = dir_.file("log");
-  ChildProcess run(pidlock_run(cluster_.address("dies", 5),
-                               {PIDLOCK_ETCD_WITNESS_JOB, dir_.file("witness"), log, "60000"}));
+  const std::string log = dir_ / "log";
+  Child run = spawn_pidlock_run(cluster_.address("dies", 5),
+                                {PIDLOCK_ETCD_WITNESS_JOB, dir_ / "witness", log, "60000"});
   auto start = wait_for_line(log, "start");
   ASSERT_TRUE(start) << "the job never started";
   const pid_t job = std::stoi((*start)[1]);
-  run.signal(SIGKILL);
-  ASSERT_NE(run.wait(), -1);
+  run.kill(SIGKILL);
+  ASSERT_TRUE(run.wait(kPatience));
   EXPECT_TRUE(process_gone(job, 2s)) << "the job outlived pidlock";
 }
 
@@ -120,26 +127,27 @@ TEST_F(EtcdRunTest, LostLockStopsTheJobBeforeTheNextHolderStarts) {
     proxies.push_back(std::make_unique<FaultProxy>(cluster_.client_port(i)));
     via += (via.empty() ? "" : ",") + proxies.back()->endpoint();
   }
-  const std::string log = dir_.file("log");
-  const std::string witness = dir_.file("witness");
-  ChildProcess first(pidlock_run(cluster_.address_via(via, "lost", kTtl),
-                                 {PIDLOCK_ETCD_WITNESS_JOB, witness, log, "60000", "ignore-term"},
-                                 {"--kill-after", "0.2"}));
+  const std::string log = dir_ / "log";
+  const std::string witness = dir_ / "witness";
+  Child first = spawn_pidlock_run(cluster_.address_via(via, "lost", kTtl),
+                                  {PIDLOCK_ETCD_WITNESS_JOB, witness, log, "60000", "ignore-term"},
+                                  {"--kill-after", "0.2"});
   auto started = wait_for_line(log, "start");
   ASSERT_TRUE(started);
-  ChildProcess second(pidlock_run(cluster_.address("lost", kTtl),
-                                  {PIDLOCK_ETCD_WITNESS_JOB, witness, log, "200"}, {"--wait"}));
+  Child second = spawn_pidlock_run(cluster_.address("lost", kTtl), {PIDLOCK_ETCD_WITNESS_JOB, witness, log, "200"},
+                                   {"--wait"});
   std::this_thread::sleep_for(300ms);
   for (auto& p : proxies) p->drop();
-  int status = first.wait(std::chrono::seconds(3 * kTtl));
-  ASSERT_NE(status, -1) << "pidlock did not stop its job";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 79) << "status " << status;
+  std::optional<int> status = first.wait(std::chrono::seconds(3 * kTtl));
+  ASSERT_TRUE(status) << "pidlock did not stop its job";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 79) << describe_status(*status);
   EXPECT_TRUE(process_gone(std::stoi((*started)[1]), 100ms));
   auto next = wait_for_line(log, "start", 1, std::chrono::seconds(3 * kTtl));
   ASSERT_TRUE(next) << "the second job never ran";
   EXPECT_GT(std::stoull((*next)[2]), std::stoull((*started)[2]));
   status = second.wait(std::chrono::seconds(10));
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << (status ? describe_status(*status) : "still running");
   for (auto& w : witness_lines(log)) EXPECT_NE(w[0], "overlap") << "two jobs ran at once";
   for (auto& p : proxies) p->pass();
 }
@@ -155,8 +163,8 @@ TEST_F(EtcdRunTest, ChurnWithKillsAndPartitionsNeverOverlaps) {
   const int seconds = env ? std::atoi(env) : 15;
   constexpr int kSlots = 3;
   constexpr int kTtl = 2;
-  const std::string log = dir_.file("log");
-  const std::string witness = dir_.file("witness");
+  const std::string log = dir_ / "log";
+  const std::string witness = dir_ / "witness";
   std::vector<std::vector<std::unique_ptr<FaultProxy>>> proxies(kSlots);
   std::vector<std::string> addresses;
   for (int s = 0; s < kSlots; ++s) {
@@ -179,15 +187,15 @@ TEST_F(EtcdRunTest, ChurnWithKillsAndPartitionsNeverOverlaps) {
         std::vector<std::string> job = {PIDLOCK_ETCD_WITNESS_JOB, witness, log,
                                         std::to_string(100 + random() % 2000)};
         if (random() % 3 == 0) job.push_back("ignore-term");
-        ChildProcess run(pidlock_run(addresses[s], job, {"--wait"}));
+        Child run = spawn_pidlock_run(addresses[s], job, {"--wait"});
         {
           std::lock_guard<std::mutex> guard(mutex);
           running[s] = run.pid();
         }
-        int status = run.wait(std::chrono::seconds(60));
+        std::optional<int> status = run.wait(std::chrono::seconds(60));
         std::lock_guard<std::mutex> guard(mutex);
         running[s] = -1;
-        ++statuses[status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)];
+        ++statuses[status ? exit_code(*status) : -1];
       }
     });
   }

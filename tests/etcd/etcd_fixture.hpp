@@ -1,10 +1,11 @@
-// Shared pieces of the etcd tests: a fixture that starts a cluster per test,
-// holder processes (pidlock_etcd_holder) and the pidlock command.
+// Shared pieces of the etcd tests: a fixture that starts a cluster per test
+// (support/etcd_cluster.hpp), holder processes (pidlock_etcd_holder, see
+// support/etcd_holder_main.cpp) and the pidlock command.
 #ifndef PIDLOCK_TESTS_ETCD_ETCD_FIXTURE_HPP
 #define PIDLOCK_TESTS_ETCD_ETCD_FIXTURE_HPP
 
-#include "child_process.hpp"
-#include "etcd_cluster.hpp"
+#include "support/etcd_cluster.hpp"
+#include "support/test_support.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -12,11 +13,12 @@
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 namespace pidlock_etcd_test {
+
+using namespace pidlock_test;
 
 using Clock = std::chrono::steady_clock;
 
@@ -34,28 +36,15 @@ struct HolderLine {
 HolderLine parse_holder_line(const std::string& line);
 
 // A holder process: acquires (waiting, when asked) and reports.
-std::unique_ptr<ChildProcess> start_holder_process(const std::string& address, bool wait);
+std::unique_ptr<Child> start_holder_process(const std::string& address, bool wait);
 // Sends a command to a holder and returns its answer.
-std::string ask(ChildProcess& child, const std::string& command);
+std::string ask(Child& child, const std::string& command);
 
-// Runs the pidlock command to completion. Returns the exit status (or
-// 128+N for signal N); stderr goes to *err and stdout to *out when given.
+// Runs the pidlock command to completion (SIGKILLed after `timeout`).
+// Returns the exit status (or 128+N for signal N); stderr goes to *err and
+// stdout to *out when given.
 int run_pidlock(const std::vector<std::string>& args, std::string* err = nullptr,
                 std::chrono::milliseconds timeout = std::chrono::seconds(60), std::string* out = nullptr);
-
-// A fresh folder under /tmp for a test's files (removed with the object).
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string read_file(const std::string& path);
 
 class EtcdTest : public ::testing::Test {
  protected:
@@ -63,7 +52,7 @@ class EtcdTest : public ::testing::Test {
   void SetUp() override;
 
   // Starts a holder process and waits for its "acquired TOKEN" line.
-  std::unique_ptr<ChildProcess> start_holder(const std::string& address, std::uint64_t* token, bool wait = false);
+  std::unique_ptr<Child> start_holder(const std::string& address, std::uint64_t* token, bool wait = false);
 
   EtcdCluster cluster_;
   pidlock::LockManager manager_;

@@ -21,10 +21,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using pidlock_etcd_test::ask;
-using pidlock_etcd_test::ChildProcess;
 using pidlock_etcd_test::Clock;
-using pidlock_etcd_test::EtcdCluster;
 using pidlock_etcd_test::seconds_since;
+using pidlock_test::Child;
+using pidlock_test::Stdio;
 namespace etcd = pidlock::detail::etcd;
 
 class EtcdLockTest : public pidlock_etcd_test::EtcdTest {};
@@ -130,9 +130,9 @@ TEST_F(EtcdLockTest, KilledHolderWaiterGetsLockAfterTtl) {
   const std::string address = cluster_.address("killed", kTtl);
   std::uint64_t token = 0;
   auto holder = start_holder(address, &token);
-  holder->signal(SIGKILL);
+  holder->kill(SIGKILL);
   const auto killed = Clock::now();
-  ASSERT_NE(holder->wait(), -1);
+  ASSERT_TRUE(holder->wait(pidlock_test::kPatience).has_value());
   // Dead, but the lease still runs: held, never stale.
   pidlock::Inspection right_after = manager_.inspect(address);
   EXPECT_EQ(right_after.verdict, pidlock::Verdict::kHeld);
@@ -190,7 +190,7 @@ TEST_F(EtcdLockTest, FrozenHolderLearnsItLostTheLock) {
   const std::string address = cluster_.address("frozen", kTtl);
   std::uint64_t old_token = 0;
   auto frozen = start_holder(address, &old_token);
-  frozen->signal(SIGSTOP);
+  frozen->kill(SIGSTOP);
   const auto stopped = Clock::now();
 
   pidlock::AcquireOptions wait;
@@ -202,7 +202,7 @@ TEST_F(EtcdLockTest, FrozenHolderLearnsItLostTheLock) {
   const std::uint64_t new_token = *h.fencing_token();
   EXPECT_GT(new_token, old_token);
 
-  frozen->signal(SIGCONT);
+  frozen->kill(SIGCONT);
   // Its LossMonitor reports the loss by itself...
   auto lost = frozen->read_line(5s);
   ASSERT_TRUE(lost) << "the frozen holder did not notice its loss";
@@ -267,7 +267,7 @@ TEST_F(EtcdLockTest, AllMembersDownMeansUnknownNeverStale) {
   EXPECT_EQ(broken.inspection.verdict, pidlock::Verdict::kUnknown);
 
   std::uint64_t unused = 0;
-  ChildProcess other({PIDLOCK_ETCD_HOLDER, address});
+  Child other = Child::spawn({PIDLOCK_ETCD_HOLDER, address}, Stdio::interactive());
   auto line = other.read_line();
   EXPECT_EQ(line.value_or(""), "held unknown probe-failed");
   (void)unused;

@@ -39,7 +39,7 @@ class EtcdFailureTest : public EtcdTest {
 
   // Reads the holder's "lost" line and the waiter's "acquired" line and
   // checks that the loss came first, by at least ttl/6.
-  void expect_loss_before_takeover(ChildProcess& holder, ChildProcess& waiter, int ttl, std::uint64_t old_token,
+  void expect_loss_before_takeover(Child& holder, Child& waiter, int ttl, std::uint64_t old_token,
                                    std::chrono::seconds within) {
     auto lost = holder.read_line(within);
     ASSERT_TRUE(lost) << "the holder never reported its loss";

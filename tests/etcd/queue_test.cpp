@@ -22,7 +22,7 @@ TEST_F(EtcdQueueTest, WaitersAreServedInArrivalOrderWithOneWritePerHandOff) {
   const std::string address = cluster_.address("fifo", 10);
   std::uint64_t token = 0;
   auto holder = start_holder(address, &token);
-  std::vector<std::unique_ptr<ChildProcess>> waiters;
+  std::vector<std::unique_ptr<Child>> waiters;
   for (int i = 0; i < 4; ++i) {
     waiters.push_back(start_holder_process(address, /*wait=*/true));
     std::this_thread::sleep_for(300ms);  // queued before the next one comes
@@ -80,8 +80,8 @@ TEST_F(EtcdQueueTest, EtcdctlLockAndPidlockExcludeEachOther) {
   std::vector<std::string> lock = cluster_.etcdctl();
   lock.insert(lock.end(), {"lock", name});
 
-  auto etcdctl = std::make_unique<ChildProcess>(lock);
-  auto key = etcdctl->read_line(10s);
+  Child etcdctl = Child::spawn(lock, Stdio::interactive());
+  auto key = etcdctl.read_line(10s);
   ASSERT_TRUE(key) << "etcdctl lock did not get the free lock";
   EXPECT_EQ(key->rfind(name + "/", 0), 0u) << *key;
   pidlock::Inspection seen = manager_.inspect(address);
@@ -102,23 +102,23 @@ TEST_F(EtcdQueueTest, EtcdctlLockAndPidlockExcludeEachOther) {
   auto waiter = start_holder_process(address, /*wait=*/true);
   std::this_thread::sleep_for(300ms);
   EXPECT_FALSE(waiter->read_line(200ms));
-  etcdctl->signal(SIGINT);  // etcdctl lock unlocks on SIGINT
+  etcdctl.kill(SIGINT);  // etcdctl lock unlocks on SIGINT
   auto got = waiter->read_line(5s);
   ASSERT_TRUE(got);
   HolderLine a = parse_holder_line(*got);
   ASSERT_EQ(a.word, "acquired") << *got;
   EXPECT_GT(static_cast<std::uint64_t>(a.a), seen.lease->fencing_token);
-  etcdctl->wait();
+  etcdctl.wait(kPatience);
 
   // etcdctl queues behind pidlock.
-  etcdctl = std::make_unique<ChildProcess>(lock);
-  EXPECT_FALSE(etcdctl->read_line(1500ms)) << "etcdctl lock got a lock pidlock holds";
+  etcdctl = Child::spawn(lock, Stdio::interactive());
+  EXPECT_FALSE(etcdctl.read_line(1500ms)) << "etcdctl lock got a lock pidlock holds";
   EXPECT_EQ(ask(*waiter, "release"), "released 0");
-  key = etcdctl->read_line(5s);
+  key = etcdctl.read_line(5s);
   ASSERT_TRUE(key) << "etcdctl lock was not served after pidlock's release";
   EXPECT_EQ(key->rfind(name + "/", 0), 0u) << *key;
-  etcdctl->signal(SIGINT);
-  etcdctl->wait();
+  etcdctl.kill(SIGINT);
+  etcdctl.wait(kPatience);
 }
 
 }  // namespace

@@ -35,19 +35,11 @@ class ScopedEnv {
 // The folder of certificates, made before the cluster that uses them (a
 // base class is built before the next one).
 struct CertificateFolder {
-  CertificateFolder() {
-    char tmpl[] = "/tmp/pidlock-etcd-certs-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      problem = "mkdtemp failed";
-      return;
-    }
-    certs = tmpl;
-    make_certificates(certs, &problem);
+  CertificateFolder() : certs(folder.path()) {
+    if (certs.empty()) problem = "cannot create a temporary folder";
+    else make_certificates(certs, &problem);
   }
-  ~CertificateFolder() {
-    std::string cmd = "rm -rf '" + certs + "'";
-    if (certs.rfind("/tmp/pidlock-etcd-certs-", 0) == 0) (void)std::system(cmd.c_str());
-  }
+  TempDir folder;
   std::string certs;
   std::string problem;
 };
@@ -126,11 +118,11 @@ class EtcdAuthTest : public EtcdTest {
           std::vector<std::string>{"auth", "enable"}}) {
       std::vector<std::string> argv = cluster_.etcdctl();
       argv.insert(argv.end(), args.begin(), args.end());
-      ChildProcess c(argv);
-      int status = c.wait(15s);
+      Child c = Child::spawn(argv, Stdio::interactive());
+      std::optional<int> status = c.wait(15s);
       // grant-role root root fails on versions that add the role by themselves.
       if (args[1] != "grant-role" || args[2] != "root") {
-        ASSERT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) << args[0] << " " << args[1];
+        ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << args[0] << " " << args[1];
       }
     }
   }

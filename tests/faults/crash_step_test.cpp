@@ -1,17 +1,21 @@
 // Crash at every step (issue 5, guarantee G2): for every checkpoint an
 // operation passes (lib/posix/system.hpp), a child process runs the
-// operation with a System whose checkpoint() kills it exactly there —
-// _exit() or raise(SIGKILL) — and the parent then checks that:
+// operation with a FaultSystem that kills it exactly there -- _exit() or
+// raise(SIGKILL) -- and the parent then checks that:
 //  * the lock's folder is consistent: only the lock file (whose record
 //    parses) besides the files that were there before, no temp files;
 //  * inspect() calls the leftover lock stale (never held, never unknown);
 //  * the next acquire succeeds by itself, with took_over() exactly when a
-//    lock file was left behind;
+//    lock file was left behind, and its record names us;
 //  * no foreign file was removed or changed.
-// The steps are not hard-coded: a first run records the sequence of
-// checkpoints the operation passes (a take-over passes
+// CrashAtEveryStep.* does not hard-code the steps: a first run records the
+// sequence of checkpoints the operation passes (a take-over passes
 // "acquire.before_link" twice), and every position in it is a crash point.
-#include "fault_support.hpp"
+// CrashAt.NextAcquireSucceedsByItself names the steps instead, so that each
+// is proven to be reached by its operation.
+#include "support/test_support.hpp"
+
+#include <pidlock/pidlock.hpp>
 
 #include <gtest/gtest.h>
 
@@ -20,19 +24,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <ctime>
+#include <map>
 #include <string>
 #include <vector>
 
-namespace pidlock_faults {
 namespace {
 
+using namespace pidlock_test;
+
 enum class Operation { kFreshAcquire, kTakeOver, kUpdate, kRelease, kReleaseToWaiter };
-enum class Stale { kNone, kKilledPidlock, kEmpty, kPostgresDead, kDeadPidFile };
-enum class Death { kExit, kSigkill };
+enum class Stale { kNone, kKilledPidlock, kEmpty, kPostgresDead, kDeadPidFile, kDeadPid };
 
 const char* name(Operation o) {
   switch (o) {
@@ -45,193 +49,162 @@ const char* name(Operation o) {
   return "?";
 }
 
-constexpr int kDiedAtStep = 77;
-
-// Records the checkpoints it passes (into a pipe) and dies at the
-// `crash_at`-th one after arm().
-class CrashSystem : public d::SystemWrapper {
- public:
-  CrashSystem(int report_fd, int crash_at, Death death, bool no_tmpfile)
-      : SystemWrapper(d::real_system()), report_fd_(report_fd), crash_at_(crash_at), death_(death),
-        no_tmpfile_(no_tmpfile) {}
-  void arm() { armed_ = true; }
-  void disarm() { armed_ = false; }
-  void checkpoint(const char* step) override {
-    if (!armed_) return;
-    if (seen_++ == crash_at_) {
-      if (death_ == Death::kExit) ::_exit(kDiedAtStep);
-      ::raise(SIGKILL);
-    }
-    std::string line = std::string(step) + "\n";
-    (void)!::write(report_fd_, line.data(), line.size());
-  }
-  int open_unnamed(int dirfd, mode_t mode, bool cloexec) override {
-    if (no_tmpfile_) {
-      errno = EOPNOTSUPP;  // a file system without O_TMPFILE
-      return -1;
-    }
-    return SystemWrapper::open_unnamed(dirfd, mode, cloexec);
-  }
-
- private:
-  int report_fd_;
-  int crash_at_;
-  Death death_;
-  bool no_tmpfile_;
-  bool armed_ = false;
-  int seen_ = 0;
+// One operation, and the folder and file system it runs in.
+struct Scenario {
+  Operation op = Operation::kFreshAcquire;
+  Stale stale = Stale::kNone;  // the file a take-over finds
+  bool no_tmpfile = false;     // a file system without O_TMPFILE
+  bool foreign_files = true;   // a data directory's other files beside the lock
+  // A user's file whose name starts like the fallback's temporaries
+  // (".postmaster.pid.pidlock-") but is not one.
+  bool lookalike = false;
 };
 
-struct Setup {
+// Where the child dies: at checkpoint number `index` (-1: never, only
+// record the steps), or at the first pass of the checkpoint named `step`.
+struct Crash {
+  int index = -1;
+  std::string step;
+  Death death = Death::kExit;
+};
+
+struct Prepared {
   std::string lock;
-  std::string data_dir;
   std::string stale_bytes;  // the stale file's content, for kTakeOver
 };
 
-// Puts foreign files and, for a take-over, a stale lock file in `dir`.
-// With `lookalike`, also a user's file whose name starts like the
-// fallback's temporaries (".postmaster.pid.pidlock-") but is not one.
-Setup prepare(const TempDir& dir, Operation op, Stale stale, bool lookalike = false) {
-  Setup s;
-  s.lock = dir / "postmaster.pid";
-  s.data_dir = dir.path();
-  write_bytes(dir / "PG_VERSION", "16\n");
-  write_bytes(dir / "postmaster.opts", "/usr/lib/postgresql/16/bin/postgres\n");
-  if (lookalike) write_bytes(dir / ".postmaster.pid.pidlock-backup", "a user's file, not a temporary\n");
-  if (op == Operation::kTakeOver) {
-    switch (stale) {
-      case Stale::kKilledPidlock: EXPECT_TRUE(make_stale_pidlock_file(s.lock)); break;
-      case Stale::kEmpty: write_bytes(s.lock, ""); break;
-      case Stale::kPostgresDead: {
-        pid_t dead = fork_child([] { return 0; });
-        wait_child(dead);
-        write_bytes(s.lock, postmaster_pid(dead, s.data_dir, static_cast<long long>(std::time(nullptr))));
-        break;
-      }
-      case Stale::kDeadPidFile: {
-        // X11's and UUCP's layout: the pid right-aligned in ten columns.
-        pid_t dead = fork_child([] { return 0; });
-        wait_child(dead);
-        char padded[16];
-        std::snprintf(padded, sizeof padded, "%10d\n", static_cast<int>(dead));
-        write_bytes(s.lock, padded);
-        break;
-      }
-      case Stale::kNone: break;
+std::string stale_content(Stale stale, const std::string& lock, const std::string& data_dir) {
+  switch (stale) {
+    case Stale::kKilledPidlock: EXPECT_GT(leave_stale_lock(lock), 0); return read_file(lock);
+    case Stale::kEmpty: return "";
+    case Stale::kPostgresDead: return postmaster_pid(dead_pid(), data_dir, now());
+    case Stale::kDeadPidFile: {
+      // X11's and UUCP's layout: the pid right-aligned in ten columns.
+      char padded[16];
+      std::snprintf(padded, sizeof padded, "%10d\n", static_cast<int>(dead_pid()));
+      return padded;
     }
-    s.stale_bytes = read_bytes(s.lock);
+    case Stale::kDeadPid: return std::to_string(dead_pid()) + "\n";  // a plain pid file
+    case Stale::kNone: break;
+  }
+  return "";
+}
+
+// Puts the foreign files and, for a take-over, a stale lock file in `dir`.
+Prepared prepare(const TempDir& dir, const Scenario& sc) {
+  Prepared s;
+  s.lock = dir / "postmaster.pid";
+  if (sc.foreign_files) {
+    write_file(dir / "PG_VERSION", "16\n");
+    write_file(dir / "postmaster.opts", "/usr/lib/postgresql/16/bin/postgres\n");
+  }
+  if (sc.lookalike) write_file(dir / ".postmaster.pid.pidlock-backup", "a user's file, not a temporary\n");
+  if (sc.op == Operation::kTakeOver) {
+    s.stale_bytes = stale_content(sc.stale, s.lock, dir.path());
+    // CrashAt's pid file is private (0600), the others readable.
+    if (sc.stale != Stale::kKilledPidlock) write_file(s.lock, s.stale_bytes, sc.stale == Stale::kDeadPid ? 0600 : 0644);
   }
   return s;
 }
 
-// Runs `op` in a child that dies at checkpoint `crash_at` (-1: never).
-// Returns the wait status; *steps receives the checkpoints it passed.
-int run_child(const Setup& s, Operation op, int crash_at, Death death, bool no_tmpfile,
-              std::vector<std::string>* steps) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) std::abort();
-  pid_t pid = fork_child([&] {
-    ::close(p[0]);
-    static CrashSystem* system = new CrashSystem(p[1], crash_at, death, no_tmpfile);
-    d::set_system(system);
-    pidlock::LockManager m;
-    std::error_code ec;
-    pidlock::LockHandle h;
-    if (op == Operation::kUpdate || op == Operation::kRelease || op == Operation::kReleaseToWaiter) {
+// In the child: the operation, with the crash armed around it alone.
+int run_operation(FaultSystem& system, const Prepared& s, Operation op, const Crash& crash, int report) {
+  pidlock::LockManager m;
+  std::error_code ec;
+  pidlock::LockHandle h;
+  if (op == Operation::kUpdate || op == Operation::kRelease || op == Operation::kReleaseToWaiter) {
+    h = m.acquire(s.lock, {}, ec);
+    if (!h) return 10;
+  }
+  if (op == Operation::kReleaseToWaiter) {
+    // A waiter's announcement, through a second open file description
+    // (it dies with this process).
+    int waiter = ::open(s.lock.c_str(), O_RDWR | O_CLOEXEC);
+    if (waiter < 0 || d::real_system().announce_waiter(waiter) != 0) return 14;
+  }
+  if (crash.step.empty()) {
+    system.crash_at(crash.index, crash.death, report);
+  } else {
+    system.crash_at(crash.step, crash.death);
+  }
+  switch (op) {
+    case Operation::kFreshAcquire:
+    case Operation::kTakeOver:
       h = m.acquire(s.lock, {}, ec);
-      if (!h) return 10;
-    }
-    if (op == Operation::kReleaseToWaiter) {
-      // A waiter's announcement, through a second open file description
-      // (it dies with this process).
-      int waiter = ::open(s.lock.c_str(), O_RDWR | O_CLOEXEC);
-      if (waiter < 0 || d::real_system().announce_waiter(waiter) != 0) return 14;
-    }
-    system->arm();
-    switch (op) {
-      case Operation::kFreshAcquire:
-      case Operation::kTakeOver:
-        h = m.acquire(s.lock, {}, ec);
-        if (!h) return 11;
-        break;
-      case Operation::kUpdate:
-        h.update_status("ready", ec);
-        if (ec) return 12;
-        break;
-      case Operation::kRelease:
-      case Operation::kReleaseToWaiter:
-        if (h.release()) return 13;
-        break;
-    }
-    system->disarm();
-    ::_exit(0);  // keep whatever the operation left, like a crash right after it
+      if (!h) return 11;
+      break;
+    case Operation::kUpdate:
+      h.update_status("ready", ec);
+      if (ec) return 12;
+      break;
+    case Operation::kRelease:
+    case Operation::kReleaseToWaiter:
+      if (h.release()) return 13;
+      break;
+  }
+  system.no_crash();
+  ::_exit(0);  // keep whatever the operation left, like a crash right after it
+}
+
+// Runs the operation in a child that dies as `crash` says. Returns the wait
+// status; *steps receives the checkpoints it passed (counted crashes only).
+int run_child(const Prepared& s, const Scenario& sc, const Crash& crash, std::vector<std::string>* steps) {
+  Child child = Child::fork([&](int report) -> int {
+    static FaultSystem* system = new FaultSystem();  // lives until _exit
+    if (sc.no_tmpfile) system->always(Call::kOpenUnnamed, FaultKind::kErrno, EOPNOTSUPP);
+    d::set_system(system);
+    return run_operation(*system, s, sc.op, crash, report);
   });
-  ::close(p[1]);
-  std::string text;
-  char buf[256];
-  ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
   steps->clear();
-  size_t start = 0;
-  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
-    steps->push_back(text.substr(start, nl - start));
-  return wait_child(pid);
+  while (std::optional<std::string> step = child.read_line()) steps->push_back(*step);
+  return child.wait();
 }
 
-bool is_known(const std::string& name, const std::map<std::string, std::string>& before) {
-  return before.count(name) != 0;
-}
-
-// The same file system as the crashed child's, seen later: without
-// O_TMPFILE, and (for the fallback's sweep of orphaned temporaries, which
-// spares files younger than a creator needs to lock them) a minute on.
-class LaterWithoutTmpfile : public d::SystemWrapper {
- public:
-  LaterWithoutTmpfile() : SystemWrapper(d::real_system()) {}
-  int open_unnamed(int, mode_t, bool) override {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  std::int64_t now() override { return SystemWrapper::now() + 60; }
-};
-
-// Everything the parent checks after the child died at `where`.
-void check_recovery(const TempDir& dir, const Setup& s, Operation op, bool no_tmpfile,
-                    const std::map<std::string, std::string>& foreign_before, const std::string& where) {
-  SCOPED_TRACE(where);
-  LaterWithoutTmpfile later;
-  ScopedSystem scoped(no_tmpfile ? static_cast<d::System*>(&later) : &d::real_system());
-  const std::string lock_name = "postmaster.pid";
-  // 1. The folder: the foreign files untouched, at most the lock file more
-  //    (and, without O_TMPFILE, the crashed creator's hidden temporary,
-  //    which the next acquire must sweep).
-  auto after = snapshot(dir.path());
+// 1. The folder: the foreign files untouched, at most the lock file more
+//    (and, without O_TMPFILE, the crashed creator's hidden temporary, which
+//    the next acquire must sweep).
+void check_folder(const TempDir& dir, bool no_tmpfile, const std::map<std::string, std::string>& foreign_before,
+                  std::map<std::string, std::string>* after) {
+  *after = snapshot(dir.path());
   for (const auto& [n, bytes] : foreign_before) {
-    ASSERT_TRUE(after.count(n)) << "foreign file " << n << " was removed";
-    EXPECT_EQ(after.at(n), bytes) << "foreign file " << n << " was changed";
+    ASSERT_TRUE(after->count(n)) << "foreign file " << n << " was removed";
+    EXPECT_EQ(after->at(n), bytes) << "foreign file " << n << " was changed";
   }
-  for (const auto& [n, bytes] : after) {
-    if (n == lock_name || is_known(n, foreign_before)) continue;
-    if (no_tmpfile && n.rfind("." + lock_name + ".pidlock-", 0) == 0) continue;
+  for (const auto& [n, bytes] : *after) {
+    if (n == "postmaster.pid" || foreign_before.count(n)) continue;
+    if (no_tmpfile && n.rfind(".postmaster.pid.pidlock-", 0) == 0) continue;
     ADD_FAILURE() << "left behind in the lock's folder: " << n << " (" << bytes.size() << " bytes)";
   }
-  const bool lock_left = after.count(lock_name) != 0;
+}
 
-  // 2. What is left parses (or is the untouched stale file).
-  if (lock_left) {
-    const std::string& bytes = after.at(lock_name);
-    if (op == Operation::kTakeOver && bytes == s.stale_bytes) {
-      // The stale file, not yet removed.
-    } else {
-      pidlock::ParsedRecord parsed = pidlock::parse_record(bytes);
-      ASSERT_TRUE(parsed.record.has_value()) << "record does not parse: " << parsed.problem;
-      EXPECT_EQ(parsed.record->format, pidlock::RecordFormat::kPidlock);
-      if (op == Operation::kUpdate) {
-        EXPECT_TRUE(parsed.record->status == "starting" || parsed.record->status == "ready") << parsed.record->status;
-      }
-    }
+// 2. What is left parses (or is the untouched stale file).
+void check_leftover(const std::string& bytes, const Prepared& s, Operation op) {
+  if (op == Operation::kTakeOver && bytes == s.stale_bytes) return;  // not yet removed
+  pidlock::ParsedRecord parsed = pidlock::parse_record(bytes);
+  ASSERT_TRUE(parsed.record.has_value()) << "record does not parse: " << parsed.problem;
+  EXPECT_EQ(parsed.record->format, pidlock::RecordFormat::kPidlock);
+  if (op == Operation::kUpdate) {
+    EXPECT_TRUE(parsed.record->status == "starting" || parsed.record->status == "ready") << parsed.record->status;
   }
+}
+
+// Everything the parent checks after the child died at `where`.
+void check_recovery(const TempDir& dir, const Prepared& s, const Scenario& sc,
+                    const std::map<std::string, std::string>& foreign_before, const std::string& where) {
+  SCOPED_TRACE(where);
+  // The same file system as the crashed child's, seen later: without
+  // O_TMPFILE, and (for the fallback's sweep of orphaned temporaries, which
+  // spares files younger than a creator needs to lock them) a minute on.
+  FaultSystem later;
+  later.always(Call::kOpenUnnamed, FaultKind::kErrno, EOPNOTSUPP);
+  later.advance_clock(60);
+  ScopedSystem scoped(sc.no_tmpfile ? static_cast<d::System*>(&later) : &d::real_system());
+  std::map<std::string, std::string> after;
+  check_folder(dir, sc.no_tmpfile, foreign_before, &after);
+  if (::testing::Test::HasFatalFailure()) return;
+  const bool lock_left = after.count("postmaster.pid") != 0;
+  if (lock_left) check_leftover(after.at("postmaster.pid"), s, sc.op);
+  if (::testing::Test::HasFatalFailure()) return;
 
   // 3. The verdict: stale if something is left, free otherwise.
   pidlock::LockManager m;
@@ -242,13 +215,16 @@ void check_recovery(const TempDir& dir, const Setup& s, Operation op, bool no_tm
       << pidlock::to_string(insp.reason) << ": " << insp.detail;
 
   // 4. The next acquire recovers by itself, and runs recovery unless the
-  //    file was released to a waiter.
+  //    file was released to a waiter; its record names us, and only the
+  //    foreign files and the lock file are there.
   const bool released = insp.reason == pidlock::Reason::kReleased;
-  EXPECT_TRUE(!released || op == Operation::kReleaseToWaiter) << insp.detail;
+  EXPECT_TRUE(!released || sc.op == Operation::kReleaseToWaiter) << insp.detail;
   pidlock::LockHandle h = m.acquire(s.lock, {}, ec);
   ASSERT_TRUE(h) << "next acquire needs a person: " << ec.message();
   EXPECT_EQ(h.took_over(), lock_left && !released);
   EXPECT_EQ(h.record().pid, ::getpid());
+  EXPECT_EQ(first_line(s.lock), std::to_string(::getpid()));
+  EXPECT_EQ(dir.entries().size(), foreign_before.size() + 1) << "only the lock file besides the foreign files";
   EXPECT_FALSE(h.release());
 
   // 5. Only the foreign files remain, all of them.
@@ -256,86 +232,95 @@ void check_recovery(const TempDir& dir, const Setup& s, Operation op, bool no_tm
   for (const auto& [n, bytes] : foreign_before)
     EXPECT_TRUE(final_state.count(n)) << "foreign file " << n << " was removed by the recovery";
   for (const auto& [n, bytes] : final_state)
-    EXPECT_TRUE(is_known(n, foreign_before)) << "left behind after recovery and release: " << n;
+    EXPECT_TRUE(foreign_before.count(n)) << "left behind after recovery and release: " << n;
   EXPECT_EQ(final_state.size(), foreign_before.size());
 }
 
-// Runs the whole matrix for one operation.
-void crash_everywhere(Operation op, Stale stale, bool no_tmpfile, const std::vector<std::string>& must_see,
-                      bool lookalike = false) {
-  // Record the steps.
+// The files of a prepared folder that are not the lock.
+std::map<std::string, std::string> foreign_files(const TempDir& dir) {
+  auto foreign = snapshot(dir.path());
+  foreign.erase("postmaster.pid");
+  return foreign;
+}
+
+// Records the checkpoints the scenario's operation passes.
+std::vector<std::string> record_steps(const Scenario& sc) {
   std::vector<std::string> steps;
-  {
-    TempDir dir;
-    Setup s = prepare(dir, op, stale, lookalike);
-    int status = run_child(s, op, -1, Death::kExit, no_tmpfile, &steps);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << name(op) << " without a crash failed: " << describe_status(status);
-  }
+  TempDir dir;
+  Prepared s = prepare(dir, sc);
+  int status = run_child(s, sc, Crash{}, &steps);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << name(sc.op) << " without a crash failed: " << describe_status(status);
   std::string sequence;
   for (const std::string& step : steps) sequence += " " + step;
-  std::printf("%s%s passes %zu checkpoints:%s\n", name(op), no_tmpfile ? " [no O_TMPFILE]" : "", steps.size(),
-              sequence.c_str());
+  std::printf("%s%s passes %zu checkpoints:%s\n", name(sc.op), sc.no_tmpfile ? " [no O_TMPFILE]" : "",
+              steps.size(), sequence.c_str());
+  return steps;
+}
+
+// Runs the whole matrix for one operation.
+void crash_everywhere(const Scenario& sc, const std::vector<std::string>& must_see) {
+  const std::vector<std::string> steps = record_steps(sc);
+  if (::testing::Test::HasFailure()) return;
   for (const std::string& step : must_see)
-    EXPECT_NE(std::find(steps.begin(), steps.end(), step), steps.end()) << name(op) << " never passes " << step;
+    EXPECT_NE(std::find(steps.begin(), steps.end(), step), steps.end()) << name(sc.op) << " never passes " << step;
 
   for (Death death : {Death::kExit, Death::kSigkill}) {
     for (int k = 0; k < static_cast<int>(steps.size()); ++k) {
-      const std::string where = std::string(name(op)) + ": died (" +
+      const std::string where = std::string(name(sc.op)) + ": died (" +
                                 (death == Death::kExit ? "_exit" : "SIGKILL") + ") at step #" + std::to_string(k) +
-                                " " + steps[static_cast<size_t>(k)] + (no_tmpfile ? " [no O_TMPFILE]" : "");
+                                " " + steps[static_cast<size_t>(k)] + (sc.no_tmpfile ? " [no O_TMPFILE]" : "");
       TempDir dir;
-      Setup s = prepare(dir, op, stale, lookalike);
-      auto foreign = snapshot(dir.path());
-      foreign.erase("postmaster.pid");
+      Prepared s = prepare(dir, sc);
+      auto foreign = foreign_files(dir);
       std::vector<std::string> passed;
-      int status = run_child(s, op, k, death, no_tmpfile, &passed);
+      int status = run_child(s, sc, Crash{k, "", death}, &passed);
       bool died = death == Death::kExit ? (WIFEXITED(status) && WEXITSTATUS(status) == kDiedAtStep)
                                         : (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
       ASSERT_TRUE(died) << where << ": the child did not die there (" << describe_status(status) << ")";
       ASSERT_EQ(passed.size(), static_cast<size_t>(k)) << where;
-      check_recovery(dir, s, op, no_tmpfile, foreign, where);
+      check_recovery(dir, s, sc, foreign, where);
       if (::testing::Test::HasFatalFailure()) return;
     }
   }
 }
 
 TEST(CrashAtEveryStep, FreshAcquire) {
-  crash_everywhere(Operation::kFreshAcquire, Stale::kNone, false,
+  crash_everywhere({Operation::kFreshAcquire},
                    {"acquire.created", "acquire.locked", "acquire.written", "acquire.before_link", "acquire.linked"});
 }
 
 TEST(CrashAtEveryStep, TakeOverOfKilledHolder) {
-  crash_everywhere(Operation::kTakeOver, Stale::kKilledPidlock, false, {"acquire.before_link", "takeover.verified"});
+  crash_everywhere({Operation::kTakeOver, Stale::kKilledPidlock}, {"acquire.before_link", "takeover.verified"});
 }
 
 TEST(CrashAtEveryStep, TakeOverOfEmptyFile) {
-  crash_everywhere(Operation::kTakeOver, Stale::kEmpty, false, {"takeover.verified"});
+  crash_everywhere({Operation::kTakeOver, Stale::kEmpty}, {"takeover.verified"});
 }
 
 TEST(CrashAtEveryStep, TakeOverOfDeadPostgresqlRecord) {
-  crash_everywhere(Operation::kTakeOver, Stale::kPostgresDead, false, {"takeover.verified"});
+  crash_everywhere({Operation::kTakeOver, Stale::kPostgresDead}, {"takeover.verified"});
 }
 
 // (A file that is not a lock record is never taken over at all: see
 // tests/recognise/layout_table_test.cpp.)
 TEST(CrashAtEveryStep, TakeOverOfDeadPlainPidFile) {
-  crash_everywhere(Operation::kTakeOver, Stale::kDeadPidFile, false, {"takeover.verified"});
+  crash_everywhere({Operation::kTakeOver, Stale::kDeadPidFile}, {"takeover.verified"});
 }
 
 TEST(CrashAtEveryStep, UpdateStatus) {
-  crash_everywhere(Operation::kUpdate, Stale::kNone, false, {"update.before_write", "update.written"});
+  crash_everywhere({Operation::kUpdate}, {"update.before_write", "update.written"});
 }
 
 TEST(CrashAtEveryStep, Release) {
-  crash_everywhere(Operation::kRelease, Stale::kNone, false, {"release.verified", "release.removed"});
+  crash_everywhere({Operation::kRelease}, {"release.verified", "release.removed"});
 }
 
 // With a waiter announced, release leaves the file to it: marked released,
 // then unlocked. A crash before the mark leaves a stale lock (recovery
 // due), after it a released one (none due).
 TEST(CrashAtEveryStep, ReleaseToAWaiter) {
-  crash_everywhere(Operation::kReleaseToWaiter, Stale::kNone, false, {"release.verified", "release.handed_over"});
+  crash_everywhere({Operation::kReleaseToWaiter}, {"release.verified", "release.handed_over"});
 }
 
 // The fallback for file systems without O_TMPFILE publishes the record
@@ -346,26 +331,93 @@ TEST(CrashAtEveryStep, ReleaseToAWaiter) {
 // file with two names was refused forever as hard-linked, and orphaned
 // temporaries were never removed; fixed in lib/.)
 TEST(CrashAtEveryStep, FreshAcquireWithoutTmpfile) {
-  crash_everywhere(Operation::kFreshAcquire, Stale::kNone, true, {"acquire.created", "acquire.linked"});
+  crash_everywhere({Operation::kFreshAcquire, Stale::kNone, /*no_tmpfile=*/true}, {"acquire.created", "acquire.linked"});
 }
 
 TEST(CrashAtEveryStep, TakeOverWithoutTmpfile) {
-  crash_everywhere(Operation::kTakeOver, Stale::kKilledPidlock, true, {"takeover.verified"});
+  crash_everywhere({Operation::kTakeOver, Stale::kKilledPidlock, /*no_tmpfile=*/true}, {"takeover.verified"});
 }
-
-}  // namespace
-}  // namespace pidlock_faults
-
-namespace pidlock_faults {
-namespace {
 
 // The sweep of orphaned fallback temporaries must remove only what the
-// fallback created.
+// fallback created: a user's ".NAME.pidlock-backup" does not have the
+// generated suffix (PID-N-CLOCK) and does not hold a pidlock record: it
+// must survive.
 TEST(CrashAtEveryStep, SweepSparesAForeignLookalike) {
-  // A user's ".NAME.pidlock-backup" does not have the generated suffix
-  // (PID-N-CLOCK) and does not hold a pidlock record: it must survive.
-  crash_everywhere(Operation::kFreshAcquire, Stale::kNone, true, {"acquire.created"}, /*lookalike=*/true);
+  Scenario sc{Operation::kFreshAcquire, Stale::kNone, /*no_tmpfile=*/true};
+  sc.lookalike = true;
+  crash_everywhere(sc, {"acquire.created"});
+}
+
+// --- each named step, reached by its operation ---
+
+struct CrashCase {
+  const char* step;
+  Operation operation;
+};
+
+class CrashAt : public ::testing::TestWithParam<CrashCase> {};
+
+TEST_P(CrashAt, NextAcquireSucceedsByItself) {
+  const CrashCase c = GetParam();
+  Scenario sc{c.operation, Stale::kDeadPid};
+  sc.foreign_files = false;
+  TempDir dir;
+  Prepared s = prepare(dir, sc);
+  std::vector<std::string> passed;
+  int status = run_child(s, sc, Crash{-1, c.step, Death::kExit}, &passed);
+  EXPECT_EQ(exit_code(status), kDiedAtStep) << "step " << c.step << " was never reached";
+  check_recovery(dir, s, sc, {}, std::string("after a crash at ") + c.step);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Steps, CrashAt,
+    ::testing::Values(CrashCase{"acquire.created", Operation::kFreshAcquire},
+                      CrashCase{"acquire.locked", Operation::kFreshAcquire},
+                      CrashCase{"acquire.written", Operation::kFreshAcquire},
+                      CrashCase{"acquire.before_link", Operation::kFreshAcquire},
+                      CrashCase{"acquire.linked", Operation::kFreshAcquire},
+                      CrashCase{"takeover.verified", Operation::kTakeOver},
+                      CrashCase{"takeover.written", Operation::kTakeOver},
+                      CrashCase{"update.before_write", Operation::kUpdate},
+                      CrashCase{"update.written", Operation::kUpdate},
+                      CrashCase{"release.verified", Operation::kRelease},
+                      CrashCase{"release.removed", Operation::kRelease}),
+    [](const ::testing::TestParamInfo<CrashCase>& info) {
+      std::string n = info.param.step;
+      std::replace(n.begin(), n.end(), '.', '_');
+      return n;
+    });
+
+TEST(CrashAt, TornUpdateByADyingHolderIsTakenOver) {
+  // The holder dies in the middle of rewriting its record: the write of
+  // the new, longer record stops short of its end. The next acquire must
+  // not wait for a checksum that never comes right.
+  TempDir dir;
+  const std::string lock = dir / "torn.pid";
+  Child crasher = Child::fork([&]() -> int {
+    pidlock::LockManager m;
+    pidlock::LockHandle h = m.acquire(lock);
+    struct HalfWriteThenDie : d::SystemWrapper {
+      HalfWriteThenDie() : SystemWrapper(d::real_system()) {}
+      ssize_t pwrite(int fd, const void* b, size_t c, off_t o) override {
+        // All but the end of the longer record: its checksum line is cut.
+        SystemWrapper::pwrite(fd, b, c - 5, o);
+        ::_exit(kDiedAtStep);
+      }
+    } dying;
+    ScopedSystem scope(&dying);
+    h.update_status("a-much-longer-status-word");
+    return 0;
+  });
+  EXPECT_EQ(exit_code(crasher.wait()), kDiedAtStep);
+  pidlock::ParsedRecord parsed = pidlock::parse_record(read_file(lock));
+  EXPECT_FALSE(parsed.record) << "the record is torn for good";
+  pidlock::LockManager manager;
+  const std::int64_t t0 = monotonic_ms();
+  pidlock::LockHandle h = manager.acquire(lock);
+  EXPECT_LT(monotonic_ms() - t0, 2000);
+  EXPECT_TRUE(h.took_over());
+  EXPECT_EQ(h.previous_holder()->reason, pidlock::Reason::kUnparsable);
 }
 
 }  // namespace
-}  // namespace pidlock_faults

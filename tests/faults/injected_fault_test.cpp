@@ -12,7 +12,9 @@
 //    POSIX lets a signal interrupt must be retried, never surface).
 // And never a false verdict: a fault while judging a live holder must not
 // make it stale or free, and must not let an acquire take it over.
-#include "fault_support.hpp"
+#include "support/test_support.hpp"
+
+#include <pidlock/pidlock.hpp>
 
 #include <gtest/gtest.h>
 
@@ -29,9 +31,9 @@
 #include <string>
 #include <vector>
 
-namespace pidlock_faults {
 namespace {
 
+using namespace pidlock_test;
 using pidlock::Verdict;
 
 struct Fault {
@@ -119,7 +121,7 @@ Outcome do_acquire(FaultSystem& fs, pidlock::LockManager& m, const std::string& 
     fs.disarm();
     o.ok = true;
     o.took_over = h.took_over();
-    o.record_bytes = read_bytes(path);
+    o.record_bytes = read_file(path);
     *keep = std::move(h);
   } catch (const pidlock::LockHeldError& e) {
     fs.disarm();
@@ -171,22 +173,22 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
 
   // Live holders are set up once: a correct library never disturbs them.
   std::unique_ptr<TempDir> live_dir;
-  std::unique_ptr<Holder> holder;
-  std::unique_ptr<Sleeper> sleeper;
+  std::unique_ptr<HeldInChild> holder;
+  Child sleeper;
   std::string live_lock, live_bytes;
   if (op == Op::kAcquireLiveHolder || op == Op::kInspectHeld) {
     live_dir = std::make_unique<TempDir>();
     live_lock = *live_dir / "lock";
-    holder = std::make_unique<Holder>(live_lock);
+    holder = std::make_unique<HeldInChild>(live_lock);
     ASSERT_TRUE(holder->ok());
-    live_bytes = read_bytes(live_lock);
+    live_bytes = read_file(live_lock);
   }
   if (op == Op::kAcquireForeignLive || op == Op::kInspectForeignLive) {
     live_dir = std::make_unique<TempDir>();
     live_lock = *live_dir / "postmaster.pid";
-    sleeper = std::make_unique<Sleeper>();
-    live_bytes = postmaster_pid(sleeper->pid(), live_dir->path(), static_cast<long long>(std::time(nullptr)));
-    write_bytes(live_lock, live_bytes);
+    sleeper = Child::sleeper();
+    live_bytes = postmaster_pid(sleeper.pid(), live_dir->path(), now());
+    write_file(live_lock, live_bytes);
   }
   if (op == Op::kAcquireForeignInUse || op == Op::kInspectForeignInUse) {
     // The recorded pid is dead; the only sign of life is the last one
@@ -195,12 +197,11 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
     // the socket (a folder without it) -- is reached and can be failed.
     live_dir = std::make_unique<TempDir>();
     live_lock = *live_dir / "postmaster.pid";
-    sleeper = std::make_unique<Sleeper>(live_dir->path());
-    const pid_t dead = fork_child([] { return 0; });
-    wait_child(dead);
-    live_bytes = std::to_string(dead) + "\n" + live_dir->path() + "\n" + std::to_string(std::time(nullptr)) +
+    sleeper = Child::sleeper(live_dir->path());
+    const pid_t dead = dead_pid();
+    live_bytes = std::to_string(dead) + "\n" + live_dir->path() + "\n" + std::to_string(now()) +
                  "\n5433\n" + live_dir->path() + "\n\n  5433001  2147483000\nready   \n";
-    write_bytes(live_lock, live_bytes);
+    write_file(live_lock, live_bytes);
   }
 
   for (int ci = 0; ci < static_cast<int>(Call::kCount); ++ci) {
@@ -221,8 +222,8 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             std::string stale;
             if (op == Op::kAcquireTakeOver) {
               ScopedSystem real(nullptr);
-              ASSERT_TRUE(make_stale_pidlock_file(lock));
-              stale = read_bytes(lock);
+              ASSERT_GT(leave_stale_lock(lock), 0);
+              stale = read_file(lock);
             }
             pidlock::LockManager m;
             pidlock::LockHandle h;
@@ -236,19 +237,19 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
               EXPECT_EQ(o.took_over, op == Op::kAcquireTakeOver);
               std::error_code rec = h.release();
               EXPECT_FALSE(rec) << rec.message();
-              EXPECT_TRUE(list_folder(dir.path()).empty());
+              EXPECT_TRUE(dir.entries().empty());
             } else {
               EXPECT_FALSE(o.held) << "a free or stale lock was reported held: " << o.inspection.detail;
               expect_clear_error(o, lock, where);
               // Nothing left behind but, at most, the untouched stale file.
-              for (const std::string& name : list_folder(dir.path())) {
+              for (const std::string& name : dir.entries()) {
                 EXPECT_EQ(name, "lock") << "left behind: " << name;
                 if (name == "lock") {
                   EXPECT_EQ(op, Op::kAcquireTakeOver) << "a failed fresh acquire left the lock file";
                   // A take-over rewrites the stale file in place; failing
                   // after the write leaves our record there, unlocked:
                   // still a stale file, never a held one.
-                  const std::string now = read_bytes(lock);
+                  const std::string now = read_file(lock);
                   if (now != stale) {
                     pidlock::ParsedRecord parsed = pidlock::parse_record(now);
                     EXPECT_TRUE(parsed.record || parsed.torn) << "a failed take-over left garbage: " << parsed.problem;
@@ -263,7 +264,7 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
               bool took_over = false;
               EXPECT_EQ(acquire_in_child(lock, &took_over), "");
               EXPECT_EQ(took_over, left);
-              EXPECT_TRUE(list_folder(dir.path()).empty());
+              EXPECT_TRUE(dir.entries().empty());
             }
             break;
           }
@@ -284,7 +285,7 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
               judged.inspection = o.inspection;
               check_no_false_verdict(judged, where);
             }
-            ASSERT_EQ(read_bytes(live_lock), live_bytes) << "the live holder's file was changed or removed";
+            ASSERT_EQ(read_file(live_lock), live_bytes) << "the live holder's file was changed or removed";
             break;
           }
           case Op::kUpdate: {
@@ -310,7 +311,7 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             hit = fs_.hit();
             ScopedSystem real(nullptr);
             if (o.ok) {
-              pidlock::ParsedRecord parsed = pidlock::parse_record(read_bytes(lock));
+              pidlock::ParsedRecord parsed = pidlock::parse_record(read_file(lock));
               ASSERT_TRUE(parsed.record) << parsed.problem;
               EXPECT_EQ(parsed.record->status, "ready");
             } else {
@@ -321,7 +322,7 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
               EXPECT_EQ(inspect_in_child(lock), static_cast<int>(Verdict::kHeld));
             }
             EXPECT_FALSE(h.release());
-            EXPECT_TRUE(list_folder(dir.path()).empty());
+            EXPECT_TRUE(dir.entries().empty());
             break;
           }
           case Op::kRelease: {
@@ -341,12 +342,12 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             ScopedSystem real(nullptr);
             EXPECT_FALSE(h.held());
             if (o.ok) {
-              EXPECT_TRUE(list_folder(dir.path()).empty());
+              EXPECT_TRUE(dir.entries().empty());
             } else {
               // Whatever is left must not need a person.
               bool took_over = false;
               EXPECT_EQ(acquire_in_child(lock, &took_over), "");
-              EXPECT_TRUE(list_folder(dir.path()).empty());
+              EXPECT_TRUE(dir.entries().empty());
             }
             break;
           }
@@ -358,7 +359,7 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             ScopedSystem real(nullptr);
             if (!o.ok) expect_clear_error(o, live_lock, where);
             check_no_false_verdict(o, where);
-            ASSERT_EQ(read_bytes(live_lock), live_bytes);
+            ASSERT_EQ(read_file(live_lock), live_bytes);
             break;
           }
           case Op::kInspectStale: {
@@ -366,7 +367,7 @@ TEST_P(InjectedFault, EveryCallEveryFault) {
             const std::string lock = dir / "lock";
             {
               ScopedSystem real(nullptr);
-              ASSERT_TRUE(make_stale_pidlock_file(lock));
+              ASSERT_GT(leave_stale_lock(lock), 0);
             }
             o = do_inspect(fs_, lock, call, n, fault);
             hit = fs_.hit();
@@ -452,7 +453,7 @@ TEST(InjectedFaultRegression, FailedStatAfterLinkLeavesNothingBehind) {
   }
   if (h) return;  // succeeded despite the fault: fine
   EXPECT_EQ(ec, std::error_code(EIO, std::system_category())) << ec.message();
-  EXPECT_TRUE(list_folder(dir.path()).empty()) << "the failed acquire left its lock file behind";
+  EXPECT_TRUE(dir.entries().empty()) << "the failed acquire left its lock file behind";
 }
 
 // Regression (G1, G3; found here, fixed in lib/): a kernel lock that is
@@ -464,12 +465,9 @@ TEST(InjectedFaultRegression, FailedStatAfterLinkLeavesNothingBehind) {
 TEST(InjectedFaultRegression, TransientNoLockAtCreationMustNotExposeLiveHolder) {
   TempDir dir;
   const std::string lock = dir / "lock";
-  int ready[2], done[2];
-  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
-  ASSERT_EQ(::pipe2(done, O_CLOEXEC), 0);
-  pid_t child = fork_child([&] {
-    ::close(ready[0]);
-    ::close(done[1]);
+  Pipe done;
+  Child child = Child::fork([&](int report) -> int {
+    done.close_write();
     static FaultSystem* fs = new FaultSystem();
     d::set_system(fs);
     fs->arm(Call::kTryLock, 1, FaultKind::kUnsupported, 0);
@@ -477,28 +475,23 @@ TEST(InjectedFaultRegression, TransientNoLockAtCreationMustNotExposeLiveHolder) 
     std::error_code ec;
     pidlock::LockHandle h = m.acquire(lock, {}, ec);
     fs->disarm();
-    char c = h ? '1' : '0';
-    (void)!::write(ready[1], &c, 1);
-    char x;
-    (void)!::read(done[0], &x, 1);
+    write_byte(report, h ? '1' : '0');
+    wait_for_eof(done.read_end());
     return 0;
   });
-  ::close(ready[1]);
-  ::close(done[0]);
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  if (c == '1') {
+  done.close_read();
+  std::optional<char> c = read_byte(child.report_fd());
+  ASSERT_TRUE(c);
+  if (*c == '1') {
     pidlock::LockManager m;
     std::error_code ec;
     pidlock::Inspection holder;
     pidlock::LockHandle h = m.acquire(lock, {}, ec, &holder);
-    EXPECT_FALSE(h) << "took over the lock of live pid " << child;
+    EXPECT_FALSE(h) << "took over the lock of live pid " << child.pid();
     EXPECT_EQ(ec, pidlock::errc::held);
   }
-  ::close(done[1]);
-  wait_child(child);
+  done.close_write();
+  child.wait();
 }
 
 }  // namespace
-}  // namespace pidlock_faults

@@ -5,7 +5,7 @@
 // daemon(3) and threads throughout.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -54,7 +54,7 @@ TEST(Pidfile, Uncontested) {
   LockHandle lock = manager.acquire(path);
   EXPECT_EQ(first_line(path), std::to_string(::getpid()));
   EXPECT_FALSE(lock.release());
-  EXPECT_FALSE(exists_no_follow(path));
+  EXPECT_FALSE(exists(path));
 }
 
 // pidfile_self: a second open by the same process fails and names us.
@@ -106,7 +106,7 @@ TEST(Pidfile, Inherited) {
   ASSERT_EQ(child.read_line(), std::optional<std::string>("claimed"));
   EXPECT_EQ(first_line(path), std::to_string(child.pid()));
   EXPECT_FALSE(lock.release()) << "leaving a lock to the child that claimed it is no error";
-  EXPECT_TRUE(exists_no_follow(path)) << "the parent removed its child's lock";
+  EXPECT_TRUE(exists(path)) << "the parent removed its child's lock";
   std::error_code ec;
   pidlock::Inspection holder;
   LockHandle again = manager.acquire(path, {}, ec, &holder);
@@ -115,7 +115,7 @@ TEST(Pidfile, Inherited) {
   EXPECT_EQ(holder.holder->pid, child.pid());
   go.close_write();
   EXPECT_EQ(exit_code(child.wait()), 0);
-  EXPECT_FALSE(exists_no_follow(path)) << "the child's clean release removes the file";
+  EXPECT_FALSE(exists(path)) << "the child's clean release removes the file";
   LockHandle next = manager.acquire(path);
   EXPECT_FALSE(next.took_over()) << "a clean shutdown is not a crash";
 }
@@ -136,7 +136,7 @@ TEST(Pidfile, Relative) {
   EXPECT_EQ(child.read_line(), std::optional<std::string>(dir / "sub/relative.pid"));
   EXPECT_EQ(child.read_line(), std::optional<std::string>(std::to_string(child.pid())));
   EXPECT_EQ(exit_code(child.wait()), 0);
-  EXPECT_FALSE(exists_no_follow(dir / "sub/relative.pid"));
+  EXPECT_FALSE(exists(dir / "sub/relative.pid"));
 }
 
 // --- daemon(3)-style servers ------------------------------------------------
@@ -172,7 +172,7 @@ TEST_P(Daemonize, TheDaemonOwnsTheLockAndItsCleanShutdownRemovesIt) {
 
   ASSERT_EQ(::kill(daemon, SIGTERM), 0);
   EXPECT_EQ(exit_code(reap(daemon)), 0);
-  EXPECT_FALSE(exists_no_follow(path)) << "the daemon's clean shutdown left its lock file";
+  EXPECT_FALSE(exists(path)) << "the daemon's clean shutdown left its lock file";
   LockHandle next = manager.acquire(path);
   EXPECT_FALSE(next.took_over()) << "a clean restart was reported as a crash";
 }
@@ -216,7 +216,7 @@ TEST(ReleaseOwnRecord, ARecordRewrittenBySomeoneElseIsNotRemovedAndTheLockIsRepo
   ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(foreign.size())), 0);
   ::close(fd);
   EXPECT_EQ(lock.release(), pidlock::errc::lock_lost);
-  EXPECT_TRUE(exists_no_follow(path)) << "release removed a file whose record is not ours";
+  EXPECT_TRUE(exists(path)) << "release removed a file whose record is not ours";
   EXPECT_EQ(read_file(path), foreign);
 }
 
@@ -235,7 +235,7 @@ TEST(ReleaseOwnRecord, AStatusRewrittenByAForkedChildStillCountsAsOurs) {
   EXPECT_EQ(exit_code(child.wait()), 0);
   EXPECT_NE(read_file(path).find("status=busy"), std::string::npos);
   EXPECT_FALSE(lock.release());
-  EXPECT_FALSE(exists_no_follow(path));
+  EXPECT_FALSE(exists(path));
 }
 
 // --- a lock lives as long as any process that inherited it -------------------
@@ -253,7 +253,7 @@ TEST(InheritedShare, AForkedChildKeepsTheLockAfterItsParentReleasesAndItsExitFre
   });
   go.close_read();
   EXPECT_FALSE(lock.release());
-  EXPECT_TRUE(exists_no_follow(path));
+  EXPECT_TRUE(exists(path));
   EXPECT_TRUE(kernel_lock_held(path)) << "the child's share was dropped";
   std::error_code ec;
   LockHandle refused = manager.acquire(path, {}, ec);
@@ -317,7 +317,7 @@ TEST(Threads, WaitingAcquiresFromManyThreadsAllSucceedOneAtATime) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(refused.load(), 0);
   EXPECT_EQ(overlaps.load(), 0);
-  EXPECT_FALSE(exists_no_follow(path));
+  EXPECT_FALSE(exists(path));
 }
 
 TEST(Threads, TheAcquiringThreadAskingAgainIsRefusedNotLeftWaitingForItself) {
@@ -401,7 +401,7 @@ TEST(ThreadSafety, OneHandleUsedFromManyThreadsWhileAnotherReleasesIt) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(unexpected.load(), 0);
   EXPECT_FALSE(lock.held());
-  EXPECT_FALSE(exists_no_follow(path));
+  EXPECT_FALSE(exists(path));
 }
 
 TEST(ThreadSafety, OneWatchCheckedFromManyThreadsSeesOneLoss) {

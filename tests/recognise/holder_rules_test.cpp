@@ -33,15 +33,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-constexpr uid_t kNobody = 65534;
-
-std::string describe(const Inspection& i) {
-  return std::string(pidlock::to_string(i.verdict)) + " " + pidlock::to_string(i.reason);
-}
-std::string describe(Verdict v, Reason r) { return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r); }
-
-bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
-
 // Sets the file's modification (and so its last change) time back.
 void age(const std::string& path, std::int64_t seconds) {
   const std::int64_t t = now() - seconds;
@@ -110,7 +101,7 @@ std::string inspect_in_container(const std::string& lock, const std::string& go,
   const std::string script = "while [ ! -e '" + go + "' ]; do sleep 0.02; done; sh -c '" +
                              std::string(holder_program()) + " inspect " + lock + "; true'";
   Child ns = Child::spawn({"unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", script});
-  EXPECT_TRUE(eventually([&] { return descendants(ns.pid()).size() >= 1; }));
+  EXPECT_TRUE(eventually([&] { return descendants(ns.pid()).size() >= 1; }, kPatience));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   then();
   write_file(go, "");

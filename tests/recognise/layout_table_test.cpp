@@ -6,7 +6,6 @@
 // are compared before and after every operation.
 #include <pidlock/pidlock.hpp>
 
-#include "helpers/scoped_system.hpp"
 #include "core/judge.hpp"
 #include "recognise/recognise_support.hpp"
 
@@ -31,11 +30,6 @@ using pidlock::LockHandle;
 using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
-
-std::string describe(Verdict v, Reason r) { return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r); }
-std::string describe(const Inspection& i) { return describe(i.verdict, i.reason); }
-
-constexpr uid_t kNobody = 65534;
 
 // --- the recognised layouts ---
 
@@ -225,7 +219,7 @@ TEST_P(LayoutTable, IsJudgedByItsOwnRulesAndOnlyAStaleOneIsTakenOver) {
     EXPECT_EQ(describe(*handle.previous_holder()), expected);
     EXPECT_EQ(first_line(lock), std::to_string(::getpid()));
     EXPECT_FALSE(handle.release());
-    EXPECT_FALSE(exists_no_follow(lock));
+    EXPECT_FALSE(exists(lock));
   } else {
     EXPECT_EQ(ec, pidlock::errc::held) << ec.message();
     EXPECT_EQ(describe(held), expected) << held.detail;
@@ -367,7 +361,7 @@ TEST_P(NotALockRecord, PidlockRunAndBreakRefuseItAndChangeNothing) {
   Ran run = run_cli({"run", lock_, "--", "touch", marker});
   EXPECT_EQ(run.code, 75) << run.output;
   EXPECT_NE(run.output.find("not a lock record"), std::string::npos) << run.output;
-  EXPECT_FALSE(exists_no_follow(marker)) << "the command must not run";
+  EXPECT_FALSE(exists(marker)) << "the command must not run";
   expect_unchanged(before_, facts_of(lock_), "pidlock run");
 
   Ran broke = run_cli({"break", lock_});

@@ -26,11 +26,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-std::string describe(const Inspection& i) {
-  return std::string(pidlock::to_string(i.verdict)) + " " + pidlock::to_string(i.reason);
-}
-std::string describe(Verdict v, Reason r) { return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r); }
-
 class PostgreSQL : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -90,7 +85,7 @@ TEST_F(PostgreSQL, ABackendAttachedAfterThePostmastersSigkillKeepsTheLockHeld) {
     for (pid_t p : descendants(server_.postmaster()))
       if (read_file("/proc/" + std::to_string(p) + "/comm") == "sleep\n") return true;
     return false;
-  })) << "the COPY never started: " << server_.log();
+  }, kPatience)) << "the COPY never started: " << server_.log();
   const pid_t postmaster = server_.postmaster();
   server_.kill_postmaster();
   ASSERT_NE(::kill(postmaster, 0), 0) << "the postmaster is gone";
@@ -231,7 +226,7 @@ TEST_F(PostgreSQL, PidlockBreakRefusesWhileABackendLives) {
     for (pid_t p : descendants(server_.postmaster()))
       if (read_file("/proc/" + std::to_string(p) + "/comm") == "sleep\n") return true;
     return false;
-  }));
+  }, kPatience));
   server_.kill_postmaster();
   const FileFacts before = facts_of(server_.pidfile());
   Ran broke = run_cli({"break", server_.pidfile()});

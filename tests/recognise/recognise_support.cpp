@@ -151,13 +151,4 @@ Ran run_cli(const std::vector<std::string>& args, std::chrono::milliseconds limi
   return ran;
 }
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return condition();
-}
-
 }  // namespace pidlock_recognise

@@ -4,7 +4,7 @@
 #ifndef PIDLOCK_TESTS_RECOGNISE_RECOGNISE_SUPPORT_HPP
 #define PIDLOCK_TESTS_RECOGNISE_RECOGNISE_SUPPORT_HPP
 
-#include "helpers/test_support.hpp"
+#include "support/test_support.hpp"
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -50,10 +50,6 @@ struct Ran {
   std::string output;  // stdout and stderr together
 };
 Ran run_cli(const std::vector<std::string>& args, std::chrono::milliseconds limit = std::chrono::seconds(30));
-
-// Waits until `condition` holds, up to `limit`.
-bool eventually(const std::function<bool()>& condition,
-                std::chrono::milliseconds limit = std::chrono::seconds(20));
 
 }  // namespace pidlock_recognise
 

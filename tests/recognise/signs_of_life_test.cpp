@@ -35,13 +35,6 @@ using pidlock::LockManager;
 using pidlock::Reason;
 using pidlock::Verdict;
 
-constexpr uid_t kNobody = 65534;
-
-std::string describe(const Inspection& i) {
-  return std::string(pidlock::to_string(i.verdict)) + " " + pidlock::to_string(i.reason);
-}
-std::string describe(Verdict v, Reason r) { return std::string(pidlock::to_string(v)) + " " + pidlock::to_string(r); }
-
 // A postmaster.pid naming `pid`, with `data_dir`, the socket directory and
 // port, and the shared-memory key and id on line 7.
 std::string postmaster(pid_t pid, const std::string& data_dir, std::int64_t start, const std::string& socket_dir,

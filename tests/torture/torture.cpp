@@ -33,9 +33,9 @@
 //    token out before releasing): that is a violation.
 #include <pidlock/pidlock.hpp>
 
-#include "posix/system.hpp"
+#include "support/fault_system.hpp"
+#include "support/files.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -195,10 +195,11 @@ Liveness liveness(std::uint64_t token) {
 
 // --- the contender's System: records where it is, widens windows, and
 // sometimes dies exactly at a step.
-class TortureSystem : public pidlock::detail::SystemWrapper {
+class TortureSystem : public pidlock_test::FaultSystem {
  public:
-  TortureSystem(Slot* slot, std::mt19937_64* rng)
-      : SystemWrapper(pidlock::detail::real_system()), slot_(slot), rng_(rng) {}
+  TortureSystem(Slot* slot, std::mt19937_64* rng) : slot_(slot), rng_(rng) {
+    if (g_config.no_tmpfile) always(pidlock_test::Call::kOpenUnnamed, pidlock_test::FaultKind::kErrno, EOPNOTSUPP);
+  }
 
   void checkpoint(const char* step) override {
     int phase = kIdle;
@@ -223,15 +224,7 @@ class TortureSystem : public pidlock::detail::SystemWrapper {
     // Now and then linger a little, so that the killer lands inside the
     // short windows between steps more often.
     if ((r >> 16) % 8 == 0) spin_us(static_cast<int>((r >> 24) % 40));
-    SystemWrapper::checkpoint(step);
-  }
-
-  int open_unnamed(int dirfd, mode_t mode, bool cloexec) override {
-    if (g_config.no_tmpfile) {
-      errno = EOPNOTSUPP;
-      return -1;
-    }
-    return SystemWrapper::open_unnamed(dirfd, mode, cloexec);
+    FaultSystem::checkpoint(step);
   }
 
   static void spin_us(int us) {
@@ -243,18 +236,6 @@ class TortureSystem : public pidlock::detail::SystemWrapper {
  private:
   Slot* slot_;
   std::mt19937_64* rng_;
-};
-
-// The final acquire's System with --no-tmpfile: the same kind of file
-// system as the contenders', a minute later (see before_final in main).
-class LaterSystem : public pidlock::detail::SystemWrapper {
- public:
-  LaterSystem() : SystemWrapper(pidlock::detail::real_system()) {}
-  int open_unnamed(int, mode_t, bool) override {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  std::int64_t now() override { return SystemWrapper::now() + 60; }
 };
 
 void report(const char* what, const std::string& detail) {
@@ -422,30 +403,6 @@ pid_t spawn(int slot_index, unsigned seed) {
   if (pid == 0) contender(slot_index, seed);
   g_shared->slots[slot_index].pid.store(pid);
   return pid;
-}
-
-std::vector<std::string> list_folder(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string read_whole(const std::string& path) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
 }
 
 void usage() {
@@ -642,16 +599,20 @@ int main(int argc, char** argv) {
   // than a creator needs): they count as left behind only if they survive
   // the final acquire and release.
   std::vector<std::string> before_final;
-  for (const std::string& n : list_folder(dir))
+  for (const std::string& n : pidlock_test::list_folder(dir))
     if (n != "torture.lock") before_final.push_back(n);
   std::string final_state = "no lock file";
-  LaterSystem later;
+  // With --no-tmpfile: the same kind of file system as the contenders', a
+  // minute later.
+  pidlock_test::FaultSystem later;
+  later.always(pidlock_test::Call::kOpenUnnamed, pidlock_test::FaultKind::kErrno, EOPNOTSUPP);
+  later.advance_clock(60);
   pidlock::detail::set_system(cfg.no_tmpfile ? &later : nullptr);
   pidlock::LockManager manager;
   {
-    std::vector<std::string> names = list_folder(dir);
+    std::vector<std::string> names = pidlock_test::list_folder(dir);
     if (std::find(names.begin(), names.end(), "torture.lock") != names.end()) {
-      pidlock::ParsedRecord parsed = pidlock::parse_record(read_whole(g_lock_path));
+      pidlock::ParsedRecord parsed = pidlock::parse_record(pidlock_test::try_read_file(g_lock_path).value_or(""));
       final_state = std::string("lock file left behind, ") +
                     (parsed.record ? std::string(pidlock::to_string(parsed.record->format)) + " record"
                                    : "unparsed: " + parsed.problem);
@@ -678,7 +639,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "pidlock_torture: final release failed: %s\n", rec.message().c_str());
     }
   }
-  const std::vector<std::string> leftovers = list_folder(dir);
+  const std::vector<std::string> leftovers = pidlock_test::list_folder(dir);
 
   const Shared& s = *g_shared;
   const std::uint64_t acquisitions = s.acquisitions.load();

@@ -1,11 +1,10 @@
 // Waiting acquires with real processes: hand-off on release and on death,
 // the deadline, cancellation, sixteen contending processes, a lock file
 // re-created under its waiters, and an idle waiter's CPU use.
-#include "waiting_support.hpp"
+#include "support/test_support.hpp"
 
 #include "posix/syscalls.hpp"
 #include "posix/system.hpp"
-#include "scoped_system.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -29,9 +28,10 @@
 #include <optional>
 #include <thread>
 
-namespace waiting_test {
 namespace {
 
+using namespace pidlock_test;
+using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 using pidlock::AcquireOptions;
 using pidlock::errc;
@@ -47,13 +47,6 @@ ino_t inode_of(const std::string& path) {
   return st.st_ino;
 }
 
-std::string first_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
 struct flock one_byte(short type, off_t byte) {
   struct flock fl {};
   fl.l_type = type;
@@ -62,19 +55,6 @@ struct flock one_byte(short type, off_t byte) {
   fl.l_len = 1;
   return fl;
 }
-
-// Does another open file description lock byte `byte` of the file?
-bool byte_locked(const std::string& path, off_t byte) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct flock fl = one_byte(F_WRLCK, byte);
-  EXPECT_EQ(::fcntl(fd.get(), F_OFD_GETLK, &fl), 0) << path << ": " << std::strerror(errno);
-  return fl.l_type != F_UNLCK;
-}
-
-// Is the holder's kernel lock (an OFD lock on the file's first byte) held?
-bool holder_lock_held(const std::string& path) { return byte_locked(path, 0); }
-// Does a waiter announce itself (a shared lock on the second byte)?
-bool waiter_announced(const std::string& path) { return byte_locked(path, 1); }
 
 AcquireOptions waiting(std::optional<milliseconds> timeout = std::nullopt) {
   AcquireOptions o;
@@ -86,18 +66,6 @@ AcquireOptions waiting(std::optional<milliseconds> timeout = std::nullopt) {
   // test instead of being hidden by the safety net.
   o.recheck_interval = std::chrono::minutes(1);
   return o;
-}
-
-// Runs `action` on another thread once this thread sleeps in poll(): the
-// waiter below it is then really blocked, not about to look.
-std::future<bool> when_this_thread_waits(std::function<void()> action) {
-  pid_t pid = ::getpid();
-  pid_t tid = current_tid();
-  return std::async(std::launch::async, [pid, tid, action = std::move(action)] {
-    bool waiting = wait_until_sleeping_in_poll(pid, tid);
-    action();  // unconditionally, so the waiter never hangs
-    return waiting;
-  });
 }
 
 TEST(Handoff, WaiterGetsTheLockWhenTheHolderReleases) {
@@ -154,7 +122,7 @@ TEST(Handoff, AFileReleasedToAWaiterThatNeverTookItIsTakenOverWithoutRecovery) {
     ASSERT_TRUE(holder.release());
   }
   ASSERT_TRUE(exists(path)) << "the holder removed the file although a waiter was announced";
-  EXPECT_FALSE(holder_lock_held(path));
+  EXPECT_FALSE(kernel_lock_held(path));
 
   LockManager manager;
   std::error_code ec;
@@ -195,10 +163,7 @@ TEST(Handoff, AWaiterThatMayNotWriteTheFileWaitsUnannouncedAndGetsTheLock) {
   Pipe result;
   Child waiter = Child::fork([&]() -> int {
     result.close_read();
-    constexpr uid_t kNobody = 65534;
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(kNobody, kNobody, kNobody) != 0 ||
-        ::setresuid(kNobody, kNobody, kNobody) != 0 || ::geteuid() != kNobody)
-      return 10;  // privileges not dropped: the test would prove nothing
+    if (!drop_privileges(kNobody)) return 10;  // privileges not dropped: the test would prove nothing
     if (::open(path.c_str(), O_RDWR | O_CLOEXEC) >= 0 || errno != EACCES) return 11;
     LockManager m;
     std::error_code wec;
@@ -690,7 +655,7 @@ TEST(Handoff, AnIdleWaiterOnAPostgresqlLockUsesNoCpuAndTakesOverAtDeath) {
 
   const pid_t postmaster_pid = postmaster.pid();
   postmaster.kill(SIGKILL);
-  EXPECT_TRUE(postmaster.wait());
+  EXPECT_TRUE(postmaster.wait(kPatience));
   EXPECT_EQ(read_line(report.read_end(), 20s), std::to_string(postmaster_pid));
   EXPECT_TRUE(waiter.exited_with(0));
 
@@ -701,4 +666,3 @@ TEST(Handoff, AnIdleWaiterOnAPostgresqlLockUsesNoCpuAndTakesOverAtDeath) {
 }
 
 }  // namespace
-}  // namespace waiting_test

@@ -2,7 +2,7 @@
 // process -- delete, rename, replace, overwrite -- is seen through each of
 // the three forms; the holder's own updates are not a loss; the periodic
 // recheck runs on its timer.
-#include "waiting_support.hpp"
+#include "support/test_support.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -22,9 +22,10 @@
 #include <string>
 #include <tuple>
 
-namespace waiting_test {
 namespace {
 
+using namespace pidlock_test;
+using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 using pidlock::LockHandle;
 using pidlock::LockManager;
@@ -269,4 +270,3 @@ TEST(Loss, RenamingTheLocksFolderIsNoticed) {
 }
 
 }  // namespace
-}  // namespace waiting_test

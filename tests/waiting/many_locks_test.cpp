@@ -1,7 +1,7 @@
 // Many locks per process through one LockManager: held_count, release_all
 // and ~LockManager in reverse order of acquisition (proved with inotify's
 // ordered IN_DELETE events), no double release, touch and touch_all.
-#include "waiting_support.hpp"
+#include "support/test_support.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -20,9 +20,10 @@
 #include <string>
 #include <vector>
 
-namespace waiting_test {
 namespace {
 
+using namespace pidlock_test;
+using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 using pidlock::LockHandle;
 using pidlock::LockManager;
@@ -142,7 +143,7 @@ TEST(ManyLocks, ANormalExitReleasesThroughAGlobalManager) {
   });
   out.close_write();
   EXPECT_EQ(read_line(out.read_end()), "ready 4");
-  std::optional<int> status = daemon.wait();
+  std::optional<int> status = daemon.wait(kPatience);
   ASSERT_TRUE(status);
   ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
       << "the daemon did not exit normally (status " << *status
@@ -251,4 +252,3 @@ TEST(Touch, TouchNeverTouchesAFileThatReplacedTheLock) {
 }
 
 }  // namespace
-}  // namespace waiting_test

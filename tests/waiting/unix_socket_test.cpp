@@ -1,7 +1,7 @@
 // lock_unix_socket with real sockets and real processes: a socket left by
 // a SIGKILLed server is removed once its lock is taken over; anything else
 // at the socket path is refused and kept; a live server keeps both.
-#include "waiting_support.hpp"
+#include "support/test_support.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -18,8 +18,10 @@
 #include <sstream>
 #include <string>
 
-namespace waiting_test {
 namespace {
+
+using namespace pidlock_test;
+using std::chrono::milliseconds;
 
 using pidlock::errc;
 using pidlock::Inspection;
@@ -148,4 +150,3 @@ TEST(UnixSocket, ALiveServerKeepsItsLockAndItsSocket) {
 }
 
 }  // namespace
-}  // namespace waiting_test

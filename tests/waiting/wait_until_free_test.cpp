@@ -1,7 +1,7 @@
 // LockManager::wait_until_free: woken by a release (kFree) or a death
 // (kStale), bounded by its deadline (errc::held with the last verdict), and
 // never taking the lock itself.
-#include "waiting_support.hpp"
+#include "support/test_support.hpp"
 
 #include <pidlock/pidlock.hpp>
 
@@ -13,9 +13,10 @@
 #include <functional>
 #include <future>
 
-namespace waiting_test {
 namespace {
 
+using namespace pidlock_test;
+using std::chrono::milliseconds;
 using namespace std::chrono_literals;
 using pidlock::errc;
 using pidlock::Inspection;
@@ -23,16 +24,6 @@ using pidlock::LockHandle;
 using pidlock::LockManager;
 using pidlock::Verdict;
 using Clock = std::chrono::steady_clock;
-
-std::future<bool> when_this_thread_waits(std::function<void()> action) {
-  pid_t pid = ::getpid();
-  pid_t tid = current_tid();
-  return std::async(std::launch::async, [pid, tid, action = std::move(action)] {
-    bool waiting = wait_until_sleeping_in_poll(pid, tid);
-    action();
-    return waiting;
-  });
-}
 
 TEST(WaitUntilFree, ReturnsFreeWhenTheHolderReleases) {
   TempDir dir;
@@ -130,4 +121,3 @@ TEST(WaitUntilFree, AFreePathReturnsAtOnceAndCreatesNothing) {
 }
 
 }  // namespace
-}  // namespace waiting_test

@@ -1,24 +1,25 @@
 // Real etcd servers for tests and the benchmark: a cluster of members on
-// 127.0.0.1, each a child process (fork + exec of `etcd` from PATH) with
-// its own client and peer port and a data folder under a fresh temporary
-// folder. Only loopback traffic. Members can be frozen (SIGSTOP), killed
-// and restarted on the same ports and data.
-#ifndef PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
-#define PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
+// 127.0.0.1, each a child process (`etcd` from PATH) with its own client
+// and peer port and a data folder under a fresh temporary folder. Only
+// loopback traffic. Members can be frozen (SIGSTOP), killed and restarted
+// on the same ports and data. Built only with PIDLOCK_WITH_ETCD.
+#ifndef PIDLOCK_TESTS_SUPPORT_ETCD_CLUSTER_HPP
+#define PIDLOCK_TESTS_SUPPORT_ETCD_CLUSTER_HPP
+
+#include "support/child.hpp"
+#include "support/temp_dir.hpp"
 
 #include "etcd/address.hpp"
-
-#include <sys/types.h>
 
 #include <chrono>
 #include <string>
 #include <vector>
 
-namespace pidlock_etcd_test {
+namespace pidlock_test {
 
 struct ClusterOptions {
-  // Non-empty: a folder of certificates (certificates.hpp); the members
-  // serve https with server.pem, trust ca.pem and require client
+  // Non-empty: a folder of certificates (tests/etcd/certificates.hpp); the
+  // members serve https with server.pem, trust ca.pem and require client
   // certificates.
   std::string cert_dir;
   std::vector<std::string> extra_args;  // more etcd flags for every member
@@ -28,8 +29,9 @@ class EtcdCluster {
  public:
   // Does not start anything; see start().
   explicit EtcdCluster(int members = 3, ClusterOptions options = {});
-  // Kills every member still running and removes the data folders.
-  ~EtcdCluster();
+  // Kills every member still running (frozen ones too) and removes the
+  // data folders.
+  ~EtcdCluster() = default;
   EtcdCluster(const EtcdCluster&) = delete;
   EtcdCluster& operator=(const EtcdCluster&) = delete;
 
@@ -80,18 +82,23 @@ class EtcdCluster {
     std::string name;
     int client_port = 0;
     int peer_port = 0;
-    pid_t pid = -1;
+    Child process;
     bool stopped = false;
     std::string log;
     std::vector<std::string> args;
   };
   bool spawn(Member& m, std::string* problem);
+  // Started and not killed (it may have died by itself, or be frozen).
+  bool started(int i) const { return !members_[i].process.reaped(); }
+  // Started, not killed and not frozen: it may answer.
+  bool answering(int i) const { return started(i) && !members_[i].stopped; }
 
   ClusterOptions options_;
-  std::string dir_;
+  // Members are declared after the folder: they die before it is removed.
+  TempDir dir_;
   std::vector<Member> members_;
 };
 
-}  // namespace pidlock_etcd_test
+}  // namespace pidlock_test
 
-#endif  // PIDLOCK_TESTS_ETCD_ETCD_CLUSTER_HPP
+#endif  // PIDLOCK_TESTS_SUPPORT_ETCD_CLUSTER_HPP

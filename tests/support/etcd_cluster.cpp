@@ -1,25 +1,21 @@
-#include "etcd_cluster.hpp"
+#include "support/etcd_cluster.hpp"
+
+#include "support/files.hpp"
 
 #include "etcd/client.hpp"
 
 #include <curl/curl.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <csignal>
+#include <cstdlib>
 #include <thread>
 
-namespace pidlock_etcd_test {
+namespace pidlock_test {
 
 namespace etcd = pidlock::detail::etcd;
 
@@ -52,34 +48,17 @@ std::vector<int> free_ports(int count) {
 
 etcd::Clock::time_point soon() { return etcd::Clock::now() + std::chrono::milliseconds(500); }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 EtcdCluster::EtcdCluster(int members, ClusterOptions options) : options_(std::move(options)) {
-  char tmpl[] = "/tmp/pidlock-etcd-XXXXXX";
-  if (::mkdtemp(tmpl)) dir_ = tmpl;
   std::vector<int> ports = free_ports(2 * members);
   for (int i = 0; i < members; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);
     m.client_port = ports[2 * i];
     m.peer_port = ports[2 * i + 1];
-    m.log = dir_ + "/" + m.name + ".log";
-    members_.push_back(m);
-  }
-}
-
-EtcdCluster::~EtcdCluster() {
-  kill_all();
-  if (!dir_.empty() && dir_.rfind("/tmp/pidlock-etcd-", 0) == 0) {
-    std::string cmd = "rm -rf '" + dir_ + "'";
-    (void)::system(cmd.c_str());
+    m.log = dir_ / (m.name + ".log");
+    members_.push_back(std::move(m));
   }
 }
 
@@ -117,7 +96,8 @@ std::string EtcdCluster::address(const std::string& name, int ttl, int first) co
 etcd::Cluster EtcdCluster::client_config(int member) const {
   etcd::Cluster c;
   for (int i = 0; i < size(); ++i)
-    if (member < 0 || i == member) c.endpoints.push_back(etcd::Endpoint{"127.0.0.1:" + std::to_string(members_[i].client_port), tls()});
+    if (member < 0 || i == member)
+      c.endpoints.push_back(etcd::Endpoint{"127.0.0.1:" + std::to_string(members_[i].client_port), tls()});
   if (tls()) {
     c.security.ca_file = options_.cert_dir + "/ca.pem";
     c.security.cert_file = options_.cert_dir + "/client.pem";
@@ -129,7 +109,7 @@ etcd::Cluster EtcdCluster::client_config(int member) const {
 std::vector<std::string> EtcdCluster::etcdctl() const {
   std::string eps;
   for (int i = 0; i < size(); ++i) {
-    if (members_[i].pid <= 0) continue;
+    if (!started(i)) continue;
     eps += std::string(eps.empty() ? "" : ",") + (tls() ? "https://" : "http://") + "127.0.0.1:" +
            std::to_string(members_[i].client_port);
   }
@@ -143,34 +123,21 @@ std::vector<std::string> EtcdCluster::etcdctl() const {
 }
 
 bool EtcdCluster::spawn(Member& m, std::string* problem) {
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    *problem = std::string("fork: ") + std::strerror(errno);
+  Stdio stdio;
+  stdio.output_file = stdio.error_file = m.log;
+  stdio.append = true;         // a restarted member adds to its log
+  stdio.die_with_test = true;  // even when the test is killed by a timeout
+  m.process = Child::spawn(m.args, stdio);
+  m.stopped = false;
+  if (m.process.pid() <= 0) {
+    *problem = "cannot start etcd member " + m.name;
     return false;
   }
-  if (pid == 0) {
-    // Die with the test, even when it is killed by a timeout.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int log = ::open(m.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    if (log >= 0) {
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-    }
-    int null = ::open("/dev/null", O_RDONLY);
-    if (null >= 0) ::dup2(null, 0);
-    std::vector<char*> argv;
-    for (auto& a : m.args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execvp("etcd", argv.data());
-    ::_exit(127);
-  }
-  m.pid = pid;
-  m.stopped = false;
   return true;
 }
 
 bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout) {
-  if (dir_.empty()) {
+  if (dir_.path().empty()) {
     *problem = "cannot create a temporary folder";
     return false;
   }
@@ -183,14 +150,15 @@ bool EtcdCluster::start(std::string* problem, std::chrono::milliseconds timeout)
     if (!initial.empty()) initial += ',';
     initial += m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);
   }
-  const std::string token = "pidlock-test-" + std::to_string(::getpid()) + "-" + dir_.substr(dir_.size() - 6);
+  const std::string& dir = dir_.path();
+  const std::string token = "pidlock-test-" + std::to_string(::getpid()) + "-" + dir.substr(dir.size() - 6);
   for (auto& m : members_) {
     const std::string client = (tls() ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(m.client_port);
     const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
     m.args = {
         "etcd",
         "--name", m.name,
-        "--data-dir", dir_ + "/" + m.name,
+        "--data-dir", dir_ / m.name,
         "--listen-client-urls", client,
         "--advertise-client-urls", client,
         "--listen-peer-urls", peer,
@@ -221,9 +189,7 @@ bool EtcdCluster::wait_healthy(std::string* problem, std::chrono::milliseconds t
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     for (auto& m : members_) {
-      int status = 0;
-      if (m.pid > 0 && ::waitpid(m.pid, &status, WNOHANG) == m.pid) {
-        m.pid = -1;
+      if (!m.process.reaped() && !m.process.running()) {
         *problem = "etcd member " + m.name + " exited (is etcd in PATH?)\n" + logs();
         return false;
       }
@@ -232,7 +198,7 @@ bool EtcdCluster::wait_healthy(std::string* problem, std::chrono::milliseconds t
       // Every running member must answer too, not just agree.
       bool all = true;
       for (int i = 0; i < size() && all; ++i) {
-        if (members_[i].pid <= 0 || members_[i].stopped) continue;
+        if (!answering(i)) continue;
         etcd::Client c(client_config(i));
         all = c.call("/v3/kv/range", etcd::Json{{"key", "AA=="}}, soon()).ok();
       }
@@ -246,7 +212,7 @@ bool EtcdCluster::wait_healthy(std::string* problem, std::chrono::milliseconds t
 
 int EtcdCluster::leader() const {
   for (int i = 0; i < size(); ++i) {
-    if (members_[i].pid <= 0 || members_[i].stopped) continue;
+    if (!answering(i)) continue;
     etcd::Client c(client_config(i));
     etcd::Reply r = c.call("/v3/maintenance/status", etcd::Json::object(), soon());
     if (!r.ok()) continue;
@@ -256,7 +222,7 @@ int EtcdCluster::leader() const {
     if (leader.empty() || leader == "0") continue;
     // Find the member whose own id is the leader's.
     for (int j = 0; j < size(); ++j) {
-      if (members_[j].pid <= 0 || members_[j].stopped) continue;
+      if (!answering(j)) continue;
       etcd::Client cj(client_config(j));
       etcd::Reply rj = cj.call("/v3/maintenance/status", etcd::Json::object(), soon());
       if (rj.ok() && rj.body["header"].value("member_id", std::string()) == leader) return j;
@@ -266,14 +232,10 @@ int EtcdCluster::leader() const {
 }
 
 void EtcdCluster::kill_member(int i) {
-  Member& m = members_[i];
-  if (m.pid <= 0) return;
-  ::kill(m.pid, SIGKILL);
-  ::kill(m.pid, SIGCONT);
-  int status = 0;
-  ::waitpid(m.pid, &status, 0);
-  m.pid = -1;
-  m.stopped = false;
+  // SIGKILL ends a frozen process too.
+  members_[i].process.kill(SIGKILL);
+  members_[i].process.wait();
+  members_[i].stopped = false;
 }
 
 void EtcdCluster::kill_all() {
@@ -281,23 +243,22 @@ void EtcdCluster::kill_all() {
 }
 
 void EtcdCluster::stop_member(int i) {
-  if (members_[i].pid <= 0) return;
-  ::kill(members_[i].pid, SIGSTOP);
+  if (!started(i)) return;
+  members_[i].process.kill(SIGSTOP);
   members_[i].stopped = true;
 }
 
 void EtcdCluster::continue_member(int i) {
-  if (members_[i].pid <= 0) return;
-  ::kill(members_[i].pid, SIGCONT);
+  if (!started(i)) return;
+  members_[i].process.kill(SIGCONT);
   members_[i].stopped = false;
 }
 
 bool EtcdCluster::restart_member(int i, std::string* problem) {
-  Member& m = members_[i];
-  if (m.pid > 0) return true;
+  if (members_[i].process.running()) return true;
   // The data folder has the member's WAL: etcd ignores the --initial-*
   // flags and rejoins its cluster.
-  return spawn(m, problem);
+  return spawn(members_[i], problem);
 }
 
 namespace {
@@ -311,7 +272,7 @@ size_t append_text(char* data, size_t size, size_t count, void* user) {
 
 long long EtcdCluster::proposals_committed() const {
   for (int i = 0; i < size(); ++i) {
-    if (members_[i].pid <= 0 || members_[i].stopped) continue;
+    if (!answering(i)) continue;
     CURL* easy = curl_easy_init();
     std::string text;
     const std::string url = (tls() ? "https://" : "http://") + std::string("127.0.0.1:") +
@@ -339,8 +300,8 @@ long long EtcdCluster::proposals_committed() const {
 
 std::string EtcdCluster::logs() const {
   std::string out;
-  for (const auto& m : members_) out += "--- " + m.name + " (" + m.log + ")\n" + read_all(m.log);
+  for (const auto& m : members_) out += "--- " + m.name + " (" + m.log + ")\n" + try_read_file(m.log).value_or("");
   return out;
 }
 
-}  // namespace pidlock_etcd_test
+}  // namespace pidlock_test

@@ -1,0 +1,147 @@
+// pidlock_test_holder: a small program the tests fork/exec to get a real,
+// separate process doing one thing with a lock. It reports on stdout, one
+// line per event, so that tests synchronise on pipes rather than on sleeps.
+//
+//   acquire LOCK [inheritable]  acquire, print "ready <pid> <fd>", then sleep
+//                               until killed; on failure print
+//                               "held <reason>" (exit 2) or "error <what>"
+//                               (exit 3)
+//   try-acquire LOCK            acquire and release at once; print
+//                               "acquired", "held <reason>" or "error <what>"
+//                               and exit 0, 2 or 3
+//   fd-status N                 print "open" or "closed" for descriptor N
+//                               (inherited across exec?), then sleep until
+//                               killed
+//   ofd-lock FILE               open FILE read-write, take an exclusive OFD
+//                               lock (F_OFD_SETLK), print "ready", sleep
+//   sleep                       print "ready <pid>", sleep until killed
+//   inspect LOCK                print "<verdict> <reason>" (or "error
+//                               <what>") and exit 0
+//   hand-to-child LOCK          acquire, fork a child that sleeps, name it
+//                               the holder (update_holder_pid, as `pidlock
+//                               run` does), print "ready <child pid>", sleep
+#include <pidlock/pidlock.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+[[noreturn]] void sleep_forever() {
+  for (;;) ::pause();
+}
+
+void say(const std::string& line) {
+  std::string out = line + "\n";
+  (void)!::write(STDOUT_FILENO, out.data(), out.size());
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: pidlock_test_holder acquire|try-acquire|fd-status|ofd-lock|inspect|hand-to-child|sleep ...\n");
+  return 64;
+}
+
+int report_failure(const std::error_code& ec, const pidlock::Inspection& holder) {
+  if (ec == pidlock::errc::held) {
+    say(std::string("held ") + pidlock::to_string(holder.reason));
+    return 2;
+  }
+  say("error " + ec.message());
+  return 3;
+}
+
+// Acquires `path`, or says why not and exits 2 (held) or 3 (error).
+pidlock::LockHandle acquire_or_exit(pidlock::LockManager& manager, const char* path,
+                                    const pidlock::AcquireOptions& options = {}) {
+  std::error_code ec;
+  pidlock::Inspection holder;
+  pidlock::LockHandle handle = manager.acquire(path, options, ec, &holder);
+  if (ec) std::exit(report_failure(ec, holder));
+  return handle;
+}
+
+[[noreturn]] void acquire(const char* path, bool inheritable) {
+  pidlock::AcquireOptions options;
+  options.inheritable = inheritable;
+  pidlock::LockManager manager;
+  pidlock::LockHandle handle = acquire_or_exit(manager, path, options);
+  say("ready " + std::to_string(::getpid()) + " " + std::to_string(handle.native_handle()));
+  sleep_forever();
+}
+
+int try_acquire(const char* path) {
+  pidlock::LockManager manager;
+  pidlock::LockHandle handle = acquire_or_exit(manager, path);
+  std::error_code release_ec = handle.release();
+  say(release_ec ? "error release: " + release_ec.message() : std::string("acquired"));
+  return release_ec ? 3 : 0;
+}
+
+int ofd_lock(const char* path) {
+  int fd = ::open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    say(std::string("error open: ") + std::strerror(errno));
+    return 3;
+  }
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+    say(std::string("error F_OFD_SETLK: ") + std::strerror(errno));
+    return 3;
+  }
+  say("ready");
+  sleep_forever();
+}
+
+int inspect(const char* path) {
+  pidlock::LockManager manager;
+  std::error_code ec;
+  pidlock::Inspection insp = manager.inspect(path, {}, ec);
+  say(ec ? "error " + ec.message()
+         : std::string(pidlock::to_string(insp.verdict)) + " " + pidlock::to_string(insp.reason));
+  return 0;
+}
+
+int hand_to_child(const char* path) {
+  pidlock::LockManager manager;
+  pidlock::LockHandle handle = acquire_or_exit(manager, path);
+  pid_t child = ::fork();
+  if (child == 0) sleep_forever();
+  std::error_code ec;
+  handle.update_holder_pid(child, ec);
+  if (ec) {
+    say("error update_holder_pid: " + ec.message());
+    return 3;
+  }
+  say("ready " + std::to_string(child));
+  sleep_forever();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
+  if (argc < 2) return usage();
+  const std::string mode = argv[1];
+  if (mode == "acquire" && argc >= 3) acquire(argv[2], argc >= 4 && std::string(argv[3]) == "inheritable");
+  if (mode == "try-acquire" && argc >= 3) return try_acquire(argv[2]);
+  if (mode == "fd-status" && argc >= 3) {
+    say(::fcntl(std::atoi(argv[2]), F_GETFD) >= 0 ? "open" : "closed");
+    sleep_forever();
+  }
+  if (mode == "ofd-lock" && argc >= 3) return ofd_lock(argv[2]);
+  if (mode == "inspect" && argc >= 3) return inspect(argv[2]);
+  if (mode == "hand-to-child" && argc >= 3) return hand_to_child(argv[2]);
+  if (mode == "sleep") {
+    say("ready " + std::to_string(::getpid()));
+    sleep_forever();
+  }
+  return usage();
+}

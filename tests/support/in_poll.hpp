@@ -1,0 +1,33 @@
+// Knowing that a waiter really waits: a thread asleep in poll() with a
+// timeout -- where a waiting acquire, wait_until_free and wait_for_loss
+// sleep -- as /proc/PID/task/TID/syscall shows. A test changes the lock
+// only once its waiter is there, without guessing with a sleep.
+#ifndef PIDLOCK_TESTS_SUPPORT_IN_POLL_HPP
+#define PIDLOCK_TESTS_SUPPORT_IN_POLL_HPP
+
+#include "support/pipe.hpp"
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+
+namespace pidlock_test {
+
+// Blocks until thread `tid` of process `pid` sleeps in poll() with a
+// non-zero timeout; false if that does not happen within `timeout`.
+bool wait_until_sleeping_in_poll(pid_t pid, pid_t tid, std::chrono::milliseconds timeout = kPatience);
+inline bool wait_until_sleeping_in_poll(pid_t pid, std::chrono::milliseconds timeout = kPatience) {
+  return wait_until_sleeping_in_poll(pid, pid, timeout);
+}
+
+// Runs `action` on another thread once the calling thread sleeps in
+// poll(): the wait it is about to start is then really blocked, not about
+// to look. The action runs in any case, so that the waiter never hangs;
+// the future says whether the thread was seen waiting first.
+std::future<bool> when_this_thread_waits(std::function<void()> action);
+
+}  // namespace pidlock_test
+
+#endif  // PIDLOCK_TESTS_SUPPORT_IN_POLL_HPP

@@ -1,0 +1,20 @@
+#include "support/privileges.hpp"
+
+#include <grp.h>
+#include <unistd.h>
+
+namespace pidlock_test {
+
+bool drop_privileges(uid_t id) {
+  if (::setgroups(0, nullptr) != 0) return false;
+  if (::setresgid(id, id, id) != 0) return false;
+  if (::setresuid(id, id, id) != 0) return false;
+  uid_t r, e, s;
+  gid_t gr, ge, gs;
+  if (::getresuid(&r, &e, &s) != 0 || ::getresgid(&gr, &ge, &gs) != 0) return false;
+  if (r != id || e != id || s != id || gr != id || ge != id || gs != id) return false;
+  // Proof that root is really gone: going back must fail.
+  return ::setuid(0) != 0 && ::geteuid() == id;
+}
+
+}  // namespace pidlock_test
