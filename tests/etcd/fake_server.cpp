@@ -1,7 +1,7 @@
 #include "fake_server.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include "support/loopback.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,15 +9,8 @@
 namespace pidlock_etcd_test {
 
 FakeServer::FakeServer(std::string reply) : reply_(std::move(reply)) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 64) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return;
-  port_ = ntohs(addr.sin_port);
+  listen_fd_ = pidlock_test::bind_loopback(&port_, 64);
+  if (listen_fd_ < 0) return;
   thread_ = std::thread([this] { run(); });
 }
 

@@ -1,6 +1,7 @@
 #include "fault_proxy.hpp"
 
-#include <arpa/inet.h>
+#include "support/loopback.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -48,15 +49,8 @@ struct Connection {
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
+  int fd = pidlock_test::connect_loopback(port);
+  if (fd < 0) return -1;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   set_nonblocking(fd);
@@ -100,15 +94,8 @@ bool push(Direction& d, Clock::time_point now) {
 }  // namespace
 
 FaultProxy::FaultProxy(int target_port) {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_, 128) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return;
-  port_ = ntohs(addr.sin_port);
+  listen_fd_ = pidlock_test::bind_loopback(&port_, 128);
+  if (listen_fd_ < 0) return;
   set_nonblocking(listen_fd_);
   if (::pipe2(wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return;
   target_port_ = target_port;

@@ -1,14 +1,12 @@
 #include "support/etcd_cluster.hpp"
 
 #include "support/files.hpp"
+#include "support/loopback.hpp"
 
 #include "etcd/client.hpp"
 
 #include <curl/curl.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -21,37 +19,12 @@ namespace etcd = pidlock::detail::etcd;
 
 namespace {
 
-// Free loopback ports, found by binding to port 0. All sockets stay open
-// until every port is chosen, so the ports are distinct; a race with
-// another program taking one before etcd binds it is possible but rare, and
-// start() then fails with the member's log.
-std::vector<int> free_ports(int count) {
-  std::vector<int> fds, ports;
-  for (int i = 0; i < count; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ports.push_back(0);
-    } else {
-      ports.push_back(ntohs(addr.sin_port));
-    }
-    fds.push_back(fd);
-  }
-  for (int fd : fds)
-    if (fd >= 0) ::close(fd);
-  return ports;
-}
-
 etcd::Clock::time_point soon() { return etcd::Clock::now() + std::chrono::milliseconds(500); }
 
 }  // namespace
 
 EtcdCluster::EtcdCluster(int members, ClusterOptions options) : options_(std::move(options)) {
-  std::vector<int> ports = free_ports(2 * members);
+  std::vector<int> ports = free_loopback_ports(2 * members);
   for (int i = 0; i < members; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);

@@ -8,6 +8,7 @@
 //   child.hpp          Child: forked or spawned processes, their end, output
 //   lock_children.hpp  locks held, left stale or inspected by children
 //   kernel_lock.hpp    who holds a lock file's kernel locks
+//   loopback.hpp       TCP on 127.0.0.1: free ports, listening, connecting
 //   in_poll.hpp        knowing that a waiter really waits
 //   eventually.hpp     polling for a state no pipe announces
 //   proc.hpp           facts from /proc; clocks
@@ -27,6 +28,7 @@
 #include "support/in_poll.hpp"
 #include "support/kernel_lock.hpp"
 #include "support/lock_children.hpp"
+#include "support/loopback.hpp"
 #include "support/pipe.hpp"
 #include "support/privileges.hpp"
 #include "support/proc.hpp"
