@@ -10,4 +10,4 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DPIDLOCK_WITH_ETCD=ON -DPIDLO
   -DPIDLOCK_BUILD_TESTS=OFF -DPIDLOCK_BUILD_EXAMPLES=OFF >/dev/null
 nice cmake --build "$build" --target pidlock_etcd_bench -j"$(nproc)" >/dev/null
 echo "pidlock $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(etcd --version | head -1), $(nproc) CPUs"
-"$build/bench-etcd/pidlock_etcd_bench" "$@"
+"$build/bench/etcd/pidlock_etcd_bench" "$@"
