@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <thread>
 #include <sched.h>
@@ -157,6 +158,13 @@ class CliTest : public ::testing::Test {
     const Outcome& o_ = (outcome);                                                       \
     EXPECT_TRUE(o_.exited) << "killed by signal " << o_.signal << "; stderr: " << o_.err; \
     EXPECT_EQ(o_.code, (expected)) << "stdout: " << o_.out << "\nstderr: " << o_.err;    \
+  } while (0)
+
+#define ASSERT_EXIT_CODE(outcome, expected)                                              \
+  do {                                                                                   \
+    const Outcome& o_ = (outcome);                                                       \
+    ASSERT_TRUE(o_.exited) << "killed by signal " << o_.signal << "; stderr: " << o_.err; \
+    ASSERT_EQ(o_.code, (expected)) << "stdout: " << o_.out << "\nstderr: " << o_.err;    \
   } while (0)
 
 // ---------------------------------------------------------------- top level
@@ -450,16 +458,45 @@ TEST_F(CliTest, RunTakesOverAStaleLock) {
   EXPECT_FALSE(exists(lock_));
 }
 
+// The descriptors a program started with pidlock_test_holder's list-fds
+// reported: number -> the line's rest ("" or the lock path).
+std::map<int, std::string> descriptors(const std::string& listing) {
+  std::map<int, std::string> out;
+  std::size_t start = 0;
+  while (start < listing.size()) {
+    std::size_t end = listing.find('\n', start);
+    if (end == std::string::npos) end = listing.size();
+    std::string line = listing.substr(start, end - start);
+    std::size_t space = line.find(' ');
+    out[std::atoi(line.c_str())] = space == std::string::npos ? "" : line.substr(space + 1);
+    start = end + 1;
+  }
+  return out;
+}
+
 TEST_F(CliTest, TheCommandInheritsTheLockDescriptorAndNothingElse) {
   // COMMAND inherits the lock's descriptor (that is what keeps the lock
-  // alive without pidlock) besides what it would inherit anyway.
-  const std::string list_fds = "ls /proc/$$/fd | sort -n | tr '\\n' ' '";
-  Child plain = Child::spawn({"/bin/sh", "-c", list_fds}, Stdio::captured_in(dir_));
-  std::string without = plain.finish().out;
-  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", list_fds});
-  EXPECT_EXIT_CODE(o, 0);
-  EXPECT_EQ(std::count(o.out.begin(), o.out.end(), ' '), std::count(without.begin(), without.end(), ' ') + 1)
-      << "with pidlock: " << o.out << "; without: " << without;
+  // alive without pidlock) besides what it would inherit anyway: whatever
+  // the test's own runner (ctest, a CI agent, a shell) left open without
+  // close-on-exec reaches a program started without pidlock too. COMMAND
+  // lists its descriptors itself: a shell's `ls /proc/$$/fd | ...` sees
+  // its own pipeline's pipes come and go, at random.
+  const std::vector<std::string> list{holder_program(), "list-fds", lock_};
+  Outcome plain = Child::spawn(list, Stdio::captured_in(dir_)).finish();
+  ASSERT_EXIT_CODE(plain, 0);
+  std::vector<std::string> args{"run", lock_, "--"};
+  args.insert(args.end(), list.begin(), list.end());
+  Outcome o = pl(args);
+  ASSERT_EXIT_CODE(o, 0);
+  std::map<int, std::string> without = descriptors(plain.out), with = descriptors(o.out);
+  std::vector<int> extra;
+  for (const auto& [fd, what] : with) {
+    if (without.count(fd) == 0) extra.push_back(fd);
+  }
+  for (const auto& [fd, what] : without) EXPECT_EQ(with.count(fd), 1u) << "descriptor " << fd << " went missing";
+  ASSERT_EQ(extra.size(), 1u) << "with pidlock:\n" << o.out << "without:\n" << plain.out;
+  EXPECT_EQ(with[extra[0]], lock_) << "the one descriptor added is not the lock file's";
+  EXPECT_GT(extra[0], 2) << "the lock's descriptor is a standard one";
 }
 
 // ---------------------------------------------------------------- signals

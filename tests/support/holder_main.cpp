@@ -20,10 +20,17 @@
 //   hand-to-child LOCK          acquire, fork a child that sleeps, name it
 //                               the holder (update_holder_pid, as `pidlock
 //                               run` does), print "ready <child pid>", sleep
+//   list-fds FILE               print a line per open descriptor, in
+//                               order: "N", or "N FILE" if it is open on
+//                               FILE (same device and inode); exit 0
 #include <pidlock/pidlock.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <set>
 
 #include <cerrno>
 #include <cstdio>
@@ -43,7 +50,7 @@ void say(const std::string& line) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: pidlock_test_holder acquire|try-acquire|fd-status|ofd-lock|inspect|hand-to-child|sleep ...\n");
+  std::fprintf(stderr, "usage: pidlock_test_holder acquire|try-acquire|fd-status|ofd-lock|inspect|hand-to-child|list-fds|sleep ...\n");
   return 64;
 }
 
@@ -124,6 +131,31 @@ int hand_to_child(const char* path) {
   sleep_forever();
 }
 
+// Reads /proc/self/fd itself: a shell listing its descriptors (`ls
+// /proc/$$/fd | ...`) sees the pipes of its own pipeline come and go.
+int list_fds(const char* path) {
+  struct stat file {};
+  const bool file_exists = ::stat(path, &file) == 0;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) {
+    say(std::string("error opendir: ") + std::strerror(errno));
+    return 3;
+  }
+  std::set<int> fds;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    int fd = std::atoi(entry->d_name);
+    if (fd != ::dirfd(dir)) fds.insert(fd);
+  }
+  ::closedir(dir);
+  for (int fd : fds) {
+    struct stat st {};
+    bool is_file = file_exists && ::fstat(fd, &st) == 0 && st.st_dev == file.st_dev && st.st_ino == file.st_ino;
+    say(std::to_string(fd) + (is_file ? std::string(" ") + path : std::string()));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,6 +171,7 @@ int main(int argc, char** argv) {
   if (mode == "ofd-lock" && argc >= 3) return ofd_lock(argv[2]);
   if (mode == "inspect" && argc >= 3) return inspect(argv[2]);
   if (mode == "hand-to-child" && argc >= 3) return hand_to_child(argv[2]);
+  if (mode == "list-fds" && argc >= 3) return list_fds(argv[2]);
   if (mode == "sleep") {
     say("ready " + std::to_string(::getpid()));
     sleep_forever();
