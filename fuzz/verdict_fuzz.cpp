@@ -83,6 +83,7 @@ class FakeSystem final : public d::SystemWrapper {
   int fstatat(int, const char*, struct stat*, int) override { return fail(); }
   int unlinkat(int, const char*, int) override { return fail(); }
   int fchmod(int, mode_t) override { return fail(); }
+  int fchown(int, uid_t, gid_t) override { return fail(); }
   int ftruncate(int, off_t) override { return fail(); }
   int futimens(int, const struct timespec*) override { return fail(); }
   int set_cloexec(int, bool) override { return fail(); }

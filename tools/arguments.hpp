@@ -8,6 +8,7 @@
 #define PIDLOCK_TOOLS_ARGUMENTS_HPP
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,7 +17,9 @@ namespace pidlock::cli {
 
 // Walks arguments in the GNU style: options ("--wait", "--timeout 2",
 // "--timeout=2", "-h") and operands in any order, until the end or "--".
-// Every mistake throws UsageError naming the command.
+// Short options may be bundled as getopt allows: "-nx" is "-n -x", and
+// "-w5" or "-nw 5" give "-w" the value 5. Every mistake throws UsageError
+// naming the command.
 class ArgumentReader {
  public:
   // argv[0] is the command's name and is skipped.
@@ -30,18 +33,25 @@ class ArgumentReader {
   std::string_view option() const noexcept { return name_; }
   // The current operand.
   std::string_view operand() const noexcept { return name_; }
-  // The current option's value: after '=' or the next argument.
+  // The current option's value: after '=', the rest of a bundle of short
+  // options, or the next argument.
   std::string_view value();
+  // An optional value: the one value() would give, if it is after '=' or
+  // in a bundle, or if the next argument passes `accept`; else nothing,
+  // and the next argument stays where it is.
+  std::optional<std::string_view> value_if(bool (*accept)(std::string_view));
   // Refuses "--flag=value" for an option that takes none.
   void expect_no_value() const;
   [[noreturn]] void unknown_option() const;
 
   // After next() returned false: appends the arguments after "--", if
   // any, to `operands`, and returns the only one, or throws UsageError
-  // naming what is missing or extra ("LOCKFILE").
+  // naming what is missing, extra or empty ("LOCKFILE").
   std::string single_operand(std::vector<std::string>& operands) const;
 
   bool double_dash() const noexcept { return double_dash_; }
+  // The index in argv of the current argument.
+  int position() const noexcept { return index_; }
   int rest() const noexcept { return index_ + 1; }
   const std::string& command() const noexcept { return command_; }
 
@@ -54,7 +64,18 @@ class ArgumentReader {
   bool double_dash_ = false;
   std::string_view name_;
   const char* inline_value_ = nullptr;
+  // The short options of a bundle ("-nx") still to come, and the current
+  // one's name ("-n").
+  const char* bundle_ = nullptr;
+  char short_name_[3] = {'-', '\0', '\0'};
 };
+
+// Throws UsageError unless `lock_file` names something: an empty LOCKFILE
+// ("$LOCK" of an unset variable) is a mistake on the command line.
+void expect_lock_file(const std::string& command, const std::string& lock_file);
+
+// Is `text` a number of seconds that parse_seconds() accepts?
+bool is_seconds(std::string_view text) noexcept;
 
 // Parses a non-negative number of seconds with an optional fraction
 // ("2", "0.3", ".5"), rounded up to whole milliseconds.

@@ -28,7 +28,8 @@ const char kBreakHelp[] =
     "\n"
     "Exit status: 0 if the stale lock was removed or there was none, 75 if\n"
     "the lock is held or unknown, 64 on a usage error, 77 on a permission\n"
-    "error, 74 on an I/O error, 70 otherwise.\n";
+    "error, 73 if the lock file's folder does not exist, 74 on an I/O\n"
+    "error, 70 otherwise.\n";
 
 }  // namespace
 

@@ -22,7 +22,9 @@ enum ExitStatus : int {
   kOk = 0,
   kUsage = 64,         // EX_USAGE: malformed command line
   kSoftware = 70,      // EX_SOFTWARE: anything not listed below
-  kIoError = 74,       // EX_IOERR: EIO, ENOSPC, EROFS, a missing folder, ...
+  kCannotCreate = 73,  // EX_CANTCREAT: no such folder for the lock file
+                       //   (ENOENT, ENOTDIR, ENAMETOOLONG)
+  kIoError = 74,       // EX_IOERR: EIO, ENOSPC, EROFS, ...
   kHeld = 75,          // EX_TEMPFAIL: the lock is held (or unknown)
   kNoPermission = 77,  // EX_NOPERM: EACCES, EPERM
   kConfig = 78,        // EX_CONFIG: the lock's address or store is misconfigured

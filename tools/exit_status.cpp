@@ -21,15 +21,17 @@ int exit_status_for(const std::error_code& code) noexcept {
     case EACCES:
     case EPERM:
       return kNoPermission;
+    // The path names no folder in which the lock file could be created.
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+      return kCannotCreate;
     // The file system cannot hold the lock file where it was asked for.
     case EIO:
     case ENOSPC:
     case EDQUOT:
     case EROFS:
     case EFBIG:
-    case ENOENT:
-    case ENOTDIR:
-    case ENAMETOOLONG:
     case ESTALE:
     case ENXIO:
     case EXDEV:

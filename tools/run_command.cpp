@@ -6,9 +6,13 @@
 // held exactly as long as COMMAND (or pidlock) lives: if pidlock is
 // SIGKILLed, COMMAND keeps the lock; when COMMAND dies too, the next
 // acquire finds the kernel lock free and takes the file over as stale.
-#include "arguments.hpp"
+// With -o (flock's --close) COMMAND does not inherit it, and the lock lasts
+// exactly as long as pidlock.
 #include "cli.hpp"
+#include "directory_hint.hpp"
 #include "lease_enforcement.hpp"
+#include "run_arguments.hpp"
+#include "run_refusal.hpp"
 #include "signal_relay.hpp"
 
 #include <pidlock/canceller.hpp>
@@ -28,92 +32,6 @@
 namespace pidlock::cli {
 
 namespace {
-
-const char kRunHelp[] =
-    "Usage: pidlock run [OPTION]... LOCKFILE -- COMMAND [ARG]...\n"
-    "Take the lock LOCKFILE, run COMMAND while holding it, then remove it.\n"
-    "\n"
-    "While COMMAND runs the lock file names COMMAND's pid. pidlock exits\n"
-    "with COMMAND's status (128+N if signal N killed it, 127 if it was not\n"
-    "found, 126 if it could not be executed). SIGTERM, SIGINT and SIGHUP are\n"
-    "passed on to COMMAND.\n"
-    "\n"
-    "      --wait                  wait until the lock can be taken\n"
-    "      --timeout SECONDS       wait at most SECONDS (fractions allowed)\n"
-    "      --data-dir DIR          record DIR as the data directory\n"
-    "                              (default: the lock file's folder)\n"
-    "      --conflict-exit-code N  exit with N instead of 75 when the lock\n"
-    "                              is held by someone else\n"
-    "      --kill-after SECONDS    etcd locks: when the lock is lost, SIGKILL\n"
-    "                              COMMAND this long after SIGTERM (at most\n"
-    "                              halfway to the lease's end; that is the\n"
-    "                              default)\n"
-    "      --verbose               show the library's log records\n"
-    "  -h, --help                  show this help and exit\n"
-    "\n"
-    "COMMAND's environment has PIDLOCK_LOCK (LOCKFILE) and, for an etcd://\n"
-    "lock, PIDLOCK_FENCING_TOKEN. An etcd lock's COMMAND is killed if\n"
-    "pidlock dies, and stopped if the lock is lost.\n"
-    "\n"
-    "Exit status: COMMAND's, or 75 if the lock is held, 79 if an etcd lock\n"
-    "was lost while COMMAND ran (COMMAND was stopped), 64 on a usage error,\n"
-    "77 on a permission error, 78 if the lock's address or store is\n"
-    "misconfigured, 74 on an I/O error, 70 otherwise.\n";
-
-struct RunArguments {
-  std::string lock_file;
-  char** command = nullptr;  // null-terminated, as execvp wants it
-  bool wait = false;
-  std::optional<std::chrono::milliseconds> timeout;
-  std::string timeout_text;
-  std::string data_directory;
-  int conflict_exit_status = kHeld;
-  std::optional<std::chrono::milliseconds> kill_after;
-};
-
-std::optional<RunArguments> parse(int argc, char** argv) {
-  RunArguments out;
-  ArgumentReader reader("run", argc, argv);
-  int operands = 0;
-  while (reader.next()) {
-    if (!reader.at_option()) {
-      if (operands++ == 0) {
-        out.lock_file = std::string(reader.operand());
-        continue;
-      }
-      throw UsageError("run", "missing '--' before COMMAND '" + std::string(reader.operand()) + "'");
-    }
-    std::string_view opt = reader.option();
-    if (opt == "--help" || opt == "-h") {
-      reader.expect_no_value();
-      std::fputs(kRunHelp, stdout);
-      return std::nullopt;
-    } else if (opt == "--wait") {
-      reader.expect_no_value();
-      out.wait = true;
-    } else if (opt == "--timeout") {
-      out.timeout_text = std::string(reader.value());
-      out.timeout = parse_seconds("run", opt, out.timeout_text);
-    } else if (opt == "--data-dir") {
-      out.data_directory = std::string(reader.value());
-      if (out.data_directory.empty()) throw UsageError("run", "option '--data-dir' needs a directory");
-    } else if (opt == "--kill-after") {
-      out.kill_after = parse_seconds("run", opt, std::string(reader.value()));
-    } else if (opt == "--conflict-exit-code") {
-      out.conflict_exit_status = parse_exit_status("run", opt, reader.value());
-    } else if (opt == "--verbose") {
-      reader.expect_no_value();
-      enable_verbose_logging();
-    } else {
-      reader.unknown_option();
-    }
-  }
-  if (operands == 0) throw UsageError("run", "missing LOCKFILE");
-  if (!reader.double_dash()) throw UsageError("run", "missing '-- COMMAND' after LOCKFILE");
-  if (reader.rest() >= argc) throw UsageError("run", "missing COMMAND after '--'");
-  out.command = argv + reader.rest();
-  return out;
-}
 
 // A pipe whose ends are closed on exec, so COMMAND inherits neither.
 struct Pipe {
@@ -163,7 +81,7 @@ int wait_for(pid_t child) noexcept {
 
 // The forked child. Runs no destructor and returns to no caller: it either
 // becomes COMMAND or _exits.
-[[noreturn]] void become_command(char** command, const SignalRelay& relay, Pipe& go, Pipe& exec_error,
+[[noreturn]] void become_command(char* const* command, const SignalRelay& relay, Pipe& go, Pipe& exec_error,
                                  LeaseEnforcement& enforcement, pid_t parent) {
   Pipe::close_end(go.write_end);
   Pipe::close_end(exec_error.read_end);
@@ -197,7 +115,7 @@ int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay
     print_error(describe_error(ec, "fork", ""));
     return exit_status_for(ec);
   }
-  if (child == 0) become_command(args.command, relay, go, exec_error, enforcement, parent);
+  if (child == 0) become_command(args.command.data(), relay, go, exec_error, enforcement, parent);
 
   relay.set_child(child);
   relay.unblock();  // signals pending since block() now reach the child
@@ -229,7 +147,7 @@ int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay
 }  // namespace
 
 int run_main(int argc, char** argv) {
-  std::optional<RunArguments> parsed = parse(argc, argv);
+  std::optional<RunArguments> parsed = parse_run_arguments(argc, argv);
   if (!parsed) return kOk;
   const RunArguments& args = *parsed;
 
@@ -238,8 +156,11 @@ int run_main(int argc, char** argv) {
   std::optional<Canceller> canceller;
   SignalRelay relay;
   AcquireOptions options;
-  // COMMAND must inherit the locked descriptor (see the top of this file).
-  options.inheritable = true;
+  // COMMAND must inherit the locked descriptor (see the top of this file),
+  // unless -o asks for the lock to last only as long as pidlock.
+  options.inheritable = !args.close_before_exec;
+  options.mode = args.mode;
+  options.group = args.group;
   options.status = "running";
   options.data_directory = args.data_directory;
   // No fsync: after a power loss the lock file can only be stale (the
@@ -264,14 +185,11 @@ int run_main(int argc, char** argv) {
     handle = manager.acquire(args.lock_file, options);
   } catch (const LockHeldError& e) {
     if (int signal = relay.pending()) return relay.die_of(signal);
-    if (args.timeout)
-      print_error("timed out after " + args.timeout_text + " s: " + e.what());
-    else
-      print_error(e.what());
+    if (!args.quiet) print_error(refusal_message(args, e.holder()));
     return args.conflict_exit_status;
   } catch (const Error& e) {
     if (int signal = relay.pending()) return relay.die_of(signal);
-    print_error(e.what());
+    print_error(e.what() + directory_hint(args.lock_file, "job.lock"));
     return exit_status_for(e.code());
   }
 

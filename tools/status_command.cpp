@@ -1,6 +1,7 @@
 // pidlock status: the verdict on a lock file and its evidence.
 #include "arguments.hpp"
 #include "cli.hpp"
+#include "directory_hint.hpp"
 #include "inspection_output.hpp"
 
 #include <pidlock/error.hpp>
@@ -73,8 +74,9 @@ int status_main(int argc, char** argv) {
     // Not knowing is "unknown" (4), whatever the reason: a symlink, a
     // directory, a permission problem. The message says which. A store
     // that is not what the address says is no verdict at all (G10).
-    if (json) std::printf("%s\n", error_json(lock_file, e.what()).c_str());
-    print_error(e.what());
+    const std::string message = e.what() + directory_hint(lock_file, "postmaster.pid");
+    if (json) std::printf("%s\n", error_json(lock_file, message).c_str());
+    print_error(message);
     return e.code() == errc::misconfigured ? static_cast<int>(kConfig) : static_cast<int>(kStatusUnknown);
   }
   if (json)

@@ -26,8 +26,8 @@ const char kWaitHelp[] =
     "  -h, --help             show this help and exit\n"
     "\n"
     "Exit status: 0 once the lock is free or stale, 75 at the timeout, 64 on\n"
-    "a usage error, 77 on a permission error, 74 on an I/O error, 70\n"
-    "otherwise.\n";
+    "a usage error, 73 if the lock file's folder does not exist, 77 on a\n"
+    "permission error, 74 on an I/O error, 70 otherwise.\n";
 
 }  // namespace
 

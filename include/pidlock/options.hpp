@@ -60,8 +60,18 @@ struct AcquireOptions {
   int max_attempts = 100;
 
   /// Permission bits of a new lock file, applied with fchmod so that the
-  /// umask does not change them.
+  /// umask does not change them. 0640 with a `group` lets the group's
+  /// users inspect the lock (`pidlock status`); 0660 lets them take it.
   mode_t mode = 0600;
+
+  /// Group of a new lock file, set with fchown before the file has a name.
+  /// Empty: the group a new file gets (the folder's where it is set-group-ID,
+  /// else our effective group). A process may only choose a group it is a
+  /// member of (unless it is root): otherwise acquire() fails with EPERM
+  /// ("set group of lock file") and leaves nothing behind. A stale file is
+  /// rewritten in place only when it already has this group; otherwise it
+  /// is replaced by a new one.
+  std::optional<gid_t> group;
 
   /// fsync the record and its folder after creating a lock file, so that a
   /// holder's record survives a power loss. Removals are not synced: a lock

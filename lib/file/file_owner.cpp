@@ -4,8 +4,9 @@
 
 namespace pidlock::detail {
 
-bool owned_as_if_created(int dir_fd, const struct stat& st) {
+bool owned_as_if_created(int dir_fd, const struct stat& st, std::optional<gid_t> chosen_group) {
   if (st.st_uid != sys().geteuid()) return false;
+  if (chosen_group) return st.st_gid == *chosen_group;
   struct stat dir {};
   if (sys().fstat(dir_fd, &dir) != 0) return false;
   const gid_t group = (dir.st_mode & S_ISGID) != 0 ? dir.st_gid : sys().getegid();

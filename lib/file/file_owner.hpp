@@ -7,14 +7,16 @@
 
 #include <sys/stat.h>
 
+#include <optional>
+
 namespace pidlock::detail {
 
 // Would a file that this process created in the folder `dir_fd` have the
-// owner and group of `st`? Owner: our effective uid. Group: the folder's
-// where it has the set-group-ID bit (BSD semantics, which Linux follows),
-// our effective gid otherwise. False, too, if the folder cannot be
-// examined.
-bool owned_as_if_created(int dir_fd, const struct stat& st);
+// owner and group of `st`? Owner: our effective uid. Group: `chosen_group`
+// if there is one (AcquireOptions::group), else the folder's where it has
+// the set-group-ID bit (BSD semantics, which Linux follows), our effective
+// gid otherwise. False, too, if the folder cannot be examined.
+bool owned_as_if_created(int dir_fd, const struct stat& st, std::optional<gid_t> chosen_group = std::nullopt);
 
 }  // namespace pidlock::detail
 

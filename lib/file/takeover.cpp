@@ -39,7 +39,7 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   // Only a file owned as one we create would be is rewritten: root could
   // chmod another user's, but it would stay theirs, and they could rewrite
   // the record we hold. The caller removes such a file and creates its own.
-  if (!owned_as_if_created(loc.dir.get(), file.st)) return {};
+  if (!owned_as_if_created(loc.dir.get(), file.st, options.group)) return {};
   // A file that has the mode already is left alone: fchmod would wake
   // every waiter watching the file (IN_ATTRIB) in the middle of a hand-off.
   if ((file.st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0) {

@@ -104,6 +104,7 @@ class LinuxSystem final : public System {
     return ::unlinkat(dirfd, name, flags);
   }
   int fchmod(int fd, mode_t mode) override { return ::fchmod(fd, mode); }
+  int fchown(int fd, uid_t owner, gid_t group) override { return ::fchown(fd, owner, group); }
   int ftruncate(int fd, off_t length) override { return ::ftruncate(fd, length); }
   int futimens(int fd, const struct timespec times[2]) override {
     return ::futimens(fd, times);

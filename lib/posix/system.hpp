@@ -91,6 +91,7 @@ class System {
   virtual int fstatat(int dirfd, const char* name, struct stat* st, int flags) = 0;
   virtual int unlinkat(int dirfd, const char* name, int flags) = 0;
   virtual int fchmod(int fd, mode_t mode) = 0;
+  virtual int fchown(int fd, uid_t owner, gid_t group) = 0;
   virtual int ftruncate(int fd, off_t length) = 0;
   virtual int futimens(int fd, const struct timespec times[2]) = 0;
   virtual int set_cloexec(int fd, bool on) = 0;
@@ -204,6 +205,7 @@ class SystemWrapper : public System {
   int fstatat(int d, const char* n, struct stat* st, int f) override { return target_.fstatat(d, n, st, f); }
   int unlinkat(int d, const char* n, int f) override { return target_.unlinkat(d, n, f); }
   int fchmod(int fd, mode_t m) override { return target_.fchmod(fd, m); }
+  int fchown(int fd, uid_t u, gid_t g) override { return target_.fchown(fd, u, g); }
   int ftruncate(int fd, off_t l) override { return target_.ftruncate(fd, l); }
   int futimens(int fd, const struct timespec t[2]) override { return target_.futimens(fd, t); }
   int set_cloexec(int fd, bool on) override { return target_.set_cloexec(fd, on); }

@@ -10,7 +10,7 @@ namespace pidlock_test {
 const char* call_name(Call c) {
   static const char* const kNames[] = {
       "openat",       "close",        "pread",  "pwrite",   "fsync",           "fstat",
-      "fstatat",      "unlinkat",     "fchmod", "ftruncate", "futimens",       "set_cloexec",
+      "fstatat",      "unlinkat",     "fchmod", "fchown", "ftruncate", "futimens",       "set_cloexec",
       "open_unnamed", "link_unnamed", "linkat", "try_lock", "query_lock",      "unlock",
       "announce_waiter", "query_waiters", "kill", "process_stat", "process_scan", "query_flock",
       "shm_stat",     "connect_unix",
@@ -118,6 +118,7 @@ int FaultSystem::unlinkat(int dd, const char* n, int f) {
 }
 
 int FaultSystem::fchmod(int fd, mode_t m) { return fails(Call::kFchmod) ? -1 : SystemWrapper::fchmod(fd, m); }
+int FaultSystem::fchown(int fd, uid_t u, gid_t g) { return fails(Call::kFchown) ? -1 : SystemWrapper::fchown(fd, u, g); }
 
 int FaultSystem::ftruncate(int fd, off_t length) {
   return fails(Call::kFtruncate) ? -1 : SystemWrapper::ftruncate(fd, length);

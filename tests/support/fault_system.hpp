@@ -42,6 +42,7 @@ enum class Call {
   kFstatat,
   kUnlinkat,
   kFchmod,
+  kFchown,
   kFtruncate,
   kFutimens,
   kSetCloexec,
@@ -117,6 +118,7 @@ class FaultSystem : public d::SystemWrapper {
   int fstatat(int dd, const char* n, struct stat* st, int f) override;
   int unlinkat(int dd, const char* n, int f) override;
   int fchmod(int fd, mode_t m) override;
+  int fchown(int fd, uid_t u, gid_t g) override;
   int ftruncate(int fd, off_t length) override;
   int futimens(int fd, const struct timespec t[2]) override;
   int set_cloexec(int fd, bool on) override;
