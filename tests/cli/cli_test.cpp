@@ -207,8 +207,8 @@ TEST_F(CliTest, UsageErrorsExit64WithAHint) {
       {"--version", "extra"},
       {"run"},
       {"run", "--", "true"},                                // no LOCKFILE
-      {"run", lock_, "true"},                               // no --
-      {"run", lock_},                                       // no -- COMMAND
+      {"run", lock_},                                       // no COMMAND
+      {"run", ""},                                          // empty LOCKFILE
       {"run", lock_, "--"},                                 // no COMMAND
       {"run", "--bogus", lock_, "--", "true"},              // unknown option
       {"run", "--timeout", "abc", lock_, "--", "true"},     // not a number
@@ -249,8 +249,8 @@ TEST_F(CliTest, UsageErrorNamesTheProblem) {
   Outcome o = pl({"run", "--timeout", "abc", lock_, "--", "true"});
   EXPECT_THAT(o.err, HasSubstr("pidlock run: invalid value 'abc' for '--timeout'"));
   EXPECT_THAT(o.err, HasSubstr("Try 'pidlock run --help'."));
-  o = pl({"run", lock_, "true"});
-  EXPECT_THAT(o.err, HasSubstr("missing '--'"));
+  o = pl({"run", lock_});
+  EXPECT_THAT(o.err, HasSubstr("missing COMMAND"));
   o = pl({"run", "--", "true"});
   EXPECT_THAT(o.err, HasSubstr("missing LOCKFILE"));
   o = pl({"frobnicate"});
@@ -736,10 +736,10 @@ TEST_F(CliTest, BreakNeverRemovesWhatIsNotALockFile) {
 }
 
 TEST_F(CliTest, FailuresNameThePathAndMapToExitCodes) {
-  // A missing folder: the lock file cannot be created (I/O class, 74).
+  // A missing folder: the lock file cannot be created (EX_CANTCREAT, 73).
   std::string nowhere = dir_ + "/no/such/folder/job.lock";
   Outcome o = pl({"run", nowhere, "--", "true"});
-  EXPECT_EXIT_CODE(o, 74);
+  EXPECT_EXIT_CODE(o, 73);
   EXPECT_THAT(o.err, HasSubstr(dir_ + "/no/such/folder"));
   if (geteuid() != 0) {  // root ignores permissions
     std::string locked = dir_ + "/locked";
