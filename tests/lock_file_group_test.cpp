@@ -51,34 +51,35 @@ TEST(LockFileGroup, IsSetAtCreationWithTheMode) {
   EXPECT_EQ(st.st_mode & 07777, 0640u);
 }
 
-TEST(LockFileGroup, AFailedFchownLeavesNoFileBehind) {
-  TempDir dir;
-  const std::string lock = dir / "shared.pid";
-  FaultSystem faulty;
+// Acquires `lock` with `group` while every fchown fails with EPERM.
+std::error_code acquire_with_failing_fchown(const std::string& lock, gid_t group, FaultSystem& faulty) {
   ScopedSystem scope(&faulty);
   faulty.arm(Call::kFchown, 1, FaultKind::kErrno, EPERM, kEveryCall);
   AcquireOptions options;
-  options.group = getegid() + 1;  // never the group a new file gets anyway
+  options.group = group;
   LockManager manager;
   std::error_code ec;
   LockHandle handle = manager.acquire(lock, options, ec);
+  if (!ec) {
+    EXPECT_EQ(stat_of(lock).st_gid, group);
+  }
+  return ec;
+}
+
+TEST(LockFileGroup, AFailedFchownLeavesNoFileBehind) {
+  TempDir dir;
+  FaultSystem faulty;
+  // Never the group a new file gets anyway.
+  EXPECT_EQ(acquire_with_failing_fchown(dir / "shared.pid", getegid() + 1, faulty), std::errc::operation_not_permitted);
   EXPECT_TRUE(faulty.hit());
-  EXPECT_EQ(ec, std::errc::operation_not_permitted);
   EXPECT_TRUE(dir.entries().empty()) << "nothing may be left behind";
 }
 
 TEST(LockFileGroup, TheGroupAFileGetsAnywayNeedsNoFchown) {
   TempDir dir;
-  const std::string lock = dir / "own.pid";
   FaultSystem faulty;
-  ScopedSystem scope(&faulty);
-  faulty.arm(Call::kFchown, 1, FaultKind::kErrno, EPERM, kEveryCall);
-  AcquireOptions options;
-  options.group = getegid();
-  LockManager manager;
-  LockHandle handle = manager.acquire(lock, options);
+  EXPECT_FALSE(acquire_with_failing_fchown(dir / "own.pid", getegid(), faulty));
   EXPECT_EQ(faulty.count(Call::kFchown), 0);
-  EXPECT_EQ(stat_of(lock).st_gid, getegid());
 }
 
 TEST(LockFileGroup, ANonMemberIsRefusedWithEpermAndNothingIsLeft) {

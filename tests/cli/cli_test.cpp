@@ -153,20 +153,6 @@ class CliTest : public ::testing::Test {
   int holders_ = 0;
 };
 
-#define EXPECT_EXIT_CODE(outcome, expected)                                              \
-  do {                                                                                   \
-    const Outcome& o_ = (outcome);                                                       \
-    EXPECT_TRUE(o_.exited) << "killed by signal " << o_.signal << "; stderr: " << o_.err; \
-    EXPECT_EQ(o_.code, (expected)) << "stdout: " << o_.out << "\nstderr: " << o_.err;    \
-  } while (0)
-
-#define ASSERT_EXIT_CODE(outcome, expected)                                              \
-  do {                                                                                   \
-    const Outcome& o_ = (outcome);                                                       \
-    ASSERT_TRUE(o_.exited) << "killed by signal " << o_.signal << "; stderr: " << o_.err; \
-    ASSERT_EQ(o_.code, (expected)) << "stdout: " << o_.out << "\nstderr: " << o_.err;    \
-  } while (0)
-
 // ---------------------------------------------------------------- top level
 
 TEST_F(CliTest, VersionPrintsTheVersion) {

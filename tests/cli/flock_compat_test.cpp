@@ -38,13 +38,6 @@ std::vector<std::string> with_program(const std::vector<std::string>& args) {
   return argv;
 }
 
-#define EXPECT_EXIT_CODE(outcome, expected)                                               \
-  do {                                                                                    \
-    const Outcome& o_ = (outcome);                                                        \
-    EXPECT_TRUE(o_.exited) << "killed by signal " << o_.signal << "; stderr: " << o_.err; \
-    EXPECT_EQ(o_.code, (expected)) << "stdout: " << o_.out << "\nstderr: " << o_.err;     \
-  } while (0)
-
 class FlockCompat : public ::testing::Test {
  protected:
   // Runs `argv` to its end, its output captured.
@@ -274,6 +267,39 @@ TEST_F(FlockCompat, MalformedFlockSpellingsAreUsageErrors) {
   }
   EXPECT_THAT(pl({"run", "-nZ", lock_, "true"}).err, HasSubstr("'-Z'"));
   EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(FlockCompat, AScriptLocksItselfByRerunningUnderTheLock) {
+  // The man page's replacement for flock's descriptor idiom.
+  const std::string script = dir_ / "job.sh";
+  write_file(script,
+             "#!/bin/sh\n"
+             "[ \"$PIDLOCK_LOCK\" = '" + lock_ + "' ] ||\n"
+             "    exec '" PIDLOCK_CLI_PATH "' run -n '" + lock_ + "' -- \"$0\" \"$@\"\n"
+             "echo \"$1 $(head -1 '" + lock_ + "') $$\"\n",
+             0755);
+  Outcome o = run({script, "arg"});
+  EXPECT_EXIT_CODE(o, 0);
+  const std::string out = o.out;
+  // "arg PID PID": the script ran once, under the lock, which names it.
+  const std::size_t space = out.find(' ', 4);
+  ASSERT_NE(space, std::string::npos) << out;
+  EXPECT_EQ(out.substr(0, 4), "arg ");
+  EXPECT_EQ(out.substr(4, space - 4) + "\n", out.substr(space + 1));
+  auto h = hold();
+  EXPECT_EXIT_CODE(run({script, "arg"}), kHeld);  // the second copy does not run
+}
+
+TEST_F(FlockCompat, AFlockOnAnEmptyFileCountsAsHeld) {
+  write_file(lock_, "", 0644);
+  // flock(1) holds the file; --no-fork makes it become the sleep, so that
+  // the Child's end ends the lock.
+  Child flock = Child::spawn({"flock", "--no-fork", lock_, "sleep", "60"});
+  EXPECT_TRUE(eventually([&] { return pl({"status", lock_}).code == 0; })) << "flock(1) did not lock";
+  Outcome o = pl({"run", "-n", lock_, "touch", never_});
+  EXPECT_EXIT_CODE(o, kHeld);
+  EXPECT_THAT(o.err, HasSubstr("flock"));
+  EXPECT_FALSE(exists(never_));
 }
 
 // ------------------------------------------------------------------ cron

@@ -6,6 +6,7 @@
 //   files.hpp          whole files and folders, read without the library
 //   pipe.hpp           Pipe, lines and bytes with deadlines, kPatience
 //   child.hpp          Child: forked or spawned processes, their end, output
+//   exit_code.hpp      EXPECT_EXIT_CODE, ASSERT_EXIT_CODE on an Outcome
 //   lock_children.hpp  locks held, left stale or inspected by children
 //   kernel_lock.hpp    who holds a lock file's kernel locks
 //   loopback.hpp       TCP on 127.0.0.1: free ports, listening, connecting
@@ -22,6 +23,7 @@
 
 #include "support/child.hpp"
 #include "support/eventually.hpp"
+#include "support/exit_code.hpp"
 #include "support/fault_system.hpp"
 #include "support/files.hpp"
 #include "support/foreign_files.hpp"
