@@ -201,8 +201,10 @@ class RunParser {
       out_.kill_after = parse_seconds("run", opt, reader_.value());
     } else if (opt == "--mode") {
       out_.mode = parse_mode(opt, reader_.value());
+      file_option_ = "--mode";
     } else if (opt == "--group") {
       out_.group = parse_group(opt, reader_.value());
+      file_option_ = "--group";
     } else {
       return false;
     }
@@ -217,6 +219,8 @@ class RunParser {
   void finish() {
     if (!lock_file_seen_) throw UsageError("run", "missing LOCKFILE");
     expect_lock_file("run", out_.lock_file);
+    if (file_option_ && out_.lock_file.rfind("etcd://", 0) == 0)
+      throw UsageError("run", "option '" + std::string(file_option_) + "' is for lock files; an etcd lock has no file");
     // flock(1): -n wins over a timeout, and a timeout of 0 means -n.
     if (nonblock_ || (out_.timeout && out_.timeout->count() == 0)) {
       out_.wait = false;
@@ -248,6 +252,7 @@ class RunParser {
   bool lock_file_seen_ = false;
   bool nonblock_ = false;
   int command_start_ = -1;
+  const char* file_option_ = nullptr;  // --mode or --group, if given
   std::optional<std::string_view> shell_command_;
 };
 

@@ -352,6 +352,10 @@ TEST_F(FlockCompat, ModeSetsTheLockFilesPermissions) {
     EXPECT_THAT(o.err, HasSubstr(std::string("'") + bad + "'"));
   }
   EXPECT_FALSE(exists(never_));
+  o = pl({"run", "--mode", "0640", "etcd://127.0.0.1:1/locks/job", "touch", never_});
+  EXPECT_EXIT_CODE(o, kUsage);
+  EXPECT_THAT(o.err, HasSubstr("an etcd lock has no file"));
+  EXPECT_EXIT_CODE(pl({"run", "--group", "0", "etcd://127.0.0.1:1/locks/job", "touch", never_}), kUsage);
 }
 
 TEST_F(FlockCompat, GroupSetsTheLockFilesGroupByNameOrNumber) {
