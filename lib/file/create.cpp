@@ -125,7 +125,8 @@ Failure prepare(const LockLocation& loc, const AcquireOptions& options, const Ho
   sys().checkpoint("acquire.created");
   if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
   // The group first: fchown may clear mode bits, and fchmod restores them.
-  if (options.group && out->st.st_gid != *options.group && sys().fchown(fd, static_cast<uid_t>(-1), *options.group) != 0)
+  const bool regroup = options.group && out->st.st_gid != *options.group;
+  if (regroup && sys().fchown(fd, static_cast<uid_t>(-1), *options.group) != 0)
     return system_failure("set group of lock file");
   // The mode must not depend on the umask (the usual umask leaves 0600 alone).
   if ((out->st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0)
