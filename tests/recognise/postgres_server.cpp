@@ -38,7 +38,7 @@ int free_port() {
   return port;
 }
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
+std::string shell_quoted(const std::string& s) { return "'" + s + "'"; }
 
 std::vector<std::string> lines_of(const std::string& path) {
   std::ifstream in(path);
@@ -93,7 +93,7 @@ PostgresServer::~PostgresServer() {
   struct shmid_ds ds {};
   if (shm_id_ >= 0 && ::shmctl(shm_id_, IPC_STAT, &ds) == 0 && ds.shm_perm.__key == shm_key_)
     ::shmctl(shm_id_, IPC_RMID, nullptr);
-  if (!base_.empty()) (void)!std::system(("rm -rf " + quoted(base_)).c_str());
+  if (!base_.empty()) (void)!std::system(("rm -rf " + shell_quoted(base_)).c_str());
 }
 
 std::string PostgresServer::log() const { return read_file(log_); }
@@ -101,7 +101,7 @@ std::string PostgresServer::log() const { return read_file(log_); }
 std::string PostgresServer::init() {
   Child initdb = Child::spawn({"sh", "-c",
                                "exec setpriv --reuid=postgres --regid=postgres --init-groups " + bin("initdb") +
-                                   " -D " + quoted(data_) + " -A trust -U postgres --no-sync -N >" + quoted(log_) +
+                                   " -D " + shell_quoted(data_) + " -A trust -U postgres --no-sync -N >" + shell_quoted(log_) +
                                    " 2>&1"});
   const int status = initdb.wait();
   return exit_code(status) == 0 ? std::string() : "initdb failed (" + std::to_string(exit_code(status)) + "): " + log();
@@ -109,10 +109,10 @@ std::string PostgresServer::init() {
 
 std::string PostgresServer::start(const Options& options) {
   const std::string server =
-      "setpriv --reuid=postgres --regid=postgres --init-groups " + bin("postgres") + " -D " + quoted(data_) +
-      " -p " + std::to_string(port_) + " -k " + quoted(options.unix_socket ? sockets_ : "") +
-      " -c listen_addresses=" + quoted(options.unix_socket ? "" : "127.0.0.1") +
-      " -c fsync=off -c shared_buffers=1MB -c max_connections=5 >>" + quoted(log_) + " 2>&1";
+      "setpriv --reuid=postgres --regid=postgres --init-groups " + bin("postgres") + " -D " + shell_quoted(data_) +
+      " -p " + std::to_string(port_) + " -k " + shell_quoted(options.unix_socket ? sockets_ : "") +
+      " -c listen_addresses=" + shell_quoted(options.unix_socket ? "" : "127.0.0.1") +
+      " -c fsync=off -c shared_buffers=1MB -c max_connections=5 >>" + shell_quoted(log_) + " 2>&1";
   if (!options.own_namespaces) {
     process_ = Child::spawn({"sh", "-c", "exec " + server});
   } else {
