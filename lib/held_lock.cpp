@@ -28,6 +28,7 @@ std::error_code HeldLock::claim() noexcept {
     next.data_directory = record_.data_directory;
     next.status = record_.status;
     next.without_kernel_lock = record_.without_kernel_lock;
+    next.application_lines = record_.application_lines;
     failure = claim_locked(next);
     if (failure) return;
     record_ = std::move(next);

@@ -72,6 +72,25 @@ void LockHandle::update_status(std::string_view status) {
   if (ec) throw Error(ec, "update status of lock file", path().string());
 }
 
+void LockHandle::set_line(std::size_t line, std::string_view text, std::error_code& ec) noexcept {
+  if (!state_) {
+    ec = make_error_code(errc::not_held);
+    return;
+  }
+  HolderRecord probe;
+  if (!set_application_line(probe, line, text)) {
+    ec = make_error_code(errc::invalid_argument);
+    return;
+  }
+  ec = state_->update([&](HolderRecord& next) { set_application_line(next, line, text); });
+}
+
+void LockHandle::set_line(std::size_t line, std::string_view text) {
+  std::error_code ec;
+  set_line(line, text, ec);
+  if (ec) throw Error(ec, "set line " + std::to_string(line) + " of lock file", path().string());
+}
+
 void LockHandle::update_holder_pid(pid_t pid, std::error_code& ec) noexcept {
   if (!state_) {
     ec = make_error_code(errc::not_held);
@@ -86,6 +105,7 @@ void LockHandle::update_holder_pid(pid_t pid, std::error_code& ec) noexcept {
     named.data_directory = next.data_directory;
     named.status = next.status;
     named.without_kernel_lock = next.without_kernel_lock;
+    named.application_lines = std::move(next.application_lines);
     next = std::move(named);
   });
 }

@@ -17,6 +17,13 @@
 ///   checksum=crc32:1a2b3c4d       CRC-32 of every byte before this line
 /// \endverbatim
 ///
+/// An application may keep up to kMaxApplicationLines lines of its own
+/// between line 3 and the format line (LockHandle::set_line), so that a
+/// program that embeds pidlock keeps its file's layout: PostgreSQL's
+/// lines 4 to 8 (port, socket directory, listen address, shared-memory key,
+/// status) stay where pg_ctl reads them, and "pidlock-format=1" follows as
+/// line 9.
+///
 /// Named fields are "key=value"; a reader ignores keys it does not know, so a
 /// newer writer can add fields without breaking an older reader. The checksum
 /// line comes last; a record whose checksum does not match was read while it
@@ -61,6 +68,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <sys/types.h>
 
 namespace pidlock {
@@ -85,6 +93,13 @@ inline constexpr std::size_t kMaxStatusLength = 32;
 /// in place (see docs/how-it-works.md). Reserved: update_status() and
 /// AcquireOptions::status refuse it.
 inline constexpr std::string_view kReleasedStatus = "released";
+
+/// Most lines an application may keep after line 3 (PostgreSQL's lines 4-8).
+inline constexpr std::size_t kMaxApplicationLines = 5;
+
+/// Longest application line: with all of them at this length the record
+/// stays well below kMaxRecordBytes.
+inline constexpr std::size_t kMaxApplicationLineLength = 512;
 
 /// Lock files longer than this are not read past this size: a huge file
 /// costs one bounded read, and is never taken for a stale lock.
@@ -119,6 +134,12 @@ struct HolderRecord {
   /// decides which (see docs/guide.md).
   std::string label;
 
+  /// pidlock records: the application's own lines 4, 5, ... (see
+  /// LockHandle::set_line), verbatim, without their newlines.
+  /// format_record() writes them as they are; set_application_line() is
+  /// the checked way to change them.
+  std::vector<std::string> application_lines;
+
   /// Named fields this version does not know, kept for display.
   std::map<std::string, std::string> unknown_fields;
 };
@@ -150,6 +171,15 @@ PIDLOCK_EXPORT ParsedRecord parse_record(std::string_view bytes) noexcept;
 /// old bytes after the new record's end.
 PIDLOCK_EXPORT std::string format_record(const HolderRecord& record,
                                          std::size_t min_size = 0);
+
+/// Sets application line `line` (4 to 3 + kMaxApplicationLines) of
+/// `record` to `text`, adding empty lines before it where missing. Returns
+/// false, leaving the record unchanged, when the line number is out of
+/// range or the text cannot be a line of a record: longer than
+/// kMaxApplicationLineLength, holding a newline or NUL, or starting like
+/// one of pidlock's own lines ("pidlock-format=", "checksum=crc32:").
+PIDLOCK_EXPORT bool set_application_line(HolderRecord& record, std::size_t line,
+                                         std::string_view text);
 
 /// "pidlock", "postgresql", "pidfile", "filelock" or "none".
 PIDLOCK_EXPORT const char* to_string(RecordFormat format) noexcept;

@@ -41,6 +41,7 @@
 #include <boost/filesystem/path.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -117,6 +118,21 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   void update_status(std::string_view status);
   /// The same, reporting failures through `ec` instead of throwing.
   void update_status(std::string_view status, std::error_code& ec) noexcept;
+
+  /// Writes (or replaces) line `line` of the record, one of the
+  /// application's own lines 4 to 3 + kMaxApplicationLines that come before
+  /// pidlock's fields (see holder_record.hpp), so that a program keeps its
+  /// file's layout; PostgreSQL's AddToDataDirLockFile writes its port,
+  /// socket directory, listen address, shared-memory key and status this
+  /// way. Missing lines before it are written empty, as PostgreSQL does.
+  /// `text` is kept verbatim (trailing spaces too); a line number out of
+  /// range or a text set_application_line() refuses (a newline or NUL,
+  /// longer than kMaxApplicationLineLength, starting like one of pidlock's
+  /// own lines) fails with errc::invalid_argument and writes nothing.
+  /// Same guarantees as update_status.
+  void set_line(std::size_t line, std::string_view text);
+  /// The same, reporting failures through `ec` instead of throwing.
+  void set_line(std::size_t line, std::string_view text, std::error_code& ec) noexcept;
 
   /// Makes `pid` the recorded holder (line 1 and its identity fields), for a
   /// process that keeps the lock through an inherited descriptor, like a

@@ -65,9 +65,10 @@ std::optional<std::string> checksum_problem(std::string_view bytes) {
 }
 
 // The index of a line that marks a pidlock record ("pidlock-format="),
-// among the first lines after PostgreSQL's three, or npos.
+// among the first lines after PostgreSQL's three and the application's
+// lines, or npos.
 size_t pidlock_marker_line(const std::vector<std::string_view>& lines) {
-  for (size_t i = 3; i < lines.size() && i < 9; ++i)
+  for (size_t i = 3; i < lines.size() && i <= 3 + kMaxApplicationLines; ++i)
     if (lines[i].substr(0, kFormatKey.size() + 1) == "pidlock-format=") return i;
   return std::string_view::npos;
 }
@@ -89,41 +90,42 @@ ParsedRecord failure(std::string problem, bool torn = false) {
 // The fields of a pidlock record whose checksum parse_record() has already
 // verified (checksum_problem: the last line is a well-formed checksum of
 // everything before it), so it is not computed a second time here.
-ParsedRecord parse_pidlock_fields(const std::vector<std::string_view>& lines, HolderRecord record) {
-  for (size_t i = 0; i < lines.size(); ++i) {
+// Lines 4 up to the format line (`marker`) are the application's own.
+ParsedRecord parse_pidlock_fields(const std::vector<std::string_view>& lines, size_t marker,
+                                  HolderRecord record) {
+  for (size_t i = 3; i < marker; ++i) record.application_lines.emplace_back(lines[i]);
+  for (size_t i = marker; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     if (line.substr(0, kChecksumPrefix.size()) == kChecksumPrefix) {
       if (i + 1 != lines.size()) return failure("checksum line is not the last line", true);
       return ParsedRecord{std::move(record), false, false, false, {}};
     }
-    if (i >= 3) {
-      auto eq = line.find('=');
-      if (eq == std::string_view::npos || eq == 0) return failure("malformed field line " + std::to_string(i + 1));
-      std::string_view key = line.substr(0, eq);
-      std::string_view value = line.substr(eq + 1);
-      if (key == kFormatKey) {
-        auto v = parse_integer<unsigned>(value);
-        if (!v || *v == 0) return failure("malformed format version");
-        record.format_version = *v;
-      } else if (key == "process-start-ticks") {
-        record.process_start_ticks = parse_integer<std::uint64_t>(value);
-        if (!record.process_start_ticks) return failure("malformed process-start-ticks");
-      } else if (key == "boot-id") {
-        record.boot_id = std::string(value);
-      } else if (key == "pid-namespace") {
-        record.pid_namespace = parse_integer<std::uint64_t>(value);
-        if (!record.pid_namespace) return failure("malformed pid-namespace");
-      } else if (key == "host") {
-        record.host = std::string(value);
-      } else if (key == "status") {
-        record.status = std::string(value);
-      } else if (key == "kernel-lock") {
-        record.without_kernel_lock = value == "none";
-      } else if (key == "pad") {
-        // Filler that keeps the file from shrinking; carries nothing.
-      } else if (record.unknown_fields.size() < 64) {
-        record.unknown_fields.emplace(std::string(key), std::string(value));
-      }
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos || eq == 0) return failure("malformed field line " + std::to_string(i + 1));
+    std::string_view key = line.substr(0, eq);
+    std::string_view value = line.substr(eq + 1);
+    if (key == kFormatKey) {
+      auto v = parse_integer<unsigned>(value);
+      if (!v || *v == 0) return failure("malformed format version");
+      record.format_version = *v;
+    } else if (key == "process-start-ticks") {
+      record.process_start_ticks = parse_integer<std::uint64_t>(value);
+      if (!record.process_start_ticks) return failure("malformed process-start-ticks");
+    } else if (key == "boot-id") {
+      record.boot_id = std::string(value);
+    } else if (key == "pid-namespace") {
+      record.pid_namespace = parse_integer<std::uint64_t>(value);
+      if (!record.pid_namespace) return failure("malformed pid-namespace");
+    } else if (key == "host") {
+      record.host = std::string(value);
+    } else if (key == "status") {
+      record.status = std::string(value);
+    } else if (key == "kernel-lock") {
+      record.without_kernel_lock = value == "none";
+    } else if (key == "pad") {
+      // Filler that keeps the file from shrinking; carries nothing.
+    } else if (record.unknown_fields.size() < 64) {
+      record.unknown_fields.emplace(std::string(key), std::string(value));
     }
   }
   return failure("no checksum line (truncated record)", true);
@@ -167,7 +169,8 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
 
   bool ends_with_newline = true;
   std::vector<std::string_view> lines = split_lines(bytes, &ends_with_newline);
-  if (pidlock_marker_line(lines) == std::string_view::npos || !digits_first_line(bytes)) {
+  const size_t marker = pidlock_marker_line(lines);
+  if (marker == std::string_view::npos || !digits_first_line(bytes)) {
     // Not pidlock's: another writer's layout, or no lock record at all.
     return detail::parse_foreign_record(bytes);
   }
@@ -185,7 +188,7 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
   if (!start) return failure("line 3 is not a start time");
   record.start_time = *start;
   record.format = RecordFormat::kPidlock;
-  return parse_pidlock_fields(lines, std::move(record));
+  return parse_pidlock_fields(lines, marker, std::move(record));
 } catch (...) {
   // Only std::bad_alloc can get here; a record we cannot hold is garbage.
   return failure("out of memory while parsing");
@@ -200,6 +203,10 @@ std::string format_record(const HolderRecord& record, std::size_t min_size) {
   out += '\n';
   out += std::to_string(record.start_time);
   out += '\n';
+  for (const std::string& line : record.application_lines) {
+    out += line;
+    out += '\n';
+  }
   out += "pidlock-format=" + std::to_string(kRecordFormatVersion) + '\n';
   if (record.process_start_ticks)
     out += "process-start-ticks=" + std::to_string(*record.process_start_ticks) + '\n';
@@ -224,6 +231,18 @@ std::string format_record(const HolderRecord& record, std::size_t min_size) {
   out += checksum;
   out += '\n';
   return out;
+}
+
+bool set_application_line(HolderRecord& record, std::size_t line, std::string_view text) {
+  if (line < 4 || line > 3 + kMaxApplicationLines || text.size() > kMaxApplicationLineLength) return false;
+  if (text.find_first_of(std::string_view("\n\0", 2)) != std::string_view::npos) return false;
+  if (text.substr(0, kFormatKey.size() + 1) == "pidlock-format=" ||
+      text.substr(0, kChecksumPrefix.size()) == kChecksumPrefix)
+    return false;
+  const size_t index = line - 4;
+  if (record.application_lines.size() <= index) record.application_lines.resize(index + 1);
+  record.application_lines[index] = std::string(text);
+  return true;
 }
 
 const char* to_string(RecordFormat format) noexcept {
