@@ -69,6 +69,42 @@ TEST(HolderRecord, RoundTripKeepsEveryField) {
   EXPECT_TRUE(p.unknown_fields.empty());
 }
 
+// PostgreSQL's lines 4-8 kept by an embedding server (the C API's
+// pidlock_set_line): verbatim, before the format line, through a round trip.
+TEST(HolderRecord, ApplicationLinesKeepPostgresqlsLayout) {
+  HolderRecord r = sample_record();
+  ASSERT_TRUE(pidlock::set_application_line(r, 4, "5432"));
+  ASSERT_TRUE(pidlock::set_application_line(r, 8, "ready   "));
+  EXPECT_EQ(r.application_lines, (std::vector<std::string>{"5432", "", "", "", "ready   "}));
+  std::string bytes = format_record(r);
+  EXPECT_NE(bytes.find("\n1795752900\n5432\n\n\n\nready   \npidlock-format=1\n"), std::string::npos) << bytes;
+  ParsedRecord parsed = parse_record(bytes);
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->format, RecordFormat::kPidlock);
+  EXPECT_EQ(parsed.record->application_lines, r.application_lines);
+  EXPECT_EQ(parsed.record->status, "ready");
+  EXPECT_EQ(parsed.record->pid, 4242);
+}
+
+TEST(HolderRecord, ApplicationLinesThatCannotBeLinesAreRefused) {
+  HolderRecord r = sample_record();
+  EXPECT_FALSE(pidlock::set_application_line(r, 3, "x"));
+  EXPECT_FALSE(pidlock::set_application_line(r, 4 + pidlock::kMaxApplicationLines, "x"));
+  EXPECT_FALSE(pidlock::set_application_line(r, 4, "two\nlines"));
+  EXPECT_FALSE(pidlock::set_application_line(r, 4, std::string_view("nul\0", 4)));
+  EXPECT_FALSE(pidlock::set_application_line(r, 4, "pidlock-format=2"));
+  EXPECT_FALSE(pidlock::set_application_line(r, 4, "checksum=crc32:00000000"));
+  EXPECT_FALSE(pidlock::set_application_line(r, 4, std::string(pidlock::kMaxApplicationLineLength + 1, 'x')));
+  EXPECT_TRUE(r.application_lines.empty());
+  // The longest lines allowed still make a record that parses.
+  for (std::size_t line = 4; line < 4 + pidlock::kMaxApplicationLines; ++line)
+    ASSERT_TRUE(pidlock::set_application_line(r, line, std::string(pidlock::kMaxApplicationLineLength, 'x')));
+  r.data_directory = std::string(1024, 'd');
+  ParsedRecord parsed = parse_record(format_record(r, 200));
+  ASSERT_TRUE(parsed.record) << parsed.problem;
+  EXPECT_EQ(parsed.record->application_lines.size(), pidlock::kMaxApplicationLines);
+}
+
 TEST(HolderRecord, MinSizePadsWithoutChangingFields) {
   HolderRecord r = sample_record();
   std::string natural = format_record(r);
