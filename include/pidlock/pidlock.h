@@ -327,6 +327,23 @@ PIDLOCK_C_EXPORT const char *pidlock_verdict_name(pidlock_verdict verdict);
 /* "kernel-lock-held", "zombie", "pid-reused", ... */
 PIDLOCK_C_EXPORT const char *pidlock_reason_name(pidlock_reason reason);
 
+/* ---- Logging --------------------------------------------------------------- */
+
+/* Severities of pidlock's own log records (pidlock::LogThreshold). */
+typedef enum pidlock_log_level {
+  PIDLOCK_LOG_TRACE = 0,
+  PIDLOCK_LOG_DEBUG,
+  PIDLOCK_LOG_INFO,    /* acquisitions and releases (the default threshold) */
+  PIDLOCK_LOG_WARNING, /* take-overs of stale locks, lost locks */
+  PIDLOCK_LOG_ERROR,   /* failures */
+  PIDLOCK_LOG_OFF      /* nothing */
+} pidlock_log_level;
+
+/* Records below `level` are not made at all. A program that reports every
+ * result itself (from the pidlock_error messages) sets PIDLOCK_LOG_OFF;
+ * see docs/guide.md, "Logging", for where records go otherwise. */
+PIDLOCK_C_EXPORT void pidlock_set_log_level(pidlock_log_level level);
+
 /* ---- Records --------------------------------------------------------------
  * The strings are owned by the record; "" when absent. */
 

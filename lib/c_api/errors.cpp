@@ -1,6 +1,6 @@
 // The C API's results: pidlock's errors as errno values (the table in
 // include/pidlock/pidlock.h) and messages copied into the caller's
-// pidlock_error.
+// pidlock_error; and the log threshold, the other half of reporting.
 #include "c_api/objects.hpp"
 
 #include <cerrno>
@@ -82,3 +82,10 @@ int fail_with_current_exception(pidlock_error* err) noexcept {
 }
 
 }  // namespace pidlock::c_api
+
+static_assert(PIDLOCK_LOG_OFF == static_cast<int>(pidlock::LogThreshold::kOff) &&
+              PIDLOCK_LOG_INFO == static_cast<int>(pidlock::LogThreshold::kInfo));
+
+extern "C" void pidlock_set_log_level(pidlock_log_level level) {
+  pidlock::set_log_threshold(static_cast<pidlock::LogThreshold>(level));
+}

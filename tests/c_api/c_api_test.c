@@ -468,7 +468,38 @@ static void test_claim_touch_and_holder_pid(void) {
   CHECK(!exists(path));
 }
 
+/* Bytes pidlock writes to stderr (Boost.Log's default sink) while a
+ * child acquires and releases a lock at log level `level`. */
+static long logged_bytes(pidlock_log_level level) {
+  int out[2];
+  long total = 0;
+  ssize_t n;
+  char buf[512];
+  pid_t child;
+  if (pipe(out) != 0) abort();
+  child = fork();
+  if (child == 0) {
+    pidlock_lock *lock = NULL;
+    dup2(out[1], STDERR_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    pidlock_set_log_level(level);
+    if (pidlock_acquire(path_of("logged.pid"), NULL, &lock, NULL, NULL) != 0) _exit(1);
+    _exit(pidlock_release(lock, NULL) == 0 ? 0 : 2);
+  }
+  close(out[1]);
+  while ((n = read(out[0], buf, sizeof buf)) > 0) total += n;
+  close(out[0]);
+  return exit_status(child) == 0 ? total : -1;
+}
+
+static void test_log_level(void) {
+  current_test = "log_level";
+  CHECK(logged_bytes(PIDLOCK_LOG_INFO) > 0);
+  CHECK(logged_bytes(PIDLOCK_LOG_OFF) == 0);
+}
+
 int main(void) {
+  pidlock_set_log_level(PIDLOCK_LOG_OFF); /* the checks report; the library need not */
   if (mkdtemp(dir) == NULL) {
     perror("mkdtemp");
     return 2;
@@ -481,6 +512,7 @@ int main(void) {
   test_recheck_watch_and_loss();
   test_path_errors();
   test_claim_touch_and_holder_pid();
+  test_log_level();
   printf("%d checks, %d failed\n", checks, failures);
   {
     char command[300];
