@@ -1,0 +1,106 @@
+#!/bin/sh
+# Builds PostgreSQL 15 from Debian's source package with its data directory
+# lock (postmaster.pid) held through pidlock's C API, and runs its tests.
+# docs/postgres.md says what the patch changes and what the tests showed.
+#
+#   examples/postgres/build.sh          fetch, patch, build, install
+#   examples/postgres/build.sh check    then: make check and the TAP suites
+#                                       of src/bin/pg_ctl and src/bin/initdb
+#
+# Everything goes to $PGWORK (default /var/tmp/pidlock-postgres):
+#   apt/                   a private apt configuration (deb-src lines, lists):
+#                          the system's sources.list is never touched
+#   postgresql-15-<ver>/   the source, patched with pidlock.patch
+#   pidlock-build/, pidlock/   this repository's library, built and installed
+#   install/               the patched server (bin/postgres, bin/pg_ctl, ...)
+#   check-*.log            the test runs
+# Needs root for apt-get (or sudo); builds and tests as $PG_USER (default
+# postgres), since PostgreSQL refuses to run as root. $JOBS (default: the
+# number of processors) bounds make and cmake. Building takes many minutes on
+# two cores; ccache (in $PGWORK/ccache) makes a rebuild quick.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=${PGWORK:-/var/tmp/pidlock-postgres}
+user=${PG_USER:-postgres}
+jobs=${JOBS:-$(nproc)}
+# The source version is pinned so that the patch applies; Debian 12's
+# archive keeps it (apt-cache showsrc postgresql-15 lists what it has).
+version=${PG_DEB_VERSION:-15.18-0+deb12u1}
+upstream=${version%%-*}
+src="$work/postgresql-15-$upstream"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+
+as_user() { runuser -u "$user" -- env CCACHE_DIR="$work/ccache" PKG_CONFIG_PATH="$work/pidlock/lib/pkgconfig" "$@"; }
+
+install_packages() {
+  packages="bison flex libreadline-dev zlib1g-dev libicu-dev libipc-run-perl pkg-config ccache dpkg-dev cmake g++ libboost-filesystem-dev libboost-log-dev"
+  echo "build.sh: installing (if missing): $packages"
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $packages >/dev/null
+}
+
+fetch_source() {
+  [ -d "$src" ] && return
+  mkdir -p "$work/apt/lists/partial"
+  cat > "$work/apt/sources.list" <<EOF
+deb-src http://deb.debian.org/debian bookworm main
+deb-src http://deb.debian.org/debian bookworm-updates main
+deb-src http://deb.debian.org/debian-security bookworm-security main
+EOF
+  apt="-o Dir::Etc::SourceList=$work/apt/sources.list -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=$work/apt/lists"
+  # shellcheck disable=SC2086
+  apt-get $apt update >/dev/null
+  # shellcheck disable=SC2086
+  (cd "$work" && apt-get $apt source --only-source "postgresql-15=$version")
+}
+
+build_pidlock() {
+  cmake -S "$repo" -B "$work/pidlock-build" -DCMAKE_BUILD_TYPE=Release \
+    -DPIDLOCK_BUILD_TESTS=OFF -DPIDLOCK_BUILD_EXAMPLES=OFF -DPIDLOCK_BUILD_TOOLS=OFF \
+    -DPIDLOCK_BUILD_SHARED=ON -DPIDLOCK_INSTALL=ON -DCMAKE_INSTALL_LIBDIR=lib \
+    -DCMAKE_INSTALL_PREFIX="$work/pidlock" >/dev/null
+  cmake --build "$work/pidlock-build" -j "$jobs" >/dev/null
+  cmake --install "$work/pidlock-build" >/dev/null
+}
+
+patch_and_build() {
+  if ! patch -d "$src" -p1 -R --dry-run -s < "$here/pidlock.patch" >/dev/null 2>&1; then
+    patch -d "$src" -p1 -s < "$here/pidlock.patch"
+  fi
+  mkdir -p "$work/ccache" "$work/install"
+  chown -R "$user" "$work/ccache" "$work/install" "$src"
+  if [ ! -f "$src/config.status" ]; then
+    as_user sh -c "cd '$src' && ./configure --prefix='$work/install' --enable-tap-tests --enable-debug --with-icu CC='ccache gcc'" >"$work/configure.log"
+  fi
+  as_user make -C "$src" -j "$jobs" >"$work/make.log"
+  as_user make -C "$src" install >>"$work/make.log"
+  echo "build.sh: patched server in $work/install/bin"
+}
+
+# Runs one suite as $user; its log is check-<name>.log. Keeps going when a
+# suite fails, so that every count is reported.
+run_suite() {
+  name=$1
+  shift
+  if as_user make -C "$src" "$@" >"$work/check-$name.log" 2>&1; then status=passed; else status=FAILED; fi
+  echo "build.sh: $name: $status ($work/check-$name.log)"
+}
+
+check() {
+  run_suite regress check
+  run_suite pg_ctl -C src/bin/pg_ctl check PROVE_FLAGS=-v
+  run_suite initdb -C src/bin/initdb check PROVE_FLAGS=-v
+  grep -hE "^# All [0-9]+ tests passed|^# [0-9]+ of [0-9]+ tests failed|^# [0-9]+ failed" "$work/check-regress.log" || true
+  grep -hE "^(Files|Tests)=|^Result:" "$work/check-pg_ctl.log" "$work/check-initdb.log" || true
+}
+
+mkdir -p "$work"
+id "$user" >/dev/null
+install_packages
+fetch_source
+build_pidlock
+patch_and_build
+if [ "${1:-}" = check ]; then check; fi
