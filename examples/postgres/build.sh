@@ -12,7 +12,11 @@
 #                          the system's sources.list is never touched
 #   postgresql-15-<ver>/   the source, patched with pidlock.patch
 #   pidlock-build/, pidlock/   this repository's library, built and installed
-#   install/               the patched server (bin/postgres, bin/pg_ctl, ...)
+#   install/               the patched server, installed with DESTDIR (Debian's
+#                          patches fix pkglibdir at /usr/lib/postgresql/15/lib,
+#                          so the tree is install/$PGWORK/inst/... and
+#                          install/usr/lib/...; PostgreSQL finds its files
+#                          relative to its bin/): bin is printed at the end
 #   check-*.log            the test runs
 # Needs root for apt-get (or sudo); builds and tests as $PG_USER (default
 # postgres), since PostgreSQL refuses to run as root. $JOBS (default: the
@@ -73,11 +77,11 @@ patch_and_build() {
   mkdir -p "$work/ccache" "$work/install"
   chown -R "$user" "$work/ccache" "$work/install" "$src"
   if [ ! -f "$src/config.status" ]; then
-    as_user sh -c "cd '$src' && ./configure --prefix='$work/install' --enable-tap-tests --enable-debug --with-icu CC='ccache gcc'" >"$work/configure.log"
+    as_user sh -c "cd '$src' && ./configure --prefix='$work/inst' --enable-tap-tests --enable-debug --with-icu CC='ccache gcc'" >"$work/configure.log"
   fi
   as_user make -C "$src" -j "$jobs" >"$work/make.log"
-  as_user make -C "$src" install >>"$work/make.log"
-  echo "build.sh: patched server in $work/install/bin"
+  as_user make -C "$src" install DESTDIR="$work/install" >>"$work/make.log"
+  echo "build.sh: patched server in $work/install$work/inst/bin"
 }
 
 # Runs one suite as $user; its log is check-<name>.log. Keeps going when a
