@@ -39,7 +39,11 @@ done
 # server and would mix its verdicts into the data directory lock's.
 server_opts="-c unix_socket_directories= -c listen_addresses=127.0.0.1"
 
-as_pg() { setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; }
+# Runs a command as $user by exec: a server started in the background with
+# it is this shell's own child, so that `wait` reaps it. (The init of some
+# containers and VMs never reaps orphans: a postmaster left to it would stay
+# a zombie, which kill(pid, 0) calls alive, and spoil the other scenarios.)
+as_pg=(setpriv --reuid="$user" --regid="$user" --init-groups --)
 
 # Alive, and not a zombie?
 running() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$1/stat" 2>/dev/null; }
@@ -59,7 +63,7 @@ wait_ready() {
 # Starts a server in the background; the pid is in $server.
 start_server() {
   local bin=$1 d=$2 port=$3 log=$4
-  as_pg "$bin/postgres" -D "$d" -p "$port" $server_opts >>"$log" 2>&1 &
+  "${as_pg[@]}" "$bin/postgres" -D "$d" -p "$port" $server_opts >>"$log" 2>&1 &
   server=$!
 }
 
@@ -95,7 +99,7 @@ kill_server() {
 
 stop_server() {
   local bin=$1 d=$2
-  as_pg "$bin/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
+  "${as_pg[@]}" "$bin/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1
 }
 
 # Starts `sleep` as $user with pid $1, or fails.
@@ -162,9 +166,9 @@ scenario_two_starters() {
     rm -f "$out/go"
     # Both wait for the same file, then exec the server at once (own ports,
     # so that only the data directory lock can keep them apart).
-    as_pg sh -c "while [ ! -e '$out/go' ]; do :; done; exec '$bin/postgres' -D '$d' -p $port $server_opts" >>"$log.3" 2>&1 &
+    "${as_pg[@]}" sh -c "while [ ! -e '$out/go' ]; do :; done; exec '$bin/postgres' -D '$d' -p $port $server_opts" >>"$log.3" 2>&1 &
     a=$!
-    as_pg sh -c "while [ ! -e '$out/go' ]; do :; done; exec '$bin/postgres' -D '$d' -p $((port + 1)) $server_opts" >>"$log.3" 2>&1 &
+    "${as_pg[@]}" sh -c "while [ ! -e '$out/go' ]; do :; done; exec '$bin/postgres' -D '$d' -p $((port + 1)) $server_opts" >>"$log.3" 2>&1 &
     b=$!
     sleep 0.5; touch "$out/go"
     wait_ready "$d"; sleep 3   # let a loser finish failing
@@ -203,7 +207,7 @@ declare -A results
 for flavour in stock patched; do
   if [ $flavour = stock ]; then bin=$stock_bin; port=55432; else bin=$patched_bin; port=56432; fi
   d="$out/$flavour-data"; log="$out/$flavour.log"
-  as_pg "$bin/initdb" -D "$d" -A trust -N >"$out/$flavour-initdb.log" 2>&1 || { echo "initdb failed: $out/$flavour-initdb.log" >&2; exit 1; }
+  "${as_pg[@]}" "$bin/initdb" -D "$d" -A trust -N >"$out/$flavour-initdb.log" 2>&1 || { echo "initdb failed: $out/$flavour-initdb.log" >&2; exit 1; }
   results[$flavour,1]=$(scenario_reused_pid "$bin" "$d" "$port" "$log")
   results[$flavour,2]=$(scenario_zombie "$bin" "$d" "$port" "$log")
   results[$flavour,3]=$(scenario_two_starters "$bin" "$d" "$port" "$log")
