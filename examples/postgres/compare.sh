@@ -50,11 +50,15 @@ running() { [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/pro
 
 now_ms() { date +%s%3N; }
 
-# Line 8 of postmaster.pid says "ready" (both servers keep the layout).
+# postmaster.pid names one of the given pids on line 1 and says "ready" on
+# line 8 (both servers keep the layout); a stale file never passes.
 wait_ready() {
-  local d=$1
+  local d=$1 pid
+  shift
   for _ in $(seq 1 600); do
-    [ "$(sed -n 8p "$d/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ] && return 0
+    if [ "$(sed -n 8p "$d/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ]; then
+      for pid in "$@"; do [ "$(head -1 "$d/postmaster.pid")" = "$pid" ] && return 0; done
+    fi
     sleep 0.1
   done
   return 1
@@ -118,7 +122,7 @@ spawn_with_pid() {
 scenario_reused_pid() {
   local bin=$1 d=$2 port=$3 log=$4 pm result recovery
   start_server "$bin" "$d" "$port" "$log"; pm=$server
-  wait_ready "$d" || { echo "did not start"; return; }
+  wait_ready "$d" "$pm" || { echo "did not start"; return; }
   kill_server "$pm"
   spawn_with_pid "$pm" || { echo "could not reuse pid $pm"; return; }
   : >"$log.1"
@@ -144,8 +148,9 @@ time.sleep(100000)
 ' setpriv --reuid="$user" --regid="$user" --init-groups "$bin/postgres" -D "$d" -p "$port" \
       $server_opts >"$out/zombie.pid" 2>>"$log" &
   parent=$!
-  wait_ready "$d" || { echo "did not start"; kill "$parent"; return; }
+  while [ ! -s "$out/zombie.pid" ]; do sleep 0.1; done
   pm=$(head -1 "$out/zombie.pid")
+  wait_ready "$d" "$pm" || { echo "did not start"; kill "$parent"; return; }
   kill_server "$pm"
   state=$(awk '{print $3}' "/proc/$pm/stat" 2>/dev/null)
   : >"$log.2"
@@ -160,7 +165,7 @@ time.sleep(100000)
 scenario_two_starters() {
   local bin=$1 d=$2 port=$3 log=$4 pm a b one=0 two=0 none=0 live
   start_server "$bin" "$d" "$port" "$log"; pm=$server
-  wait_ready "$d" || { echo "did not start"; return; }
+  wait_ready "$d" "$pm" || { echo "did not start"; return; }
   for _ in $(seq 1 "$rounds"); do
     kill_server "$pm"           # a stale file, as after a crash
     rm -f "$out/go"
@@ -171,7 +176,7 @@ scenario_two_starters() {
     "${as_pg[@]}" sh -c "while [ ! -e '$out/go' ]; do :; done; exec '$bin/postgres' -D '$d' -p $((port + 1)) $server_opts" >>"$log.3" 2>&1 &
     b=$!
     sleep 0.5; touch "$out/go"
-    wait_ready "$d"; sleep 3   # let a loser finish failing
+    wait_ready "$d" "$a" "$b"; sleep 3   # let a loser finish failing
     live=0; pm=""
     running "$a" && { live=$((live + 1)); pm=$a; }
     running "$b" && { live=$((live + 1)); pm="$pm $b"; }
@@ -180,7 +185,7 @@ scenario_two_starters() {
     [ -n "$pm" ] && pm=${pm%% *}
     wait "$a" "$b" 2>/dev/null
     start_server "$bin" "$d" "$port" "$log.3"; pm=$server
-    wait_ready "$d" || break
+    wait_ready "$d" "$pm" || break
   done
   stop_server "$bin" "$d"
   echo "$rounds rounds: exactly one server $one, two servers $two, none $none"
@@ -189,7 +194,7 @@ scenario_two_starters() {
 scenario_deleted_file() {
   local bin=$1 d=$2 port=$3 log=$4 pm t0 t1
   start_server "$bin" "$d" "$port" "$log"; pm=$server
-  wait_ready "$d" || { echo "did not start"; return; }
+  wait_ready "$d" "$pm" || { echo "did not start"; return; }
   t0=$(now_ms)
   rm "$d/postmaster.pid"
   while running "$pm" && [ $(($(now_ms) - t0)) -lt 200000 ]; do sleep 0.01; done
