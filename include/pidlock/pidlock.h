@@ -181,6 +181,11 @@ typedef struct pidlock_acquire_options {
   /* Permission bits of a new lock file (the umask does not apply);
    * default 0600. */
   unsigned mode;
+  /* >= 0: the group id of a new lock file (with mode 0640 the group may
+   * inspect the lock, with 0660 take it; only a group this process is a
+   * member of, unless root: EPERM otherwise). -1 (default): the group a new
+   * file gets. */
+  long group;
   /* Non-zero (default): fsync the record and its folder after creating
    * it, so that it survives a power loss. */
   int durable;

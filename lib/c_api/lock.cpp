@@ -39,6 +39,7 @@ AcquireOptions acquire_options(const pidlock_acquire_options* options) {
   if (o.timeout_ms >= 0) cpp.timeout = std::chrono::milliseconds(o.timeout_ms);
   if (o.recheck_interval_ms > 0) cpp.recheck_interval = std::chrono::milliseconds(o.recheck_interval_ms);
   cpp.mode = static_cast<mode_t>(o.mode);
+  if (o.group >= 0) cpp.group = static_cast<gid_t>(o.group);
   cpp.durable = o.durable != 0;
   cpp.inheritable = o.inheritable != 0;
   cpp.max_attempts = o.max_attempts;
@@ -73,6 +74,7 @@ void pidlock_acquire_options_init(pidlock_acquire_options* options) {
   options->timeout_ms = -1;
   options->recheck_interval_ms = static_cast<long>(cpp.recheck_interval.count());
   options->mode = cpp.mode;
+  options->group = -1;
   options->durable = cpp.durable ? 1 : 0;
   options->inheritable = 0;
   options->max_attempts = cpp.max_attempts;

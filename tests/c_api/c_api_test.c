@@ -120,9 +120,11 @@ static void test_acquire_record_and_release(void) {
   current_test = "acquire_record_and_release";
 
   pidlock_acquire_options_init(&options);
-  CHECK(options.timeout_ms == -1 && options.durable == 1 && options.mode == 0600);
+  CHECK(options.timeout_ms == -1 && options.durable == 1 && options.mode == 0600 && options.group == -1);
   CHECK(options.max_attempts == 100 && options.wait == 0 && options.canceller == NULL);
   options.mode = 0644;
+  /* Root may choose any group (nogroup, unlike its own); others their own. */
+  options.group = geteuid() == 0 ? 65534L : (long)getegid();
   options.durable = 0;
   options.status = "booting";
   options.data_directory = "/srv/db";
@@ -133,7 +135,7 @@ static void test_acquire_record_and_release(void) {
   CHECK(pidlock_lock_fd(lock) >= 0);
   CHECK(pidlock_took_over(lock) == 0);
   CHECK(pidlock_previous_holder(lock) == NULL);
-  CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0644);
+  CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0644 && (long)st.st_gid == options.group);
   CHECK(atol(file_line(path, 1)) == (long)getpid());
   CHECK(strcmp(file_line(path, 2), "/srv/db") == 0);
 
