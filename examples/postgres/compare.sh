@@ -207,6 +207,7 @@ scenario_deleted_file() {
   wait "$pm" 2>/dev/null
 }
 
+cd / || exit 1   # servers must not start in a folder that may go away
 rm -rf "$out"; mkdir -p "$out"; chown -R "$user" "$out"
 declare -A results
 for flavour in stock patched; do
