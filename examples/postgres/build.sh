@@ -5,7 +5,8 @@
 #
 #   examples/postgres/build.sh          fetch, patch, build, install
 #   examples/postgres/build.sh check    then: make check and the TAP suites
-#                                       of src/bin/pg_ctl and src/bin/initdb
+#                                       of src/bin/pg_ctl, initdb, pg_resetwal
+#                                       and pg_upgrade
 #
 # Everything goes to $PGWORK (default /var/tmp/pidlock-postgres):
 #   apt/                   a private apt configuration (deb-src lines, lists):
@@ -97,8 +98,14 @@ check() {
   run_suite regress check
   run_suite pg_ctl -C src/bin/pg_ctl check PROVE_FLAGS=-v
   run_suite initdb -C src/bin/initdb check PROVE_FLAGS=-v
-  grep -hE "^# All [0-9]+ tests passed|^# [0-9]+ of [0-9]+ tests failed|^# [0-9]+ failed" "$work/check-regress.log" || true
-  grep -hE "^(Files|Tests)=|^Result:" "$work/check-pg_ctl.log" "$work/check-initdb.log" || true
+  # Two more that read postmaster.pid: pg_resetwal refuses a running
+  # server's directory; pg_upgrade reads lines 4-5 (port, socket directory).
+  run_suite pg_resetwal -C src/bin/pg_resetwal check PROVE_FLAGS=-v
+  run_suite pg_upgrade -C src/bin/pg_upgrade check PROVE_FLAGS=-v
+  grep -hE "All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed" "$work/check-regress.log" || true
+  for suite in pg_ctl initdb pg_resetwal pg_upgrade; do
+    echo "$suite: $(grep -hE "^Files=|^Result:" "$work/check-$suite.log" | cut -d'(' -f1 | tr '\n' ' ')"
+  done
 }
 
 mkdir -p "$work"
