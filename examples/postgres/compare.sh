@@ -57,7 +57,7 @@ wait_ready() {
   shift
   for _ in $(seq 1 600); do
     if [ "$(sed -n 8p "$d/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ]; then
-      for pid in "$@"; do [ "$(head -1 "$d/postmaster.pid")" = "$pid" ] && return 0; done
+      for pid in "$@"; do [ "$(head -1 "$d/postmaster.pid" 2>/dev/null)" = "$pid" ] && return 0; done
     fi
     sleep 0.1
   done
@@ -80,7 +80,7 @@ outcome() {
       return
     fi
     if [ "$(sed -n 8p "$d/postmaster.pid" 2>/dev/null | tr -d ' ')" = ready ] &&
-       [ "$(head -1 "$d/postmaster.pid")" = "$pid" ]; then
+       [ "$(head -1 "$d/postmaster.pid" 2>/dev/null)" = "$pid" ]; then
       echo "starts"
       return
     fi
