@@ -138,6 +138,7 @@ scenario_reused_pid() {
 scenario_zombie() {
   local bin=$1 d=$2 port=$3 log=$4 parent pm state result
   # A parent that never reaps: python's default SIGCHLD leaves a zombie.
+  rm -f "$out/zombie.pid"
   python3 -c '
 import os, sys, time
 pid = os.fork()
@@ -148,7 +149,7 @@ time.sleep(100000)
 ' setpriv --reuid="$user" --regid="$user" --init-groups "$bin/postgres" -D "$d" -p "$port" \
       $server_opts >"$out/zombie.pid" 2>>"$log" &
   parent=$!
-  while [ ! -s "$out/zombie.pid" ]; do sleep 0.1; done
+  while [ ! -s "$out/zombie.pid" ]; do sleep 0.1; done   # written by the parent
   pm=$(head -1 "$out/zombie.pid")
   wait_ready "$d" "$pm" || { echo "did not start"; kill "$parent"; return; }
   kill_server "$pm"
