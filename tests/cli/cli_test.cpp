@@ -6,11 +6,11 @@
 // pid), so a test knows COMMAND's pid without asking pidlock. The test
 // process is a child subreaper, so that a COMMAND orphaned by a SIGKILLed
 // pidlock becomes the test's child and is reaped, not left behind.
-#include "mini_json.hpp"
 #include "support/test_support.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <climits>
@@ -35,6 +35,7 @@ namespace {
 using namespace pidlock_test;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using Json = nlohmann::json;
 
 constexpr int kUsage = 64;
 constexpr int kSoftware = 70;
@@ -101,7 +102,8 @@ class CliTest : public ::testing::Test {
     Outcome o = pl({"status", "--json", lock});
     if (exit_code) *exit_code = o.exited ? o.code : -1;
     try {
-      return parse_json(o.out);
+      // Strict, as a consumer parses it: one JSON value and nothing after it.
+      return Json::parse(o.out);
     } catch (const std::exception& e) {
       ADD_FAILURE() << e.what() << " in: " << o.out << " stderr: " << o.err;
       return Json{};
@@ -300,17 +302,17 @@ TEST_F(CliTest, WhileTheCommandRunsTheRecordNamesItAndStatusSaysHeld) {
   int code = -1;
   Json j = status_json(lock_, &code);
   EXPECT_EQ(code, 0);
-  EXPECT_EQ(j["state"].text, "held");
-  EXPECT_EQ(j["reason"].text, "kernel-lock-held");
-  EXPECT_EQ(j["pid"].number, h.command);
-  EXPECT_EQ(j["format"].text, "pidlock");
-  EXPECT_EQ(j["data_dir"].text, dir_);
-  EXPECT_EQ(j["status"].text, "running");
-  EXPECT_TRUE(j["kernel_lock_evidence"].boolean);
+  EXPECT_EQ(j["state"].get<std::string>(), "held");
+  EXPECT_EQ(j["reason"].get<std::string>(), "kernel-lock-held");
+  EXPECT_EQ(j["pid"].get<double>(), h.command);
+  EXPECT_EQ(j["format"].get<std::string>(), "pidlock");
+  EXPECT_EQ(j["data_dir"].get<std::string>(), dir_);
+  EXPECT_EQ(j["status"].get<std::string>(), "running");
+  EXPECT_TRUE(j["kernel_lock_evidence"].get<bool>());
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  EXPECT_EQ(j["host"].text, host);
-  EXPECT_NEAR(j["start_time"].number, static_cast<double>(time(nullptr)), 30);
+  EXPECT_EQ(j["host"].get<std::string>(), host);
+  EXPECT_NEAR(j["start_time"].get<double>(), static_cast<double>(time(nullptr)), 30);
   // Line 1 alone is the pid, for `kill $(head -1 FILE)` and PIDFile=.
   std::string record = read_file(lock_);
   EXPECT_EQ(record.substr(0, record.find('\n')), std::to_string(h.command));
@@ -358,7 +360,7 @@ TEST_F(CliTest, ConflictExits75AndNamesTheHolder) {
   EXPECT_FALSE(exists(marker));
   // The holder was not disturbed.
   EXPECT_TRUE(h.pidlock->running());
-  EXPECT_EQ(status_json(lock_)["pid"].number, h.command);
+  EXPECT_EQ(status_json(lock_)["pid"].get<double>(), h.command);
 }
 
 TEST_F(CliTest, RunTimeoutGivesUpAfterTheTimeout) {
@@ -416,8 +418,8 @@ TEST_F(CliTest, PidlockKilledLeavesTheLockHeldByTheCommandThenStale) {
   int code = -1;
   Json j = status_json(lock_, &code);
   EXPECT_EQ(code, 0);
-  EXPECT_EQ(j["state"].text, "held");
-  EXPECT_EQ(j["pid"].number, h.command);
+  EXPECT_EQ(j["state"].get<std::string>(), "held");
+  EXPECT_EQ(j["pid"].get<double>(), h.command);
   EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), kHeld);
   EXPECT_EXIT_CODE(pl({"break", lock_}), kHeld);
   EXPECT_TRUE(exists(lock_));
@@ -426,9 +428,9 @@ TEST_F(CliTest, PidlockKilledLeavesTheLockHeldByTheCommandThenStale) {
   kill_orphan(h.command);
   j = status_json(lock_, &code);
   EXPECT_EQ(code, 1);
-  EXPECT_EQ(j["state"].text, "stale");
-  EXPECT_EQ(j["reason"].text, "kernel-lock-free");
-  EXPECT_EQ(j["pid"].number, h.command);
+  EXPECT_EQ(j["state"].get<std::string>(), "stale");
+  EXPECT_EQ(j["reason"].get<std::string>(), "kernel-lock-free");
+  EXPECT_EQ(j["pid"].get<double>(), h.command);
   Outcome o = pl({"run", lock_, "--", "sed", "-n", "1p", lock_});
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_NE(o.out, std::to_string(h.command) + "\n");
@@ -523,7 +525,7 @@ TEST_F(CliTest, ASignalWhileWaitingEndsTheWaitWithoutRunningTheCommand) {
   EXPECT_FALSE(o.exited);
   EXPECT_EQ(o.signal, SIGTERM);
   EXPECT_FALSE(exists(marker));
-  EXPECT_EQ(status_json(lock_)["pid"].number, h.command);
+  EXPECT_EQ(status_json(lock_)["pid"].get<double>(), h.command);
 }
 
 // ----------------------------------------------------------------- status
@@ -535,13 +537,13 @@ TEST_F(CliTest, StatusOfAMissingFileIsFree) {
   int code = -1;
   Json j = status_json(lock_, &code);
   EXPECT_EQ(code, 3);
-  EXPECT_EQ(j["state"].text, "free");
-  EXPECT_EQ(j["reason"].text, "no-lock-file");
+  EXPECT_EQ(j["state"].get<std::string>(), "free");
+  EXPECT_EQ(j["reason"].get<std::string>(), "no-lock-file");
   EXPECT_TRUE(j["pid"].is_null());
   EXPECT_TRUE(j["format"].is_null());
   for (const char* key : {"state", "reason", "detail", "pid", "start_time", "data_dir", "host", "status",
                           "format", "port", "socket_dir", "boot_id", "kernel_lock_evidence"})
-    EXPECT_TRUE(j.has(key)) << key;
+    EXPECT_TRUE(j.contains(key)) << key;
 }
 
 TEST_F(CliTest, StatusOfAStaleLockExits1) {
@@ -557,9 +559,9 @@ TEST_F(CliTest, StatusOfAPlainPidFile) {
   write_file(pid_file, std::to_string(getpid()) + "\n");
   int code = -1;
   Json j = status_json(pid_file, &code);
-  EXPECT_EQ(j["format"].text, "pidfile");
-  EXPECT_EQ(j["pid"].number, getpid());
-  EXPECT_EQ(code, j["state"].text == "held" ? 0 : 4) << j["detail"].text;
+  EXPECT_EQ(j["format"].get<std::string>(), "pidfile");
+  EXPECT_EQ(j["pid"].get<double>(), getpid());
+  EXPECT_EQ(code, j["state"].get<std::string>() == "held" ? 0 : 4) << j["detail"];
 }
 
 TEST_F(CliTest, StatusOfSomethingThatIsNotALockFileIsUnknown) {
@@ -573,8 +575,8 @@ TEST_F(CliTest, StatusOfSomethingThatIsNotALockFileIsUnknown) {
   int code = -1;
   Json j = status_json(link, &code);
   EXPECT_EQ(code, 4);
-  EXPECT_EQ(j["state"].text, "unknown");
-  EXPECT_THAT(j["error"].text, HasSubstr("symbolic link"));
+  EXPECT_EQ(j["state"].get<std::string>(), "unknown");
+  EXPECT_THAT(j["error"].get<std::string>(), HasSubstr("symbolic link"));
   EXPECT_EXIT_CODE(pl({"status", dir_}), 4);  // a directory
 }
 
@@ -592,11 +594,11 @@ TEST_F(CliTest, StatusJsonEscapesEveryByte) {
   Outcome raw = pl({"status", "--json", lock});
   Json j = status_json(lock, &code);
   EXPECT_EQ(code, 1);
-  EXPECT_EQ(j["state"].text, "stale");
-  EXPECT_EQ(j["format"].text, "postgresql");
-  EXPECT_EQ(j["data_dir"].text, "/srv/\xEF\xBF\xBD\"q\\b\tz");
-  EXPECT_EQ(j["port"].number, 5432);
-  EXPECT_EQ(j["socket_dir"].text, "/tmp");
+  EXPECT_EQ(j["state"].get<std::string>(), "stale");
+  EXPECT_EQ(j["format"].get<std::string>(), "postgresql");
+  EXPECT_EQ(j["data_dir"].get<std::string>(), "/srv/\xEF\xBF\xBD\"q\\b\tz");
+  EXPECT_EQ(j["port"].get<double>(), 5432);
+  EXPECT_EQ(j["socket_dir"].get<std::string>(), "/tmp");
   EXPECT_EQ(raw.out.find('\xff'), std::string::npos);
   EXPECT_EQ(raw.out.find('\t'), std::string::npos);
   EXPECT_EQ(raw.out.back(), '\n');
@@ -616,14 +618,14 @@ TEST_F(CliTest, PostgresqlPostmasterPidOfALiveServerIsHeld) {
   write_file(lock, postmaster_pid(server.pid(), dir_));
   int code = -1;
   Json j = status_json(lock, &code);
-  EXPECT_EQ(code, 0) << j["detail"].text;
-  EXPECT_EQ(j["state"].text, "held");
-  EXPECT_EQ(j["format"].text, "postgresql");
-  EXPECT_EQ(j["pid"].number, server.pid());
-  EXPECT_EQ(j["port"].number, 5433);
-  EXPECT_EQ(j["socket_dir"].text, "/var/run/postgresql");
-  EXPECT_EQ(j["data_dir"].text, dir_);
-  EXPECT_EQ(j["status"].text.substr(0, 5), "ready");
+  EXPECT_EQ(code, 0) << j["detail"];
+  EXPECT_EQ(j["state"].get<std::string>(), "held");
+  EXPECT_EQ(j["format"].get<std::string>(), "postgresql");
+  EXPECT_EQ(j["pid"].get<double>(), server.pid());
+  EXPECT_EQ(j["port"].get<double>(), 5433);
+  EXPECT_EQ(j["socket_dir"].get<std::string>(), "/var/run/postgresql");
+  EXPECT_EQ(j["data_dir"].get<std::string>(), dir_);
+  EXPECT_EQ(j["status"].get<std::string>().substr(0, 5), "ready");
   Outcome human = pl({"status", lock});
   EXPECT_EXIT_CODE(human, 0);
   EXPECT_THAT(human.out, HasSubstr("5433"));
@@ -642,9 +644,9 @@ TEST_F(CliTest, PostgresqlPostmasterPidOfADeadServerIsStaleAndBreakRemovesIt) {
   int code = -1;
   Json j = status_json(lock, &code);
   EXPECT_EQ(code, 1);
-  EXPECT_EQ(j["state"].text, "stale");
-  EXPECT_EQ(j["reason"].text, "pid-dead");
-  EXPECT_EQ(j["format"].text, "postgresql");
+  EXPECT_EQ(j["state"].get<std::string>(), "stale");
+  EXPECT_EQ(j["reason"].get<std::string>(), "pid-dead");
+  EXPECT_EQ(j["format"].get<std::string>(), "postgresql");
   Outcome o = pl({"break", lock});
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_THAT(o.out, HasSubstr("removed"));
@@ -665,7 +667,7 @@ TEST_F(CliTest, PostgresqlRecordOfAZombieIsStale) {
   int code = -1;
   Json j = status_json(lock, &code);
   EXPECT_EQ(code, 1);
-  EXPECT_EQ(j["reason"].text, "zombie");
+  EXPECT_EQ(j["reason"].get<std::string>(), "zombie");
   int status;
   waitpid(zombie, &status, 0);
 }
