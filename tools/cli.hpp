@@ -29,8 +29,9 @@ enum ExitStatus : int {
   kNoPermission = 77,  // EX_NOPERM: EACCES, EPERM
   kConfig = 78,        // EX_CONFIG: the lock's address or store is misconfigured
                        //   (errc::misconfigured: not etcd, bad TLS files, ...)
-  kLockLost = 79,      // run: the (etcd) lock was lost while COMMAND ran, and
-                       //   COMMAND was stopped
+  kLockLost = 79,      // run: the lock was lost while COMMAND ran (an etcd
+                       //   lock's COMMAND was stopped; a lock file was found
+                       //   deleted, replaced or rewritten by someone else)
   kCannotExecute = 126,  // run: COMMAND found but not executable
   kNotFound = 127,       // run: COMMAND not found
 };

@@ -35,8 +35,9 @@ const char kHelp[] =
     "\n"
     "Exit status: 0 success, 75 the lock is held, 64 usage error, 73 no\n"
     "such folder for the lock file, 77 permission denied, 78 misconfigured\n"
-    "lock address or store, 74 I/O error, 70 other failure; `run` exits with COMMAND's status (79 if an\n"
-    "etcd lock was lost meanwhile), `status` with 0/1/3/4\n"
+    "lock address or store, 74 I/O error, 70 other failure; `run` exits\n"
+    "with COMMAND's status (79 if the lock was lost meanwhile), `status`\n"
+    "with 0/1/3/4\n"
     "(held/stale/free/unknown). See pidlock(1).\n";
 
 void print_usage_error(const pidlock::cli::UsageError& e) {

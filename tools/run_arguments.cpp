@@ -54,9 +54,10 @@ const char kRunHelp[] =
     "lock, PIDLOCK_FENCING_TOKEN. An etcd lock's COMMAND is killed if\n"
     "pidlock dies, and stopped if the lock is lost.\n"
     "\n"
-    "Exit status: COMMAND's, or 75 if the lock is held, 79 if an etcd lock\n"
-    "was lost while COMMAND ran (COMMAND was stopped), 64 on a usage error,\n"
-    "73 if the lock file cannot be created there (no such folder), 77 on a\n"
+    "Exit status: COMMAND's, or 75 if the lock is held, 79 if the lock was\n"
+    "lost while COMMAND ran (an etcd lock's COMMAND is stopped; a lock file\n"
+    "deleted, replaced or rewritten is found so when COMMAND ends), 64 on a\n"
+    "usage error, 73 if the lock file cannot be created there (no such folder), 77 on a\n"
     "permission error, 78 if the lock's address or store is misconfigured,\n"
     "74 on an I/O error, 70 otherwise.\n";
 

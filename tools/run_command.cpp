@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,6 +145,42 @@ int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay
   return status;
 }
 
+// Why a release found the lock file lost, judged by what is at `path` now
+// against the file COMMAND held (`held`, null for a lock without a file).
+// The library's own reason goes to its log, which is off by default.
+std::string how_lost(const struct stat* held, const std::string& path) {
+  if (held == nullptr) return "its lease ended";
+  struct stat now {};
+  if (lstat(path.c_str(), &now) != 0) {
+    if (errno == ENOENT) return "the lock file was deleted";
+    return std::string("the lock file cannot be examined: ") + std::strerror(errno);
+  }
+  if (now.st_dev != held->st_dev || now.st_ino != held->st_ino) return "the lock file was replaced by another file";
+  return "its record was rewritten by another process";
+}
+
+// Releases the lock after COMMAND ended with `status`; returns run's exit
+// status. A lock lost while COMMAND ran means COMMAND may have overlapped
+// another holder: that outweighs COMMAND's own status, which the message
+// keeps.
+int release_after(LockHandle& handle, const std::string& lock_file, int status) {
+  struct stat held {};
+  const bool has_file = handle.native_handle() >= 0 && fstat(handle.native_handle(), &held) == 0;
+  std::error_code ec = handle.release();
+  // After an etcd loss the message about it said everything; the release
+  // (a revoke, so the next holder need not wait for the lease to end) may
+  // well fail too.
+  if (status == kLockLost) return status;
+  if (ec == errc::lock_lost) {
+    print_error("lost the lock \"" + lock_file + "\" while COMMAND ran (" + how_lost(has_file ? &held : nullptr, lock_file) +
+                "); nothing was removed; COMMAND's exit status was " + std::to_string(status));
+    return kLockLost;
+  }
+  // COMMAND's status matters more to the caller than this, so it is kept.
+  if (ec) print_error(describe_error(ec, "remove lock file", lock_file));
+  return status;
+}
+
 }  // namespace
 
 int run_main(int argc, char** argv) {
@@ -201,15 +238,7 @@ int run_main(int argc, char** argv) {
     return relay.die_of(signal);
   }
   int status = run_holding(handle, args, relay);
-  std::error_code ec = handle.release();
-  // After a loss the message about it said everything; the release (a
-  // revoke, so the next holder need not wait for the lease to end) may
-  // well fail too.
-  if (ec && status != kLockLost) {
-    // COMMAND's status matters more to the caller than this, so it is kept.
-    print_error(describe_error(ec, "remove lock file", args.lock_file));
-  }
-  return status;
+  return release_after(handle, args.lock_file, status);
 }
 
 }  // namespace pidlock::cli

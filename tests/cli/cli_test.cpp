@@ -40,6 +40,7 @@ using Json = nlohmann::json;
 constexpr int kUsage = 64;
 constexpr int kSoftware = 70;
 constexpr int kHeld = 75;
+constexpr int kLockLost = 79;
 
 // The path of the built program.
 const char* pidlock_path() { return PIDLOCK_CLI_PATH; }
@@ -295,6 +296,39 @@ TEST_F(CliTest, RunReports126ForACommandThatCannotBeExecuted) {
   EXPECT_EQ(o.out, "");
   EXPECT_EXIT_CODE(pl({"run", lock_, "--", dir_}), 126);  // a directory
   EXPECT_FALSE(exists(lock_));
+}
+
+// A lock file that someone else deleted, replaced or rewrote while
+// COMMAND ran is no longer ours: nothing is removed, and run says so and
+// exits 79 whatever COMMAND's status (COMMAND may have overlapped another
+// holder). The job's shell, a separate process, does the damage.
+TEST_F(CliTest, RunExits79NamingThePathWhenTheLockFileWasDeleted) {
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "rm -f \"$PIDLOCK_LOCK\""});
+  EXPECT_EXIT_CODE(o, kLockLost);
+  EXPECT_THAT(o.err, HasSubstr("lost the lock \"" + lock_ + "\""));
+  EXPECT_THAT(o.err, HasSubstr("deleted"));
+  EXPECT_THAT(o.err, HasSubstr("exit status was 0"));
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, RunExits79AndLeavesAReplacementInPlace) {
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c",
+                  "printf '4242\\nanother program\\n' > \"$PIDLOCK_LOCK.new\" && "
+                  "mv \"$PIDLOCK_LOCK.new\" \"$PIDLOCK_LOCK\"; exit 3"});
+  EXPECT_EXIT_CODE(o, kLockLost);
+  EXPECT_THAT(o.err, HasSubstr("lost the lock \"" + lock_ + "\""));
+  EXPECT_THAT(o.err, HasSubstr("replaced by another file"));
+  EXPECT_THAT(o.err, HasSubstr("exit status was 3"));
+  EXPECT_EQ(read_file(lock_), "4242\nanother program\n") << "the replacement is not ours to remove";
+}
+
+TEST_F(CliTest, RunExits79AndKeepsAFileWhoseRecordWasRewritten) {
+  // The same file (same inode), truncated and rewritten in place.
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "echo 4242 > \"$PIDLOCK_LOCK\""});
+  EXPECT_EXIT_CODE(o, kLockLost);
+  EXPECT_THAT(o.err, HasSubstr("lost the lock \"" + lock_ + "\""));
+  EXPECT_THAT(o.err, HasSubstr("record was rewritten"));
+  EXPECT_EQ(read_file(lock_), "4242\n");
 }
 
 TEST_F(CliTest, WhileTheCommandRunsTheRecordNamesItAndStatusSaysHeld) {
