@@ -34,6 +34,15 @@ std::string printable(const std::string& s) {
   return out;
 }
 
+// Whether the recorded holder is among the processes holding the kernel
+// lock; if not, they inherited it (from the recorded pid, or from a
+// `pidlock run` job that has exited).
+bool recorded_among(const Inspection& in, const std::vector<LockHolder>& holders) {
+  for (const LockHolder& h : holders)
+    if (in.holder && h.pid == in.holder->pid) return true;
+  return false;
+}
+
 }  // namespace
 
 std::string format_time(std::int64_t epoch_seconds) {
@@ -57,7 +66,8 @@ std::string holder_summary(const Inspection& inspection) {
   return out;
 }
 
-std::string describe_inspection(const std::string& path, const Inspection& in) {
+std::string describe_inspection(const std::string& path, const Inspection& in,
+                                const std::vector<LockHolder>* holders) {
   std::string out = printable(path) + ": " + to_string(in.verdict);
   if (!in.detail.empty()) out += " (" + printable(in.detail) + ")";
   out += '\n';
@@ -90,10 +100,17 @@ std::string describe_inspection(const std::string& path, const Inspection& in) {
   }
   if (in.verdict != Verdict::kFree)
     add_line(out, "kernel lock evidence", in.kernel_lock_evidence ? "yes" : "no");
+  if (holders && !holders->empty()) {
+    std::string who = printable(describe(*holders));
+    if (in.holder && !recorded_among(in, *holders))
+      who += "; not the recorded pid " + std::to_string(in.holder->pid) + ": inherited the lock";
+    add_line(out, "kernel lock held by", who);
+  }
   return out;
 }
 
-std::string inspection_json(const std::string& path, const Inspection& in) {
+std::string inspection_json(const std::string& path, const Inspection& in,
+                            const std::vector<LockHolder>* holders) {
   JsonObject json;
   json.add_string("path", path)
       .add_string("state", to_string(in.verdict))
@@ -161,7 +178,24 @@ std::string inspection_json(const std::string& path, const Inspection& in) {
   } else {
     json.add_null("unknown_fields");
   }
+  if (holders && !holders->empty()) {
+    std::string list = "[";
+    for (const LockHolder& h : *holders) {
+      if (list.size() > 1) list += ',';
+      list += JsonObject().add_integer("pid", h.pid).add_string("command", h.command).str();
+    }
+    json.add_raw("kernel_lock_holders", list + "]");
+  } else {
+    json.add_null("kernel_lock_holders");
+  }
   return json.str();
+}
+
+std::string inheritors_note(const std::string& path, const Inspection& in) {
+  if (in.reason != Reason::kKernelLockHeld || !in.holder) return {};
+  std::vector<LockHolder> holders = kernel_lock_holders(path);
+  if (holders.empty() || recorded_among(in, holders)) return {};
+  return " (held by " + printable(describe(holders)) + ", which inherited the lock)";
 }
 
 std::string error_json(const std::string& path, const std::string& error) {

@@ -11,6 +11,7 @@
 #include "cli.hpp"
 #include "directory_hint.hpp"
 #include "lease_enforcement.hpp"
+#include "lock_holders.hpp"
 #include "run_arguments.hpp"
 #include "run_refusal.hpp"
 #include "signal_relay.hpp"
@@ -26,6 +27,7 @@
 #include <fcntl.h>
 #include <optional>
 #include <string>
+#include <vector>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -159,6 +161,19 @@ std::string how_lost(const struct stat* held, const std::string& path) {
   return "its record was rewritten by another process";
 }
 
+// The release left the file because other processes still hold the lock:
+// COMMAND's background children, say, which inherited its descriptor. The
+// lock lives as long as they do (the file stays, the next run is refused),
+// so say who they are.
+void report_inheritors(const struct stat& held, const std::string& lock_file) {
+  struct stat now {};
+  if (lstat(lock_file.c_str(), &now) != 0 || now.st_dev != held.st_dev || now.st_ino != held.st_ino) return;
+  std::vector<LockHolder> holders = kernel_lock_holders(lock_file);
+  if (holders.empty()) return;
+  print_error("COMMAND has exited, but the lock \"" + lock_file + "\" stays held by " + describe(holders) +
+              ", which inherited its descriptor; it is released when they exit");
+}
+
 // Releases the lock after COMMAND ended with `status`; returns run's exit
 // status. A lock lost while COMMAND ran means COMMAND may have overlapped
 // another holder: that outweighs COMMAND's own status, which the message
@@ -178,6 +193,7 @@ int release_after(LockHandle& handle, const std::string& lock_file, int status) 
   }
   // COMMAND's status matters more to the caller than this, so it is kept.
   if (ec) print_error(describe_error(ec, "remove lock file", lock_file));
+  if (!ec && has_file) report_inheritors(held, lock_file);
   return status;
 }
 

@@ -42,6 +42,8 @@ std::string refusal_message(const RunArguments& args, const Inspection& holder) 
   msg += "lock " + lock + (holder.verdict == Verdict::kUnknown ? " counts as held" : " is held");
   if (holder.holder) msg += holder_part(args.lock_file, *holder.holder);
   msg += std::string(" [") + to_string(holder.verdict) + ": " + holder.detail + "]";
+  // A job's background child that kept the lock: name it.
+  msg += inheritors_note(args.lock_file, holder);
   if (holder.verdict == Verdict::kUnknown)
     msg += ". The holder cannot be checked from here; if you are sure no holder is running, remove the file.";
   return msg;

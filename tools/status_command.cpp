@@ -3,6 +3,7 @@
 #include "cli.hpp"
 #include "directory_hint.hpp"
 #include "inspection_output.hpp"
+#include "lock_holders.hpp"
 
 #include <pidlock/error.hpp>
 #include <pidlock/lock_manager.hpp>
@@ -79,10 +80,15 @@ int status_main(int argc, char** argv) {
     print_error(message);
     return e.code() == errc::misconfigured ? static_cast<int>(kConfig) : static_cast<int>(kStatusUnknown);
   }
+  // Held by the kernel lock: name the processes that hold it, which need
+  // not be the recorded one (a job's background child that inherited it).
+  std::vector<LockHolder> holders;
+  if (inspection.reason == Reason::kKernelLockHeld)
+    holders = kernel_lock_holders(lock_file);
   if (json)
-    std::printf("%s\n", inspection_json(lock_file, inspection).c_str());
+    std::printf("%s\n", inspection_json(lock_file, inspection, &holders).c_str());
   else
-    std::fputs(describe_inspection(lock_file, inspection).c_str(), stdout);
+    std::fputs(describe_inspection(lock_file, inspection, &holders).c_str(), stdout);
   return exit_status_for(inspection.verdict);
 }
 

@@ -35,6 +35,7 @@ namespace {
 using namespace pidlock_test;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Json = nlohmann::json;
 
 constexpr int kUsage = 64;
@@ -519,6 +520,60 @@ TEST_F(CliTest, TheCommandInheritsTheLockDescriptorAndNothingElse) {
   ASSERT_EQ(extra.size(), 1u) << "with pidlock:\n" << o.out << "without:\n" << plain.out;
   EXPECT_EQ(with[extra[0]], lock_) << "the one descriptor added is not the lock file's";
   EXPECT_GT(extra[0], 2) << "the lock's descriptor is a standard one";
+}
+
+// A lock lives as long as any process that inherited it: a job's
+// background child keeps the descriptor `run` passed on, so when the job
+// exits the file and the lock stay, status names the process that keeps
+// it, the next run is refused, and once the child is gone the next run
+// takes the file over as released, not as a crash.
+TEST_F(CliTest, ABackgroundChildOfTheJobKeepsTheLockUntilItExits) {
+  const std::string child_file = dir_ + "/background.pid";
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "sleep 30 & echo $! > '" + child_file + "'; exit 0"});
+  EXPECT_EXIT_CODE(o, 0);
+  const pid_t background = static_cast<pid_t>(std::atol(read_file(child_file).c_str()));
+  ASSERT_GT(background, 0);
+  commands_.push_back(background);  // killed at the end if the test fails early
+  const std::string named = "pid " + std::to_string(background) + " (sleep)";
+  EXPECT_THAT(o.err, HasSubstr("stays held by " + named));
+
+  ASSERT_TRUE(exists(lock_)) << "the job's child still holds the lock";
+  EXPECT_TRUE(kernel_lock_held(lock_));
+  int code = -1;
+  Json j = status_json(lock_, &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(j["state"], "held");
+  EXPECT_EQ(j["reason"], "kernel-lock-held");
+  EXPECT_THAT(j["detail"].get<std::string>(), HasSubstr("does not exist")) << "the recorded pid (the job) is gone";
+  ASSERT_TRUE(j["kernel_lock_holders"].is_array()) << j;
+  ASSERT_EQ(j["kernel_lock_holders"].size(), 1u) << j;
+  EXPECT_EQ(j["kernel_lock_holders"][0]["pid"], background);
+  EXPECT_EQ(j["kernel_lock_holders"][0]["command"], "sleep");
+  Outcome human = pl({"status", lock_});
+  EXPECT_EXIT_CODE(human, 0);
+  EXPECT_THAT(human.out, HasSubstr("kernel lock held by:  " + named));
+  EXPECT_THAT(human.out, HasSubstr("inherited the lock"));
+
+  const std::string marker = dir_ + "/ran";
+  o = pl({"run", lock_, "--", "touch", marker});
+  EXPECT_EXIT_CODE(o, kHeld);
+  EXPECT_FALSE(exists(marker)) << "a second job ran beside the first one's child";
+  EXPECT_THAT(o.err, HasSubstr(named + ", which inherited the lock"));
+
+  kill_orphan(background);
+  o = pl({"run", "--verbose", lock_, "--", "touch", marker});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_TRUE(exists(marker));
+  EXPECT_THAT(o.err, Not(HasSubstr("taking over a stale lock"))) << "the job released it; it did not crash";
+  EXPECT_FALSE(exists(lock_));
+}
+
+TEST_F(CliTest, AJobWithoutBackgroundChildrenLeavesNothingBehind) {
+  // The same job with its child waited for: nothing stays, nothing is said.
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "sleep 0.1 & wait"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(o.err, "");
+  EXPECT_FALSE(exists(lock_));
 }
 
 // ---------------------------------------------------------------- signals
