@@ -1,5 +1,6 @@
 // pidlock: the command-line tool. See docs/pidlock.1.
 #include "cli.hpp"
+#include "process_setup.hpp"
 
 #include <pidlock/logging.hpp>
 #include <pidlock/version.hpp>
@@ -72,6 +73,7 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pidlock::cli::prepare_process();
   // The tool prints its own messages; --verbose turns the library's records
   // on (printed by log_records.cpp).
   pidlock::set_log_threshold(pidlock::LogThreshold::kOff);

@@ -3,15 +3,19 @@
 // The lock's descriptor is inherited by COMMAND (AcquireOptions::
 // inheritable), and the kernel lock on it, an open-file-description lock,
 // lasts as long as any process has that description open. So the lock is
-// held exactly as long as COMMAND (or pidlock) lives: if pidlock is
-// SIGKILLed, COMMAND keeps the lock; when COMMAND dies too, the next
-// acquire finds the kernel lock free and takes the file over as stale.
+// held exactly as long as COMMAND, pidlock, or any process COMMAND passed
+// the descriptor on to (a background child) lives: if pidlock is
+// SIGKILLed, COMMAND keeps the lock; if COMMAND exits leaving a child
+// behind, the release leaves the file to that child; when the last of them
+// is gone, the next acquire finds the kernel lock free and takes the file
+// over (as released, or as stale after a crash).
 // With -o (flock's --close) COMMAND does not inherit it, and the lock lasts
 // exactly as long as pidlock.
 #include "cli.hpp"
 #include "directory_hint.hpp"
 #include "lease_enforcement.hpp"
 #include "lock_holders.hpp"
+#include "process_setup.hpp"
 #include "run_arguments.hpp"
 #include "run_refusal.hpp"
 #include "signal_relay.hpp"
@@ -82,10 +86,27 @@ int wait_for(pid_t child) noexcept {
   return kSoftware;
 }
 
+// Whether COMMAND gets a process group of its own. A signal sent to
+// pidlock's whole group (`kill -TERM -PGID`, a supervisor stopping a job)
+// would otherwise reach COMMAND twice: directly, and forwarded by pidlock,
+// which cannot tell a signal sent to its group from one sent to it alone.
+// In a group of its own COMMAND gets every signal once, from pidlock. The
+// exception is a job run in the foreground of a terminal: COMMAND stays in
+// pidlock's group, which the terminal's job control (Ctrl-C, Ctrl-Z,
+// reading the terminal) addresses; the relay recognises signals from the
+// terminal and does not forward them.
+bool in_terminal_foreground() noexcept {
+  int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty < 0) return false;
+  const bool foreground = tcgetpgrp(tty) == getpgrp();
+  close(tty);
+  return foreground;
+}
+
 // The forked child. Runs no destructor and returns to no caller: it either
 // becomes COMMAND or _exits.
 [[noreturn]] void become_command(char* const* command, const SignalRelay& relay, Pipe& go, Pipe& exec_error,
-                                 LeaseEnforcement& enforcement, pid_t parent) {
+                                 LeaseEnforcement& enforcement, pid_t parent, bool own_group) {
   Pipe::close_end(go.write_end);
   Pipe::close_end(exec_error.read_end);
   // Wait until the parent has written our pid into the lock file, so that
@@ -93,7 +114,9 @@ int wait_for(pid_t child) noexcept {
   // parent failed or died: then COMMAND must not run at all.
   char go_byte;
   if (read_retrying(go.read_end, &go_byte, 1) != 1) _exit(kSoftware);
+  if (own_group) (void)setpgid(0, 0);
   relay.restore_in_child();
+  restore_process_in_child();
   enforcement.in_child(parent);
   execvpe(command[0], command, enforcement.environment());
   // Tell the parent why, as posix_spawn does; the pipe closes on a
@@ -112,13 +135,16 @@ int run_holding(LockHandle& handle, const RunArguments& args, SignalRelay& relay
     print_error(describe_error(std::error_code(error, std::system_category()), "create pipe", ""));
     return exit_status_for(std::error_code(error, std::system_category()));
   }
+  const bool own_group = !in_terminal_foreground();
   pid_t child = fork();
   if (child < 0) {
     std::error_code ec(errno, std::system_category());
     print_error(describe_error(ec, "fork", ""));
     return exit_status_for(ec);
   }
-  if (child == 0) become_command(args.command.data(), relay, go, exec_error, enforcement, parent);
+  if (child == 0) become_command(args.command.data(), relay, go, exec_error, enforcement, parent, own_group);
+  // Also here, so that the group exists whichever process runs first.
+  if (own_group) (void)setpgid(child, child);
 
   relay.set_child(child);
   relay.unblock();  // signals pending since block() now reach the child

@@ -20,9 +20,10 @@ void relay(int signal, siginfo_t* info, void*) {
   pid_t child = g_child;
   if (child > 0) {
     // A signal the terminal sent (Ctrl-C, hang-up) went to the whole
-    // foreground process group, so COMMAND, which shares ours, has it
-    // already; forwarding it would deliver it twice. Signals sent with
-    // kill() (SI_USER) reach only us and are forwarded.
+    // foreground process group, so COMMAND, if it shares ours (it does
+    // only in a terminal's foreground, see run_command.cpp), has it
+    // already; forwarding it would deliver it twice. Otherwise COMMAND has
+    // a group of its own, and every signal reaches it through us, once.
     bool group_signal = info && info->si_code == SI_KERNEL && getpgid(child) == getpgrp();
     if (!group_signal) (void)kill(child, signal);
   } else {

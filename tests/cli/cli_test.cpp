@@ -19,6 +19,7 @@
 #include <cstring>
 #include <ctime>
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <thread>
@@ -26,6 +27,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -584,9 +586,9 @@ TEST_P(SignalForwardingTest, ReachesTheCommand) {
   const int signal = GetParam();
   std::string ready = dir_ + "/ready", got = dir_ + "/got";
   std::string script =
-      "trap 'echo TERM > " + got + "; kill $!; exit 7' TERM; "
-      "trap 'echo INT > " + got + "; kill $!; exit 7' INT; "
-      "trap 'echo HUP > " + got + "; kill $!; exit 7' HUP; "
+      "trap 'echo TERM > " + got + "; kill $!; wait $!; exit 7' TERM; "
+      "trap 'echo INT > " + got + "; kill $!; wait $!; exit 7' INT; "
+      "trap 'echo HUP > " + got + "; kill $!; wait $!; exit 7' HUP; "
       "sleep 30 & echo ready > " + ready + "; wait $!";
   auto p = start({"run", lock_, "--", "/bin/sh", "-c", script});
   ASSERT_TRUE(eventually([&] { return exists(ready); }));
@@ -615,6 +617,212 @@ TEST_F(CliTest, ASignalWhileWaitingEndsTheWaitWithoutRunningTheCommand) {
   EXPECT_EQ(o.signal, SIGTERM);
   EXPECT_FALSE(exists(marker));
   EXPECT_EQ(status_json(lock_)["pid"].get<double>(), h.command);
+}
+
+// ------------------------------------------------------- hostile start-up
+
+// Runs pidlock with `args` in a forked child that first calls `prepare`
+// (close descriptors, make a process group, ...); returns its pid.
+pid_t start_raw(const std::vector<std::string>& args, const std::function<void()>& prepare) {
+  std::vector<std::string> argv{pidlock_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> raw;
+  for (std::string& a : argv) raw.push_back(a.data());
+  raw.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    prepare();
+    execv(raw[0], raw.data());
+    _exit(126);
+  }
+  return pid;
+}
+
+int wait_status(pid_t pid) {
+  int status = -1;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+// A pipe whose read end is closed: writing to it raises SIGPIPE.
+int broken_pipe() {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  close(fds[0]);
+  return fds[1];
+}
+
+TEST_F(CliTest, StartedWithClosedStandardDescriptorsTheLockIsNeverOneOfThem) {
+  // The job writes to its stdout and stderr, lists its descriptors, and
+  // copies the record while it holds the lock. Were the lock's descriptor
+  // 0, 1 or 2, the job's messages would overwrite the record.
+  const std::string fds = dir_ + "/fds", copy = dir_ + "/record";
+  const std::string job = "echo garbage; echo garbage >&2; '" + std::string(holder_program()) + "' list-fds '" +
+                          lock_ + "' > '" + fds + "'; cat '" + lock_ + "' > '" + copy + "'";
+  for (const std::vector<int>& closed : std::vector<std::vector<int>>{{0, 1, 2}, {1, 2}, {2}, {0}}) {
+    SCOPED_TRACE("closed: " + std::to_string(closed.size()) + " descriptors from " + std::to_string(closed[0]));
+    pid_t p = start_raw({"run", lock_, "--", "/bin/sh", "-c", job}, [&] {
+      int null = open("/dev/null", O_RDWR);  // the garbage goes nowhere
+      dup2(null, STDOUT_FILENO);
+      dup2(null, STDERR_FILENO);
+      close(null);
+      for (int fd : closed) close(fd);
+    });
+    int status = wait_status(p);
+    EXPECT_EQ(exit_code(status), 0) << describe_status(status);
+    const std::string listing = read_file(fds);
+    EXPECT_THAT(listing, HasSubstr(" " + lock_)) << "the job did not inherit the lock";
+    for (const char* standard : {"0 ", "1 ", "2 "})
+      EXPECT_THAT(listing, Not(HasSubstr(std::string("\n") + standard + lock_))) << listing;
+    EXPECT_NE(listing.rfind("0 " + lock_, 0), 0u) << listing;
+    const std::string record = read_file(copy);
+    EXPECT_THAT(record, HasSubstr("pidlock-format=")) << record;
+    EXPECT_THAT(record, Not(HasSubstr("garbage"))) << record;
+    EXPECT_FALSE(exists(lock_));
+  }
+}
+
+TEST_F(CliTest, AClosedPipeDoesNotKillPidlock) {
+  // pidlock's messages go to a pipe nobody reads: the write fails, and
+  // pidlock still exits with the status it means, not of SIGPIPE.
+  Holder h = hold(lock_);
+  const int pipe_end = broken_pipe();
+  ASSERT_GE(pipe_end, 0);
+  auto with_broken = [&](int target) {
+    return [&, target] {
+      dup2(pipe_end, target);
+      close(pipe_end);
+    };
+  };
+  int status = wait_status(start_raw({"run", lock_, "--", "true"}, with_broken(STDERR_FILENO)));
+  EXPECT_EQ(exit_code(status), kHeld) << describe_status(status);  // the conflict message
+  status = wait_status(start_raw({"run", dir_ + "/other.lock", "--", "pidlock-test-no-such-command"},
+                                 with_broken(STDERR_FILENO)));
+  EXPECT_EQ(exit_code(status), 127) << describe_status(status);
+  status = wait_status(start_raw({"status", lock_}, with_broken(STDOUT_FILENO)));
+  EXPECT_EQ(exit_code(status), 0) << describe_status(status);
+  close(pipe_end);
+  EXPECT_FALSE(exists(dir_ + "/other.lock"));
+}
+
+TEST_F(CliTest, TheJobGetsSigpipeAsPidlockFoundIt) {
+  // pidlock ignores SIGPIPE for itself only: a job writing to a closed pipe
+  // dies of it, as it would without pidlock.
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "grep SigIgn /proc/self/status"});
+  EXPECT_EXIT_CODE(o, 0);
+  const unsigned long long ignored = std::strtoull(o.out.c_str() + o.out.find(':') + 1, nullptr, 16);
+  EXPECT_EQ(ignored & (1ull << (SIGPIPE - 1)), 0u) << o.out;
+}
+
+TEST_F(CliTest, ASignalToTheWholeProcessGroupReachesTheJobOnce) {
+  // pidlock in a process group of its own, as a shell or a supervisor
+  // starts a job; SIGTERM sent to that whole group.
+  const std::string out = dir_ + "/signals";
+  pid_t p = start_raw({"run", lock_, "--", holder_program(), "count-signals"}, [&] {
+    setpgid(0, 0);
+    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, STDOUT_FILENO);
+  });
+  ASSERT_GT(p, 0);
+  ASSERT_TRUE(eventually([&] { return try_read_file(out).value_or("").find("ready ") != std::string::npos; }));
+  const pid_t job = static_cast<pid_t>(std::atol(read_file(out).c_str() + 6));
+  ASSERT_GT(job, 0);
+  commands_.push_back(job);
+  ASSERT_EQ(kill(-p, SIGTERM), 0);
+  // pidlock forwards the signal it got; once that copy has arrived,
+  // anything the group signal delivered to the job directly has too (it
+  // was queued before kill() returned).
+  const std::string forwarded = "Terminated from " + std::to_string(p) + "\n";
+  EXPECT_TRUE(eventually([&] { return read_file(out).find(forwarded) != std::string::npos; }))
+      << "pidlock did not forward the signal: " << read_file(out);
+  kill(job, SIGUSR1);
+  int status = wait_status(p);
+  EXPECT_EQ(exit_code(status), 0) << describe_status(status);
+  const std::string seen = read_file(out);
+  EXPECT_THAT(seen, Not(HasSubstr("Terminated from " + std::to_string(getpid()))))
+      << "the group signal reached the job directly, besides pidlock's copy";
+  size_t count = 0;
+  for (size_t at = seen.find("Terminated from"); at != std::string::npos; at = seen.find("Terminated from", at + 1))
+    ++count;
+  EXPECT_EQ(count, 1u) << seen;
+}
+
+// The job's pid the moment pidlock `p` has forked it (0 if it never does):
+// /proc is read without a pause, to see the job as early as possible.
+pid_t job_of(pid_t p) {
+  const std::string children = "/proc/" + std::to_string(p) + "/task/" + std::to_string(p) + "/children";
+  const auto deadline = std::chrono::steady_clock::now() + kPatience;
+  while (std::chrono::steady_clock::now() < deadline) {
+    char buf[32] = {};
+    int fd = open(children.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;  // pidlock is gone
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) return static_cast<pid_t>(std::atol(buf));
+  }
+  return 0;
+}
+
+// Sends SIGSTOP and waits until /proc shows the process stopped.
+bool stop(pid_t pid) {
+  kill(pid, SIGSTOP);
+  return eventually([&] {
+    std::string stat = try_read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
+    std::size_t close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
+  });
+}
+
+// Wherever the job dies during start-up -- before its exec (pidlock then
+// writes to the start-up pipe of a dead process: no SIGPIPE may kill it),
+// as it execs, at its first instruction -- pidlock reports 128+N and the
+// next run gets the lock. Both are stopped the moment the test sees the
+// job, a little later each round, and the job is killed there.
+TEST_F(CliTest, AJobKilledAtAnyMomentOfStartUpExits128PlusNAndTheNextRunGetsTheLock) {
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "/bin/sh", "-c", "kill -KILL $$"}), 128 + SIGKILL);
+  EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), 0);
+  int before_exec = 0, rounds = 0;
+  // At least 12 rounds; more (up to 30) until two hit the moment before
+  // the exec, which is short.
+  for (; rounds < 12 || (before_exec < 2 && rounds < 30); ++rounds) {
+    SCOPED_TRACE("round " + std::to_string(rounds));
+    auto p = start({"run", lock_, "--", "sleep", "30"});
+    const pid_t job = job_of(p->pid());
+    ASSERT_GT(job, 0);
+    for (int spin = 0; spin < (rounds % 4) * 20; ++spin) sched_yield();  // a later moment
+    ASSERT_TRUE(stop(p->pid()));
+    ASSERT_TRUE(stop(job));
+    char exe[PATH_MAX] = {};
+    ssize_t n = readlink(("/proc/" + std::to_string(job) + "/exe").c_str(), exe, sizeof exe - 1);
+    if (n > 0 && std::string(exe, static_cast<std::size_t>(n)) == pidlock_path()) ++before_exec;
+    kill(job, SIGKILL);
+    kill(p->pid(), SIGCONT);
+    EXPECT_EXIT_CODE(p->finish(), 128 + SIGKILL);
+    EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), 0);
+    EXPECT_FALSE(exists(lock_));
+  }
+  // How many rounds hit the job before its exec varies with the machine's
+  // load (a few in 25 here); it is reported, not required. A closed pipe's
+  // SIGPIPE, which is what killed pidlock in that moment, is proven
+  // harmless deterministically by AClosedPipeDoesNotKillPidlock.
+  std::printf("the job was killed before its exec in %d of %d rounds\n", before_exec, rounds);
+}
+
+TEST_F(CliTest, PidlockAndItsJobKilledDuringStartUpLeaveAStaleLockTheNextRunTakesOver) {
+  for (int round = 0; round < 6; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    auto p = start({"run", lock_, "--", "sleep", "30"});
+    const pid_t job = job_of(p->pid());
+    ASSERT_GT(job, 0);
+    for (int spin = 0; spin < round * 50; ++spin) sched_yield();
+    p->kill(SIGKILL);
+    kill(job, SIGKILL);
+    p->finish();
+    reap_orphans();
+    EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), 0);
+    EXPECT_FALSE(exists(lock_));
+  }
 }
 
 // ----------------------------------------------------------------- status

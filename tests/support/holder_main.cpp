@@ -23,6 +23,9 @@
 //   list-fds FILE               print a line per open descriptor, in
 //                               order: "N", or "N FILE" if it is open on
 //                               FILE (same device and inode); exit 0
+//   count-signals               print "ready <pid>", then a line "<signal>
+//                               from <sender pid>" for each SIGTERM, SIGINT
+//                               and SIGHUP received; exit 0 on SIGUSR1
 #include <pidlock/pidlock.hpp>
 
 #include <dirent.h>
@@ -30,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <set>
 
 #include <cerrno>
@@ -50,7 +54,7 @@ void say(const std::string& line) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: pidlock_test_holder acquire|try-acquire|fd-status|ofd-lock|inspect|hand-to-child|list-fds|sleep ...\n");
+  std::fprintf(stderr, "usage: pidlock_test_holder acquire|try-acquire|fd-status|ofd-lock|inspect|hand-to-child|list-fds|count-signals|sleep ...\n");
   return 64;
 }
 
@@ -156,6 +160,22 @@ int list_fds(const char* path) {
   return 0;
 }
 
+// Blocked and taken with sigwaitinfo, one at a time, so that each one is
+// seen with its sender (two of one kind pending at once still count once).
+int count_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int signal : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&set, signal);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  say("ready " + std::to_string(::getpid()));
+  for (;;) {
+    siginfo_t info {};
+    int signal = sigwaitinfo(&set, &info);
+    if (signal == SIGUSR1) return 0;
+    if (signal > 0) say(std::string(strsignal(signal)) + " from " + std::to_string(info.si_pid));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,6 +192,7 @@ int main(int argc, char** argv) {
   if (mode == "inspect" && argc >= 3) return inspect(argv[2]);
   if (mode == "hand-to-child" && argc >= 3) return hand_to_child(argv[2]);
   if (mode == "list-fds" && argc >= 3) return list_fds(argv[2]);
+  if (mode == "count-signals") return count_signals();
   if (mode == "sleep") {
     say("ready " + std::to_string(::getpid()));
     sleep_forever();
