@@ -817,9 +817,8 @@ TEST_F(CliTest, PidlockAndItsJobKilledDuringStartUpLeaveAStaleLockTheNextRunTake
     ASSERT_GT(job, 0);
     for (int spin = 0; spin < round * 50; ++spin) sched_yield();
     p->kill(SIGKILL);
-    kill(job, SIGKILL);
     p->finish();
-    reap_orphans();
+    kill_orphan(job);  // SIGKILL and reap: the lock is free once it is gone
     EXPECT_EXIT_CODE(pl({"run", lock_, "--", "true"}), 0);
     EXPECT_FALSE(exists(lock_));
   }
