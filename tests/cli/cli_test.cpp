@@ -767,11 +767,7 @@ pid_t job_of(pid_t p) {
 // Sends SIGSTOP and waits until /proc shows the process stopped.
 bool stop(pid_t pid) {
   kill(pid, SIGSTOP);
-  return eventually([&] {
-    std::string stat = try_read_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
-    std::size_t close = stat.rfind(')');
-    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T';
-  });
+  return eventually([&] { return proc_state(pid) == 'T'; });
 }
 
 // Wherever the job dies during start-up -- before its exec (pidlock then
