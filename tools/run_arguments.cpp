@@ -60,9 +60,9 @@ const char kRunHelp[] =
     "Exit status: COMMAND's, or 75 if the lock is held, 79 if the lock was\n"
     "lost while COMMAND ran (an etcd lock's COMMAND is stopped; a lock file\n"
     "deleted, replaced or rewritten is found so when COMMAND ends), 64 on a\n"
-    "usage error, 73 if the lock file cannot be created there (no such folder), 77 on a\n"
-    "permission error, 78 if the lock's address or store is misconfigured,\n"
-    "74 on an I/O error, 70 otherwise.\n";
+    "usage error, 73 if the lock file cannot be created there (no such\n"
+    "folder), 77 on a permission error, 78 if the lock's address or store\n"
+    "is misconfigured, 74 on an I/O error, 70 otherwise.\n";
 
 // /bin/sh, as system(3) and cron use it; flock(1) uses $SHELL.
 char kShell[] = "/bin/sh";
