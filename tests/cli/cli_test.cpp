@@ -531,7 +531,11 @@ TEST_F(CliTest, TheCommandInheritsTheLockDescriptorAndNothingElse) {
 // takes the file over as released, not as a crash.
 TEST_F(CliTest, ABackgroundChildOfTheJobKeepsTheLockUntilItExits) {
   const std::string child_file = dir_ + "/background.pid";
-  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "sleep 30 & echo $! > '" + child_file + "'; exit 0"});
+  // The job exits once its child is `sleep` (has exec'd), so that the
+  // names below are the child's own.
+  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c",
+                  "sleep 30 & while [ \"$(cat /proc/$!/comm)\" != sleep ]; do :; done; echo $! > '" + child_file +
+                      "'; exit 0"});
   EXPECT_EXIT_CODE(o, 0);
   const pid_t background = static_cast<pid_t>(std::atol(read_file(child_file).c_str()));
   ASSERT_GT(background, 0);
