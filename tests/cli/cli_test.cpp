@@ -151,6 +151,9 @@ class CliTest : public ::testing::Test {
     h.pidlock->kill(SIGKILL);
     h.pidlock->finish();
     kill_orphan(h.command);
+    // The sleeper's `mv` may still be exiting, holding the descriptor it
+    // inherited: the lock is stale only once it is gone too.
+    EXPECT_TRUE(eventually([&] { return !kernel_lock_held(lock); })) << "a process still holds " << lock;
   }
 
   std::string dir_;
@@ -589,10 +592,14 @@ class SignalForwardingTest : public CliTest, public ::testing::WithParamInterfac
 TEST_P(SignalForwardingTest, ReachesTheCommand) {
   const int signal = GetParam();
   std::string ready = dir_ + "/ready", got = dir_ + "/got";
+  // The trap kills the background sleep with SIGKILL and waits for it: a
+  // catchable signal could land in the sleep's shell child before its exec
+  // and be lost, and a sleep still running when the job exits keeps the
+  // lock (it inherited the descriptor).
   std::string script =
-      "trap 'echo TERM > " + got + "; kill $!; wait $!; exit 7' TERM; "
-      "trap 'echo INT > " + got + "; kill $!; wait $!; exit 7' INT; "
-      "trap 'echo HUP > " + got + "; kill $!; wait $!; exit 7' HUP; "
+      "trap 'echo TERM > " + got + "; kill -KILL $!; wait $!; exit 7' TERM; "
+      "trap 'echo INT > " + got + "; kill -KILL $!; wait $!; exit 7' INT; "
+      "trap 'echo HUP > " + got + "; kill -KILL $!; wait $!; exit 7' HUP; "
       "sleep 30 & echo ready > " + ready + "; wait $!";
   auto p = start({"run", lock_, "--", "/bin/sh", "-c", script});
   ASSERT_TRUE(eventually([&] { return exists(ready); }));
