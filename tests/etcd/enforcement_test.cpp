@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -50,10 +52,20 @@ std::optional<std::vector<std::string>> wait_for_line(const std::string& log, co
   return std::nullopt;
 }
 
+// An orphaned job is reaped by PID 1, which on some machines never does:
+// a zombie has died all the same.
+bool dead_but_unreaped(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto end_of_name = stat.rfind(')');
+  return end_of_name != std::string::npos && end_of_name + 2 < stat.size() && stat[end_of_name + 2] == 'Z';
+}
+
 bool process_gone(pid_t pid, std::chrono::milliseconds within) {
   const auto deadline = Clock::now() + within;
   while (Clock::now() < deadline) {
     if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    if (dead_but_unreaped(pid)) return true;
     std::this_thread::sleep_for(10ms);
   }
   return false;
