@@ -19,7 +19,8 @@
 ///  * pidlock::LockWatch and pidlock::LossMonitor: noticing a lost lock;
 ///  * pidlock::Inspection, pidlock::HolderRecord: verdicts and records;
 ///  * pidlock::Error, pidlock::LockHeldError, pidlock::errc: failures;
-///  * logging.hpp: routing or silencing pidlock's Boost.Log records.
+///  * logging.hpp: receiving pidlock's log records (silent by default);
+///    boost_log.hpp: forwarding them to Boost.Log.
 ///
 /// The user guide is docs/guide.md in the source tree; how the guarantees
 /// are achieved is docs/how-it-works.md.
