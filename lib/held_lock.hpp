@@ -53,7 +53,7 @@ class HeldLock {
   HeldLock& operator=(const HeldLock&) = delete;
 
   // Set at acquire, never changed.
-  const boost::filesystem::path& path() const noexcept { return path_; }
+  const Path& path() const noexcept { return path_; }
   bool took_over() const noexcept { return previous_.has_value(); }
   const std::optional<Inspection>& previous_holder() const noexcept { return previous_; }
   // The record as last written (a copy: another thread may rewrite it).
@@ -112,7 +112,7 @@ class HeldLock {
   virtual Failure claim_locked(const HolderRecord& next) = 0;
 
  private:
-  const boost::filesystem::path path_;
+  const Path path_;
   const std::optional<Inspection> previous_;
   pid_t owner_pid_;
   HolderRecord record_;

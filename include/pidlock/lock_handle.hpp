@@ -38,7 +38,7 @@
 #include <pidlock/holder_record.hpp>
 #include <pidlock/inspection.hpp>
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -75,7 +75,7 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
 
   /// The lock's path (for a lock file: its canonical folder and its name).
   /// Empty for an empty or released handle.
-  const boost::filesystem::path& path() const noexcept;
+  const Path& path() const noexcept;
 
   /// A copy of the record this holder wrote (after any update_status()).
   /// Throws Error (errc::not_held) for an empty or released handle.

@@ -5,7 +5,7 @@
 #ifndef PIDLOCK_OPTIONS_HPP
 #define PIDLOCK_OPTIONS_HPP
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <sys/types.h>
 
@@ -49,7 +49,7 @@ struct AcquireOptions {
 
   /// Line 2 of the record. Empty: the canonical path of the lock file's
   /// folder.
-  boost::filesystem::path data_directory;
+  Path data_directory;
 
   /// The initial status word (at most kMaxStatusLength printable characters,
   /// no whitespace).

@@ -19,6 +19,7 @@
 ///  * pidlock::LockWatch and pidlock::LossMonitor: noticing a lost lock;
 ///  * pidlock::Inspection, pidlock::HolderRecord: verdicts and records;
 ///  * pidlock::Error, pidlock::LockHeldError, pidlock::errc: failures;
+///  * pidlock::Path: paths, from boost::filesystem or std::filesystem;
 ///  * logging.hpp: receiving pidlock's log records (silent by default);
 ///    boost_log.hpp: forwarding them to Boost.Log.
 ///
@@ -40,6 +41,7 @@
 #include <pidlock/lock_watch.hpp>
 #include <pidlock/logging.hpp>
 #include <pidlock/options.hpp>
+#include <pidlock/path.hpp>
 #include <pidlock/unix_socket.hpp>
 #include <pidlock/version.hpp>
 
