@@ -76,6 +76,12 @@ class HeldLock {
   // Nothing to do in the process that holds it already.
   std::error_code claim() noexcept;
 
+  // sd_notify (service_manager.hpp): tells the service manager about a new
+  // status word, if this lock may speak to it. A lock that announced
+  // READY=1 sends STOPPING=1 at its release, from the owning process only.
+  void set_notify_service_manager(bool on) noexcept { notify_service_manager_.store(on); }
+  void notify_status(std::string_view status) noexcept;
+
   // A number that grows with each holder (lease-based stores), if any.
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
   // The earliest moment the store may end the lease and let another holder
@@ -118,6 +124,8 @@ class HeldLock {
   HolderRecord record_;
   mutable std::mutex mutex_;
   std::atomic<bool> active_{true};
+  std::atomic<bool> notify_service_manager_{false};
+  std::atomic<bool> owes_stopping_{false};
 };
 
 // Is the status word acceptable? Printable ASCII, no spaces, bounded, and

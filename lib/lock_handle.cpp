@@ -63,6 +63,7 @@ void LockHandle::update_status(std::string_view status, std::error_code& ec) noe
   ec = state_->update([&](HolderRecord& next) { next.status = std::string(status); });
   if (!ec) {
     PIDLOCK_LOG(debug) << "lock file \"" << state_->path().string() << "\": status " << status;
+    state_->notify_status(status);
   }
 }
 

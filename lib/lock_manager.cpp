@@ -102,7 +102,10 @@ LockHandle acquire_reporting(const boost::filesystem::path& path, const AcquireO
       return;
     }
     if (Store* store = store_for(path, failure)) {
-      if (auto state = store->acquire(path, options, failure, held)) handle = HandleAccess::make(std::move(state));
+      if (auto state = store->acquire(path, options, failure, held)) {
+        state->set_notify_service_manager(options.notify_service_manager);
+        handle = HandleAccess::make(std::move(state));
+      }
     }
   });
   if (failure.code == make_error_code(errc::held)) {

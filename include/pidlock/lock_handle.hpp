@@ -115,6 +115,8 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// errc::lock_lost if the path no longer names this file (nothing is
   /// written then), or a system error (the record may then be partly
   /// rewritten; readers see a torn record and judge by the kernel lock).
+  /// Under systemd (NOTIFY_SOCKET set), also sends READY=1 for "ready",
+  /// STOPPING=1 for "stopping" and STATUS=<word> (service_manager.hpp).
   void update_status(std::string_view status);
   /// The same, reporting failures through `ec` instead of throwing.
   void update_status(std::string_view status, std::error_code& ec) noexcept;

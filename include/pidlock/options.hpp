@@ -79,6 +79,11 @@ struct AcquireOptions {
   /// stale. Off trades crash durability for speed.
   bool durable = true;
 
+  /// When NOTIFY_SOCKET is set (a systemd service of Type=notify), tell the
+  /// service manager about status updates: READY=1 for "ready", STOPPING=1
+  /// for "stopping" and at release (see service_manager.hpp).
+  bool notify_service_manager = true;
+
   /// Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
   /// an exec'd program keeps the kernel lock. Off by default.
   bool inheritable = false;

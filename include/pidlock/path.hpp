@@ -23,13 +23,19 @@
 
 namespace pidlock {
 
+/// A boost::filesystem::path that also converts from and to
+/// std::filesystem::path (see path.hpp).
 class Path : public boost::filesystem::path {
  public:
+  /// Every constructor of boost::filesystem::path (strings, literals, ...).
   using boost::filesystem::path::path;
+  /// The empty path.
   Path() = default;
+  /// A copy of a boost path.
   Path(const boost::filesystem::path& path) : boost::filesystem::path(path) {}
+  /// A boost path, moved.
   Path(boost::filesystem::path&& path) noexcept : boost::filesystem::path(std::move(path)) {}
-  /// The same bytes: both types hold a native (byte string) path on Linux.
+  /// A std path: the same bytes (both types hold a native byte string on Linux).
   Path(const std::filesystem::path& path) : boost::filesystem::path(path.native()) {}
 
   /// The same path as a std::filesystem::path.

@@ -19,6 +19,7 @@
 ///  * pidlock::LockWatch and pidlock::LossMonitor: noticing a lost lock;
 ///  * pidlock::Inspection, pidlock::HolderRecord: verdicts and records;
 ///  * pidlock::Error, pidlock::LockHeldError, pidlock::errc: failures;
+///  * service_manager.hpp: systemd's sd_notify, spoken by update_status();
 ///  * pidlock::Path: paths, from boost::filesystem or std::filesystem;
 ///  * logging.hpp: receiving pidlock's log records (silent by default);
 ///    boost_log.hpp: forwarding them to Boost.Log.
@@ -42,6 +43,7 @@
 #include <pidlock/logging.hpp>
 #include <pidlock/options.hpp>
 #include <pidlock/path.hpp>
+#include <pidlock/service_manager.hpp>
 #include <pidlock/unix_socket.hpp>
 #include <pidlock/version.hpp>
 
