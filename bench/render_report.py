@@ -157,6 +157,37 @@ WAITERS = [1, 4, 16, 64]
 PROCS = sorted({int(r["procs"]) for r in throughput})
 
 # ------------------------------------------------------------------ plots
+# One style per series, in order: dark colours that stay apart for
+# colour-blind readers and on white (Okabe-Ito and Tol's, no yellow, which
+# vanishes on white), each with its own marker; the legend goes above the
+# plot, so the data keeps the full width.
+SERIES_STYLES = [("#0072B2", 7), ("#D55E00", 5), ("#009E73", 9), ("#CC79A7", 11),
+                 ("#000000", 13), ("#56B4E9", 4), ("#882255", 6), ("#8C564B", 8),
+                 ("#332288", 10), ("#777777", 12), ("#117733", 2), ("#AA4499", 3)]
+
+
+def draw(png, dat, titles, xtics, xlabel, ylabel):
+    """Plots each index of `dat` as one series (log-log); True if drawn."""
+    series = []
+    if len(titles) > len(SERIES_STYLES):
+        raise SystemExit(f"{png}: {len(titles)} series, but only {len(SERIES_STYLES)} distinct styles")
+    for i, title in enumerate(titles):
+        colour, marker = SERIES_STYLES[i]
+        series.append(f"'{dat}' index {i} using 1:2 with linespoints lw 2 lc rgb '{colour}' "
+                      f"pt {marker} ps 1.3 title \"{title}\"")
+    script = f"""set terminal pngcairo size 800,560 font ",10"
+set output '{png}'
+set logscale xy
+set xtics ({xtics})
+set xlabel '{xlabel}'
+set ylabel '{ylabel}'
+set key outside top center horizontal maxcols 3 Left reverse width -2 box
+set grid
+plot {", ".join(series)}
+"""
+    return subprocess.run(["gnuplot"], input=script, text=True).returncode == 0
+
+
 plots = []
 if shutil.which("gnuplot") and handoff:
     impls = []
@@ -172,20 +203,8 @@ if shutil.which("gnuplot") and handoff:
                 if r and num(r["p50_us"]):
                     f.write(f"{w} {r['p50_us']} {r['p99_us']}\n")
             f.write("\n\n")
-    plot = ", ".join(f"'{dat}' index {i} using 1:2 with linespoints title \"{impl}\""
-                     for i, impl in enumerate(impls))
-    png = os.path.join(RESULTS, "handoff_p50.png")
-    script = f"""set terminal pngcairo size 800,500 font ",10"
-set output '{png}'
-set logscale xy
-set xtics (1,4,16,64)
-set xlabel 'waiting processes'
-set ylabel 'hand-off latency p50 (µs)'
-set key outside right
-set grid
-plot {plot}
-"""
-    if subprocess.run(["gnuplot"], input=script, text=True).returncode == 0:
+    if draw(os.path.join(RESULTS, "handoff_p50.png"), dat, impls, "1,4,16,64",
+            "waiting processes", "hand-off latency p50 (µs)"):
         plots.append(("Hand-off latency p50 by number of waiters (log-log)", "handoff_p50.png"))
 if shutil.which("gnuplot") and throughput:
     impls = []
@@ -200,20 +219,8 @@ if shutil.which("gnuplot") and throughput:
                 if v:
                     f.write(f"{p} {v}\n")
             f.write("\n\n")
-    plot = ", ".join(f"'{dat}' index {i} using 1:2 with linespoints title \"{impl}\""
-                     for i, impl in enumerate(impls))
-    png = os.path.join(RESULTS, "throughput.png")
-    script = f"""set terminal pngcairo size 800,500 font ",10"
-set output '{png}'
-set logscale xy
-set xtics (2,4,8,16,32,64)
-set xlabel 'contending processes'
-set ylabel 'acquisitions per second (total)'
-set key outside right
-set grid
-plot {plot}
-"""
-    if subprocess.run(["gnuplot"], input=script, text=True).returncode == 0:
+    if draw(os.path.join(RESULTS, "throughput.png"), dat, impls, "2,4,8,16,32,64",
+            "contending processes", "acquisitions per second (total)"):
         plots.append(("Throughput under contention (log-log)", "throughput.png"))
 
 # ------------------------------------------------------------------ goals

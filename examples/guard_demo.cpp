@@ -9,6 +9,7 @@
 //
 // Every step checks what it shows: the program exits 0 only if all of them
 // behaved as pidlock promises, so it doubles as an end-to-end test.
+#include <pidlock/boost_log.hpp>
 #include <pidlock/pidlock.hpp>
 
 #include <boost/core/null_deleter.hpp>
@@ -59,9 +60,11 @@ void show_file(const fs::path& path) {
   for (std::string line; std::getline(lines, line);) std::cout << "  | " << line << '\n';
 }
 
-// pidlock logs through Boost.Log on channel "pidlock"; show its records
+// pidlock is silent unless the host installs a log handler; this one sends
+// its records through Boost.Log on channel "pidlock", and a sink shows them
 // inline, so that the acquisitions, refusals and the take-over are visible.
 void route_pidlock_log_to_stdout() {
+  pidlock::log_to_boost_log();
   namespace logging = boost::log;
   namespace expr = boost::log::expressions;
   using Sink = logging::sinks::synchronous_sink<logging::sinks::text_ostream_backend>;

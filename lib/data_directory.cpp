@@ -43,7 +43,7 @@ Failure check_directory(const boost::filesystem::path& canonical, const DataDire
 
 }  // namespace
 
-LockHandle guard_data_directory(LockManager& manager, const boost::filesystem::path& directory,
+LockHandle guard_data_directory(LockManager& manager, const Path& directory,
                                 const DataDirectoryOptions& options, std::error_code& ec,
                                 Inspection* holder) noexcept {
   ec.clear();
@@ -69,7 +69,7 @@ LockHandle guard_data_directory(LockManager& manager, const boost::filesystem::p
   return {};
 }
 
-LockHandle guard_data_directory(LockManager& manager, const boost::filesystem::path& directory,
+LockHandle guard_data_directory(LockManager& manager, const Path& directory,
                                 const DataDirectoryOptions& options) {
   boost::filesystem::path canonical = boost::filesystem::canonical(directory);
   if (Failure f = check_directory(canonical, options)) throw_failure(f, canonical.string());

@@ -1,6 +1,7 @@
 #include "held_lock.hpp"
 
 #include "core/identity.hpp"
+#include "service_manager.hpp"
 #include "posix/system.hpp"
 
 #include <new>
@@ -38,9 +39,27 @@ std::error_code HeldLock::claim() noexcept {
   return failure.code;
 }
 
+void HeldLock::notify_status(std::string_view status) noexcept {
+  if (!notify_service_manager_.load()) return;
+  try {
+    notify_or_warn(status_notification(status), path_.string());
+    if (announces_ready(status)) owes_stopping_.store(true);
+    if (status == "stopping") owes_stopping_.store(false);
+  } catch (const std::bad_alloc&) {
+    // Only the notification is lost; the status is in the lock file.
+  }
+}
+
 std::error_code HeldLock::release() noexcept {
   std::lock_guard<std::mutex> guard(mutex_);
   if (!active_.exchange(false)) return make_error_code(errc::not_held);
+  // Before the file goes: the service is stopping from now on.
+  if (acquired_here() && owes_stopping_.exchange(false)) {
+    try {
+      notify_or_warn("STOPPING=1", path_.string());
+    } catch (const std::bad_alloc&) {
+    }
+  }
   Failure failure;
   guarded(failure, [&] { failure = release_locked(); });
   return failure.code;

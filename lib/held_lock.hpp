@@ -53,7 +53,7 @@ class HeldLock {
   HeldLock& operator=(const HeldLock&) = delete;
 
   // Set at acquire, never changed.
-  const boost::filesystem::path& path() const noexcept { return path_; }
+  const Path& path() const noexcept { return path_; }
   bool took_over() const noexcept { return previous_.has_value(); }
   const std::optional<Inspection>& previous_holder() const noexcept { return previous_; }
   // The record as last written (a copy: another thread may rewrite it).
@@ -75,6 +75,12 @@ class HeldLock {
   // its holder (the record names it, and its release removes the lock).
   // Nothing to do in the process that holds it already.
   std::error_code claim() noexcept;
+
+  // sd_notify (service_manager.hpp): tells the service manager about a new
+  // status word, if this lock may speak to it. A lock that announced
+  // READY=1 sends STOPPING=1 at its release, from the owning process only.
+  void set_notify_service_manager(bool on) noexcept { notify_service_manager_.store(on); }
+  void notify_status(std::string_view status) noexcept;
 
   // A number that grows with each holder (lease-based stores), if any.
   virtual std::optional<std::uint64_t> fencing_token() const noexcept { return std::nullopt; }
@@ -112,12 +118,14 @@ class HeldLock {
   virtual Failure claim_locked(const HolderRecord& next) = 0;
 
  private:
-  const boost::filesystem::path path_;
+  const Path path_;
   const std::optional<Inspection> previous_;
   pid_t owner_pid_;
   HolderRecord record_;
   mutable std::mutex mutex_;
   std::atomic<bool> active_{true};
+  std::atomic<bool> notify_service_manager_{false};
+  std::atomic<bool> owes_stopping_{false};
 };
 
 // Is the status word acceptable? Printable ASCII, no spaces, bounded, and

@@ -12,7 +12,7 @@ using namespace detail;
 
 namespace {
 
-const boost::filesystem::path kEmptyPath;
+const Path kEmptyPath;
 const std::optional<Inspection> kNoInspection;
 
 }  // namespace
@@ -34,7 +34,7 @@ LockHandle& LockHandle::operator=(LockHandle&& other) noexcept {
 // A released handle keeps its state (so that a call racing the release in
 // another thread never sees it vanish) but answers like an empty one.
 bool LockHandle::held() const noexcept { return state_ != nullptr && state_->active(); }
-const boost::filesystem::path& LockHandle::path() const noexcept { return held() ? state_->path() : kEmptyPath; }
+const Path& LockHandle::path() const noexcept { return held() ? state_->path() : kEmptyPath; }
 HolderRecord LockHandle::record() const {
   if (!held()) throw Error(make_error_code(errc::not_held), "read record", "");
   return state_->record();
@@ -63,6 +63,7 @@ void LockHandle::update_status(std::string_view status, std::error_code& ec) noe
   ec = state_->update([&](HolderRecord& next) { next.status = std::string(status); });
   if (!ec) {
     PIDLOCK_LOG(debug) << "lock file \"" << state_->path().string() << "\": status " << status;
+    state_->notify_status(status);
   }
 }
 

@@ -102,7 +102,10 @@ LockHandle acquire_reporting(const boost::filesystem::path& path, const AcquireO
       return;
     }
     if (Store* store = store_for(path, failure)) {
-      if (auto state = store->acquire(path, options, failure, held)) handle = HandleAccess::make(std::move(state));
+      if (auto state = store->acquire(path, options, failure, held)) {
+        state->set_notify_service_manager(options.notify_service_manager);
+        handle = HandleAccess::make(std::move(state));
+      }
     }
   });
   if (failure.code == make_error_code(errc::held)) {
@@ -127,7 +130,7 @@ Result on_store(const boost::filesystem::path& path, Failure& failure, Operation
 
 }  // namespace
 
-LockHandle LockManager::acquire(const boost::filesystem::path& path, const AcquireOptions& options,
+LockHandle LockManager::acquire(const Path& path, const AcquireOptions& options,
                                 std::error_code& ec, Inspection* holder) noexcept {
   Failure failure;
   Inspection held;
@@ -144,7 +147,7 @@ LockHandle LockManager::acquire(const boost::filesystem::path& path, const Acqui
   return handle;
 }
 
-LockHandle LockManager::acquire(const boost::filesystem::path& path, const AcquireOptions& options) {
+LockHandle LockManager::acquire(const Path& path, const AcquireOptions& options) {
   Failure failure;
   Inspection held;
   LockHandle handle = acquire_reporting(path, options, failure, held);
@@ -154,7 +157,7 @@ LockHandle LockManager::acquire(const boost::filesystem::path& path, const Acqui
   return handle;
 }
 
-Inspection LockManager::inspect(const boost::filesystem::path& path, const JudgeOptions& options,
+Inspection LockManager::inspect(const Path& path, const JudgeOptions& options,
                                 std::error_code& ec) const noexcept {
   Failure failure;
   Inspection result =
@@ -163,7 +166,7 @@ Inspection LockManager::inspect(const boost::filesystem::path& path, const Judge
   return result;
 }
 
-Inspection LockManager::inspect(const boost::filesystem::path& path, const JudgeOptions& options) const {
+Inspection LockManager::inspect(const Path& path, const JudgeOptions& options) const {
   Failure failure;
   Inspection result =
       on_store<Inspection>(path, failure, [&](Store& store) { return store.inspect(path, options, failure); });
@@ -171,7 +174,7 @@ Inspection LockManager::inspect(const boost::filesystem::path& path, const Judge
   return result;
 }
 
-Inspection LockManager::wait_until_free(const boost::filesystem::path& path,
+Inspection LockManager::wait_until_free(const Path& path,
                                         std::optional<std::chrono::milliseconds> timeout,
                                         const Canceller* canceller, const JudgeOptions& options,
                                         std::error_code& ec) noexcept {
@@ -185,7 +188,7 @@ Inspection LockManager::wait_until_free(const boost::filesystem::path& path,
   return result;
 }
 
-BreakResult LockManager::break_stale(const boost::filesystem::path& path, const JudgeOptions& options,
+BreakResult LockManager::break_stale(const Path& path, const JudgeOptions& options,
                                      std::error_code& ec) noexcept {
   Failure failure;
   BreakResult result =
@@ -195,7 +198,7 @@ BreakResult LockManager::break_stale(const boost::filesystem::path& path, const 
   return result;
 }
 
-BreakResult LockManager::break_stale(const boost::filesystem::path& path, const JudgeOptions& options) {
+BreakResult LockManager::break_stale(const Path& path, const JudgeOptions& options) {
   Failure failure;
   BreakResult result =
       on_store<BreakResult>(path, failure, [&](Store& store) { return store.break_stale(path, options, failure); });

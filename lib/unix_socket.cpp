@@ -32,7 +32,7 @@ Failure remove_stale_socket(const boost::filesystem::path& socket_path) {
 
 }  // namespace
 
-LockHandle lock_unix_socket(LockManager& manager, const boost::filesystem::path& socket_path,
+LockHandle lock_unix_socket(LockManager& manager, const Path& socket_path,
                             const AcquireOptions& options, std::error_code& ec, Inspection* holder) noexcept {
   try {
     boost::filesystem::path lock_path = socket_path;
@@ -52,7 +52,7 @@ LockHandle lock_unix_socket(LockManager& manager, const boost::filesystem::path&
   return {};
 }
 
-LockHandle lock_unix_socket(LockManager& manager, const boost::filesystem::path& socket_path,
+LockHandle lock_unix_socket(LockManager& manager, const Path& socket_path,
                             const AcquireOptions& options) {
   boost::filesystem::path lock_path = socket_path;
   lock_path += ".lock";

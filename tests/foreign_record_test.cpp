@@ -63,6 +63,9 @@ TEST_P(PostgresFile, LivePidIsHeld) {
   if (GetParam() == PgLayout::kPostmasterPid) {
     EXPECT_EQ(insp.holder->listen_address, "*");
     EXPECT_NE(insp.holder->shared_memory_key.find("5432001"), std::string::npos);
+    ASSERT_TRUE(insp.holder->shared_memory) << insp.holder->shared_memory_key;
+    EXPECT_EQ(insp.holder->shared_memory->key, 5432001);
+    EXPECT_EQ(insp.holder->shared_memory->id, 393216);
     EXPECT_EQ(insp.holder->status, "ready");
   }
 
@@ -343,6 +346,29 @@ TEST(PidlockRecordByPid, UnreadableWithoutKernelEvidenceIsUnknown) {
   EXPECT_EQ(i.reason, Reason::kUnreadable);
   i = judge(pidlock::parse_record(""), KernelEvidence::kNone, {}, self_identity());
   EXPECT_EQ(i.verdict, Verdict::kUnknown) << "an empty file without kernel evidence may be a starting holder";
+}
+
+}  // namespace
+
+namespace {
+
+// Line 7 of postmaster.pid, structured: the key and id as numbers, or
+// nothing when the line is not two integers (the text stays as written).
+TEST(PostgresSharedMemoryLine, ParsedIntoKeyAndIdOrAbsent) {
+  auto line7 = [](const std::string& line) {
+    return pidlock::parse_record("4242\n/srv/pg/data\n1700000000\n5433\n/run/pg\n*\n" + line + "\nready   \n");
+  };
+  pidlock::ParsedRecord padded = line7("  5432001    393216");
+  ASSERT_TRUE(padded.record) << padded.problem;
+  ASSERT_TRUE(padded.record->shared_memory);
+  EXPECT_EQ(*padded.record->shared_memory, (pidlock::SharedMemorySegment{5432001, 393216}));
+  EXPECT_EQ(padded.record->shared_memory_key, "5432001    393216");
+  for (const std::string& odd : {std::string(""), std::string("5432001"), std::string("key 12"), std::string("1 2x")}) {
+    pidlock::ParsedRecord parsed = line7(odd);
+    ASSERT_TRUE(parsed.record) << "'" << odd << "': " << parsed.problem;
+    EXPECT_FALSE(parsed.record->shared_memory) << "'" << odd << "'";
+    EXPECT_EQ(parsed.record->shared_memory_key, odd);
+  }
 }
 
 }  // namespace

@@ -66,8 +66,8 @@ void print_error(std::string_view message);
 // The exit status for a failure other than a usage error (see ExitStatus).
 int exit_status_for(const std::error_code& code) noexcept;
 
-// Turns on the library's own log records (to stderr) for --verbose; they
-// are off by default so that the tool's output is only its own.
+// Turns on the library's own log records (to stderr) for --verbose: installs
+// a log handler, without which the library prints nothing.
 void enable_verbose_logging() noexcept;
 
 }  // namespace pidlock::cli

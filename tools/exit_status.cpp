@@ -41,6 +41,4 @@ int exit_status_for(const std::error_code& code) noexcept {
   }
 }
 
-void enable_verbose_logging() noexcept { set_log_threshold(LogThreshold::kInfo); }
-
 }  // namespace pidlock::cli

@@ -74,9 +74,8 @@ int dispatch(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   pidlock::cli::prepare_process();
-  // The tool prints its own messages; --verbose turns the library's records
-  // on (printed by log_records.cpp).
-  pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
+  // The tool prints its own messages; the library prints nothing unless
+  // --verbose installs a handler (verbose_log.cpp).
   try {
     return dispatch(argc, argv);
   } catch (const pidlock::cli::UsageError& e) {

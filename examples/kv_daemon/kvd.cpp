@@ -19,13 +19,6 @@
 //   5. SIGTERM/SIGINT: status stopping, remove the socket, release_all (exit 0).
 #include <pidlock/pidlock.hpp>
 
-#include <boost/core/null_deleter.hpp>
-#include <boost/log/core.hpp>
-#include <boost/log/expressions.hpp>
-#include <boost/log/sinks/sync_frontend.hpp>
-#include <boost/log/sinks/text_ostream_backend.hpp>
-#include <boost/log/trivial.hpp>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,6 +34,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -55,17 +49,12 @@ constexpr int kExitHeld = 75;    // EX_TEMPFAIL, as `pidlock run`: try again lat
 void fail(const std::string& what) { std::cerr << "kvd: " << what << std::endl; }
 std::string errno_text(const std::string& call) { return call + ": " + std::strerror(errno); }
 
-// pidlock's records (channel "pidlock") go to stderr in kvd's own format.
+// pidlock's records go to stderr in kvd's own format (the library prints
+// nothing unless a handler is installed).
 void route_pidlock_log(bool verbose) {
-  namespace logging = boost::log;
-  namespace expr = boost::log::expressions;
-  using Sink = logging::sinks::synchronous_sink<logging::sinks::text_ostream_backend>;
-  auto sink = boost::make_shared<Sink>();
-  sink->locked_backend()->add_stream(boost::shared_ptr<std::ostream>(&std::cerr, boost::null_deleter()));
-  sink->locked_backend()->auto_flush(true);
-  sink->set_filter(expr::attr<std::string>("Channel") == pidlock::kLogChannel);
-  sink->set_formatter(expr::stream << "kvd: pidlock " << logging::trivial::severity << ": " << expr::smessage);
-  logging::core::get()->add_sink(sink);
+  pidlock::set_log_handler([](pidlock::LogLevel level, std::string_view message) {
+    std::cerr << "kvd: pidlock " << pidlock::to_string(level) << ": " << message << std::endl;
+  });
   // Take-overs and losses are warnings; acquisitions only with --verbose.
   pidlock::set_log_threshold(verbose ? pidlock::LogThreshold::kDebug : pidlock::LogThreshold::kWarning);
 }

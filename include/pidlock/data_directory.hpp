@@ -10,7 +10,7 @@
 #include <pidlock/lock_manager.hpp>
 #include <pidlock/options.hpp>
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <string>
 #include <system_error>
@@ -42,12 +42,12 @@ struct DataDirectoryOptions {
 /// check failed and how to fix it) or any error of LockManager::acquire.
 /// Does not wait.
 PIDLOCK_EXPORT LockHandle guard_data_directory(
-    LockManager& manager, const boost::filesystem::path& directory,
+    LockManager& manager, const Path& directory,
     const DataDirectoryOptions& options = {});
 /// The same, reporting failures through `ec`; when ec == errc::held and
 /// `holder` is not null, *holder receives the verdict.
 PIDLOCK_EXPORT LockHandle guard_data_directory(
-    LockManager& manager, const boost::filesystem::path& directory,
+    LockManager& manager, const Path& directory,
     const DataDirectoryOptions& options, std::error_code& ec,
     Inspection* holder = nullptr) noexcept;
 

@@ -105,6 +105,15 @@ inline constexpr std::size_t kMaxApplicationLineLength = 512;
 /// costs one bounded read, and is never taken for a stale lock.
 inline constexpr std::size_t kMaxRecordBytes = 4096;
 
+/// A System V shared-memory segment named by a PostgreSQL lock file (line
+/// 7): the server checks, before removing a stale postmaster.pid, that no
+/// process is still attached to it.
+struct SharedMemorySegment {
+  std::int64_t key = 0;  ///< the key it was created with (PostgreSQL: port * 1000 + n)
+  int id = 0;            ///< its id, as `ipcs -m` shows it
+  bool operator==(const SharedMemorySegment& o) const noexcept { return key == o.key && id == o.id; }
+};
+
 /// The parsed contents of a lock file: who holds (or held) it.
 struct HolderRecord {
   RecordFormat format = RecordFormat::kNone;  ///< which layout the bytes followed
@@ -128,7 +137,12 @@ struct HolderRecord {
   std::optional<int> port;           ///< line 4: the port
   std::string socket_directory;      ///< line 5: the Unix socket directory
   std::string listen_address;        ///< line 6: the listen address
-  std::string shared_memory_key;     ///< line 7: shared-memory key and id
+  /// Line 7 as written ("   5432001    131074"): the shared-memory key
+  /// and id, as text; see shared_memory for the two numbers.
+  std::string shared_memory_key;
+  /// Line 7 parsed: the server's System V shared-memory segment. Absent when
+  /// the line is missing, empty, or not two integers.
+  std::optional<SharedMemorySegment> shared_memory;
 
   /// Plain pid file: line 2, which names a host or a program; the judge
   /// decides which (see docs/guide.md).

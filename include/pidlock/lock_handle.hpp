@@ -38,7 +38,7 @@
 #include <pidlock/holder_record.hpp>
 #include <pidlock/inspection.hpp>
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -75,7 +75,7 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
 
   /// The lock's path (for a lock file: its canonical folder and its name).
   /// Empty for an empty or released handle.
-  const boost::filesystem::path& path() const noexcept;
+  const Path& path() const noexcept;
 
   /// A copy of the record this holder wrote (after any update_status()).
   /// Throws Error (errc::not_held) for an empty or released handle.
@@ -115,6 +115,8 @@ class [[nodiscard]] PIDLOCK_EXPORT LockHandle {
   /// errc::lock_lost if the path no longer names this file (nothing is
   /// written then), or a system error (the record may then be partly
   /// rewritten; readers see a torn record and judge by the kernel lock).
+  /// Under systemd (NOTIFY_SOCKET set), also sends READY=1 for "ready",
+  /// STOPPING=1 for "stopping" and STATUS=<word> (service_manager.hpp).
   void update_status(std::string_view status);
   /// The same, reporting failures through `ec` instead of throwing.
   void update_status(std::string_view status, std::error_code& ec) noexcept;

@@ -37,7 +37,7 @@
 #include <pidlock/lock_handle.hpp>
 #include <pidlock/options.hpp>
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -85,11 +85,11 @@ class PIDLOCK_EXPORT LockManager {
   ///  * errc::too_many_attempts: lost the creation race max_attempts times.
   ///  * a system error (EACCES, ENOSPC, EROFS, ...), naming the operation.
   /// After a failure no lock is held and nothing was left behind.
-  LockHandle acquire(const boost::filesystem::path& path,
+  LockHandle acquire(const Path& path,
                      const AcquireOptions& options = {});
   /// The same, reporting failures through `ec`; when ec == errc::held and
   /// `holder` is not null, *holder receives the verdict.
-  LockHandle acquire(const boost::filesystem::path& path,
+  LockHandle acquire(const Path& path,
                      const AcquireOptions& options, std::error_code& ec,
                      Inspection* holder = nullptr) noexcept;
 
@@ -97,10 +97,10 @@ class PIDLOCK_EXPORT LockManager {
   /// is queried (F_OFD_GETLK), never taken, so an inspection never makes a
   /// concurrent acquire fail. Does not wait. Errors: the path problems listed
   /// for acquire() and system errors.
-  Inspection inspect(const boost::filesystem::path& path,
+  Inspection inspect(const Path& path,
                      const JudgeOptions& options = {}) const;
   /// The same, reporting failures through `ec` instead of throwing.
-  Inspection inspect(const boost::filesystem::path& path,
+  Inspection inspect(const Path& path,
                      const JudgeOptions& options,
                      std::error_code& ec) const noexcept;
 
@@ -109,7 +109,7 @@ class PIDLOCK_EXPORT LockManager {
   /// ended the wait: kFree or kStale when it became available; otherwise the
   /// last held/unknown verdict, with `ec` set to errc::held (timeout) or
   /// errc::cancelled. Woken by the kernel like a waiting acquire.
-  Inspection wait_until_free(const boost::filesystem::path& path,
+  Inspection wait_until_free(const Path& path,
                              std::optional<std::chrono::milliseconds> timeout,
                              const Canceller* canceller, const JudgeOptions& options,
                              std::error_code& ec) noexcept;
@@ -130,10 +130,10 @@ class PIDLOCK_EXPORT LockManager {
   /// same race-free rule as a take-over (kernel lock held by us, same inode).
   /// A free path is not an error (removed == false, verdict kFree). Held and
   /// unknown locks are left alone (removed == false). Does not wait.
-  BreakResult break_stale(const boost::filesystem::path& path,
+  BreakResult break_stale(const Path& path,
                           const JudgeOptions& options = {});
   /// The same, reporting failures through `ec` instead of throwing.
-  BreakResult break_stale(const boost::filesystem::path& path,
+  BreakResult break_stale(const Path& path,
                           const JudgeOptions& options,
                           std::error_code& ec) noexcept;
 

@@ -5,7 +5,7 @@
 #ifndef PIDLOCK_OPTIONS_HPP
 #define PIDLOCK_OPTIONS_HPP
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <sys/types.h>
 
@@ -49,7 +49,7 @@ struct AcquireOptions {
 
   /// Line 2 of the record. Empty: the canonical path of the lock file's
   /// folder.
-  boost::filesystem::path data_directory;
+  Path data_directory;
 
   /// The initial status word (at most kMaxStatusLength printable characters,
   /// no whitespace).
@@ -78,6 +78,11 @@ struct AcquireOptions {
   /// file that reappears after a power loss names another boot and is judged
   /// stale. Off trades crash durability for speed.
   bool durable = true;
+
+  /// When NOTIFY_SOCKET is set (a systemd service of Type=notify), tell the
+  /// service manager about status updates: READY=1 for "ready", STOPPING=1
+  /// for "stopping" and at release (see service_manager.hpp).
+  bool notify_service_manager = true;
 
   /// Leave the lock descriptor open across exec (FD_CLOEXEC cleared), so that
   /// an exec'd program keeps the kernel lock. Off by default.

@@ -19,7 +19,10 @@
 ///  * pidlock::LockWatch and pidlock::LossMonitor: noticing a lost lock;
 ///  * pidlock::Inspection, pidlock::HolderRecord: verdicts and records;
 ///  * pidlock::Error, pidlock::LockHeldError, pidlock::errc: failures;
-///  * logging.hpp: routing or silencing pidlock's Boost.Log records.
+///  * service_manager.hpp: systemd's sd_notify, spoken by update_status();
+///  * pidlock::Path: paths, from boost::filesystem or std::filesystem;
+///  * logging.hpp: receiving pidlock's log records (silent by default);
+///    boost_log.hpp: forwarding them to Boost.Log.
 ///
 /// The user guide is docs/guide.md in the source tree; how the guarantees
 /// are achieved is docs/how-it-works.md.
@@ -39,6 +42,8 @@
 #include <pidlock/lock_watch.hpp>
 #include <pidlock/logging.hpp>
 #include <pidlock/options.hpp>
+#include <pidlock/path.hpp>
+#include <pidlock/service_manager.hpp>
 #include <pidlock/unix_socket.hpp>
 #include <pidlock/version.hpp>
 

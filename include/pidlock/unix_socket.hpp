@@ -10,7 +10,7 @@
 #include <pidlock/lock_manager.hpp>
 #include <pidlock/options.hpp>
 
-#include <boost/filesystem/path.hpp>
+#include <pidlock/path.hpp>
 
 #include <system_error>
 
@@ -25,12 +25,12 @@ namespace pidlock {
 /// created at `socket_path`: bind() your socket after this returns, and
 /// remove it before releasing the lock at shutdown.
 PIDLOCK_EXPORT LockHandle lock_unix_socket(LockManager& manager,
-                                           const boost::filesystem::path& socket_path,
+                                           const Path& socket_path,
                                            const AcquireOptions& options = {});
 /// The same, reporting failures through `ec`; when ec == errc::held and
 /// `holder` is not null, *holder receives the verdict.
 PIDLOCK_EXPORT LockHandle lock_unix_socket(LockManager& manager,
-                                           const boost::filesystem::path& socket_path,
+                                           const Path& socket_path,
                                            const AcquireOptions& options, std::error_code& ec,
                                            Inspection* holder = nullptr) noexcept;
 

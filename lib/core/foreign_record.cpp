@@ -100,6 +100,17 @@ ParsedRecord unrecognised(std::string_view bytes, std::string why) {
   return r;
 }
 
+// Line 7 of postmaster.pid: "key id", two integers apart (PostgreSQL pads
+// them to fixed widths).
+std::optional<SharedMemorySegment> shared_memory_segment(std::string_view line) {
+  const size_t space = line.find_first_of(" \t");
+  if (space == std::string_view::npos) return std::nullopt;
+  const auto key = parse_integer<std::int64_t>(line.substr(0, space));
+  const auto id = parse_integer<int>(trim(line.substr(space)));
+  if (!key || !id) return std::nullopt;
+  return SharedMemorySegment{*key, *id};
+}
+
 // postmaster.pid and socket lock files (PostgreSQL's CreateLockFile and
 // AddToDataDirLockFile): five lines at creation -- pid, data directory,
 // start time, port, socket directory (empty for postmaster.pid until the
@@ -125,7 +136,10 @@ std::optional<ParsedRecord> postgresql(std::vector<std::string_view> lines) {
   rec.port = *port;
   rec.socket_directory = std::string(trim(lines[4]));
   if (lines.size() >= 6) rec.listen_address = std::string(trim(lines[5]));
-  if (lines.size() >= 7) rec.shared_memory_key = std::string(trim(lines[6]));
+  if (lines.size() >= 7) {
+    rec.shared_memory_key = std::string(trim(lines[6]));
+    rec.shared_memory = shared_memory_segment(rec.shared_memory_key);
+  }
   if (lines.size() >= 8) rec.status = std::string(trim(lines[7]));
   return parsed(std::move(rec));
 }

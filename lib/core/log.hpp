@@ -1,10 +1,9 @@
 // Internal logging (see include/pidlock/logging.hpp).
 //
-// Records are formatted here and handed to emit_record(), defined in
-// log_sink.cpp, which alone talks to Boost.Log. Keeping Boost.Log in that one
-// object file lets a program that links the static library and defines its
-// own emit_record() (the pidlock command does: it prints its own messages)
-// leave Boost.Log out of its link entirely, which halves its start-up cost.
+// Records are formatted here and handed to emit_record() (logging.cpp),
+// which passes them to the handler the host installed, if any. The library
+// itself uses no logging framework: <pidlock/boost_log.hpp> is a header-only
+// handler for hosts that want Boost.Log.
 #ifndef PIDLOCK_LOG_HPP
 #define PIDLOCK_LOG_HPP
 
@@ -15,11 +14,11 @@
 
 namespace pidlock::detail {
 
-// True if records of `level` pass the threshold (one atomic load).
+// True if a handler is installed and records of `level` pass the threshold
+// (two atomic loads).
 bool log_enabled(LogThreshold level) noexcept;
 
-// Delivers one record. Defined in log_sink.cpp (Boost.Log); a program may
-// replace it at link time.
+// Delivers one record to the installed handler.
 void emit_record(LogThreshold level, const std::string& message) noexcept;
 
 // One record under construction; delivered when the statement ends.

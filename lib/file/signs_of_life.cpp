@@ -1,6 +1,5 @@
 #include "file/signs_of_life.hpp"
 
-#include "core/parse_integer.hpp"
 #include "posix/system.hpp"
 
 #include <fcntl.h>
@@ -46,21 +45,16 @@ Sign flock_sign(int fd) {
 // has attached processes -- backends of a postmaster that was killed. A
 // segment of another key under that id is another program's, reused.
 Sign shared_memory_sign(const HolderRecord& rec) {
-  std::string_view line = rec.shared_memory_key;
-  const size_t space = line.find_first_of(" \t");
-  if (space == std::string_view::npos) return {};
-  std::string_view id_text = line.substr(space);
-  id_text.remove_prefix(std::min(id_text.find_first_not_of(" \t"), id_text.size()));
-  const auto key = parse_integer<std::int64_t>(line.substr(0, space));
-  const auto id = parse_integer<int>(id_text);
-  if (!key || !id) return {};
-  const std::string which = "shared memory segment (key " + std::to_string(*key) + ", id " + std::to_string(*id) + ")";
+  if (!rec.shared_memory) return {};
+  const SharedMemorySegment& segment = *rec.shared_memory;
+  const std::string which =
+      "shared memory segment (key " + std::to_string(segment.key) + ", id " + std::to_string(segment.id) + ")";
   SharedMemoryStat shm;
-  if (sys().shm_stat(*id, &shm) != 0) {
+  if (sys().shm_stat(segment.id, &shm) != 0) {
     if (errno == EINVAL || errno == EIDRM) return {};  // gone
     return cannot_tell("whether its " + which + " is in use cannot be told: " + std::strerror(errno));
   }
-  if (shm.key != *key || shm.attached == 0) return {};
+  if (shm.key != segment.key || shm.attached == 0) return {};
   return alive(Reason::kSharedMemoryAttached,
                "its " + which + " still has " + std::to_string(shm.attached) +
                    " attached processes (last attached or detached by pid " + std::to_string(shm.last_attached) +

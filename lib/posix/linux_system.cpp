@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -295,6 +296,36 @@ class LinuxSystem final : public System {
     if (rc == 0 || err == EAGAIN || err == EINPROGRESS) return 0;
     errno = err;
     return -1;
+  }
+
+  ssize_t send_datagram(const char* address, const void* data, size_t size) override {
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    const std::size_t length = std::strlen(address);
+    if (length == 0 || (address[0] != '/' && address[0] != '@')) {
+      errno = EAFNOSUPPORT;  // systemd also knows vsock: addresses; we do not
+      return -1;
+    }
+    if (length >= sizeof addr.sun_path) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    std::memcpy(addr.sun_path, address, length);
+    // An abstract name starts with a NUL byte and is exactly `length` bytes
+    // long (no terminating NUL); a path is terminated as usual.
+    socklen_t addr_length = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + length);
+    if (address[0] == '@') {
+      addr.sun_path[0] = '\0';
+    } else {
+      addr_length += 1;
+    }
+    int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    ssize_t sent = ::sendto(s, data, size, MSG_NOSIGNAL, reinterpret_cast<const struct sockaddr*>(&addr), addr_length);
+    int err = errno;
+    ::close(s);
+    errno = err;
+    return sent;
   }
 
   std::string boot_id() override {

@@ -160,6 +160,11 @@ class System {
   // EAGAIN counts as listening), else -1 with errno (ECONNREFUSED: a socket
   // nobody listens on; ENOENT: no socket).
   virtual int connect_unix(const char* path) = 0;
+  // Sends `size` bytes as one datagram to the Unix datagram socket at
+  // `address`: a path, or "@name" for a name in the abstract namespace
+  // (sd_notify's NOTIFY_SOCKET forms). Returns the bytes sent, or -1 with
+  // errno (EAFNOSUPPORT: any other form of address; ENAMETOOLONG).
+  virtual ssize_t send_datagram(const char* address, const void* data, size_t size) = 0;
 
   // --- identity of this machine and boot ---
   virtual std::string boot_id() = 0;  // empty if unknown
@@ -230,6 +235,7 @@ class SystemWrapper : public System {
   LockQuery query_flock(int fd) override { return target_.query_flock(fd); }
   int shm_stat(int id, SharedMemoryStat* o) override { return target_.shm_stat(id, o); }
   int connect_unix(const char* path) override { return target_.connect_unix(path); }
+  ssize_t send_datagram(const char* a, const void* d, size_t s) override { return target_.send_datagram(a, d, s); }
   std::string boot_id() override { return target_.boot_id(); }
   std::optional<std::uint64_t> pid_namespace(pid_t p) override { return target_.pid_namespace(p); }
   std::string hostname() override { return target_.hostname(); }

@@ -484,6 +484,13 @@ TEST_F(CliTest, RunTakesOverAStaleLock) {
   Outcome o = pl({"run", "--verbose", lock_, "--", "true"});
   EXPECT_EXIT_CODE(o, 0);
   EXPECT_FALSE(exists(lock_));
+  // --verbose installs the library's log handler: the take-over is a
+  // warning on stderr. Without it the library says nothing at all.
+  EXPECT_NE(o.err.find("pidlock: [warning] acquired lock file"), std::string::npos) << o.err;
+  make_stale(lock_);
+  Outcome quiet = pl({"run", lock_, "--", "true"});
+  EXPECT_EXIT_CODE(quiet, 0);
+  EXPECT_EQ(quiet.err, "");
 }
 
 // The descriptors a program started with pidlock_test_holder's list-fds

@@ -207,6 +207,25 @@ TEST_F(KvdTest, SigtermShutsDownCleanlyRemovingSocketAndLockFiles) {
   EXPECT_EQ(request(socket_path(), "GET survives"), "VALUE yes");
 }
 
+// Run as examples/kv_daemon/kvd.service runs it (Type=notify): the service
+// manager hears READY=1 once kvd serves, and STOPPING=1 at SIGTERM.
+TEST_F(KvdTest, UnderSystemdReadyAndStoppingReachTheNotifySocket) {
+  pidlock_test::NotifySocket systemd;  // NOTIFY_SOCKET, inherited by kvd
+  auto first = start(1);
+  ASSERT_TRUE(first->wait_ready()) << first->err();
+  std::optional<std::string> message = systemd.receive();
+  // Any earlier status words come first, each its own STATUS= datagram.
+  while (message && !contains(*message, "READY=1")) message = systemd.receive();
+  ASSERT_TRUE(message) << "no READY=1; kvd said: " << first->err();
+  EXPECT_EQ(*message, "READY=1\nSTATUS=ready");
+  EXPECT_EQ(request(socket_path(), "SET k v"), "OK");
+
+  first->signal(SIGTERM);
+  EXPECT_EQ(systemd.receive(), "STOPPING=1\nSTATUS=stopping");
+  EXPECT_EQ(first->wait_exit(), 0) << first->err();
+  EXPECT_TRUE(systemd.empty()) << "STOPPING=1 is said once";
+}
+
 TEST_F(KvdTest, DeletedLockFileStopsTheServerWithinTwoSeconds) {
   auto kvd = start(1);
   ASSERT_TRUE(kvd->wait_ready()) << kvd->err();

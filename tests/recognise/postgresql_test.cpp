@@ -62,6 +62,9 @@ TEST_F(PostgreSQL, ALiveServersFilesAreRecognisedAndHeld) {
   EXPECT_EQ(r.socket_directory, server_.socket_dir());
   EXPECT_EQ(r.status, "ready");
   EXPECT_FALSE(r.shared_memory_key.empty());
+  // A real server's line 7: a key, and the id ipcs -m shows.
+  ASSERT_TRUE(r.shared_memory) << r.shared_memory_key;
+  EXPECT_GT(r.shared_memory->key, 0);
   EXPECT_EQ(std::abs(r.start_time - proc_start_epoch(server_.postmaster())) <= 2, true);
   expect_refused_and_untouched(server_.pidfile(), Reason::kPidAlive);
 

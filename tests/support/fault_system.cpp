@@ -13,7 +13,7 @@ const char* call_name(Call c) {
       "fstatat",      "unlinkat",     "fchmod", "fchown", "ftruncate", "futimens",       "set_cloexec",
       "open_unnamed", "link_unnamed", "linkat", "try_lock", "query_lock",      "unlock",
       "announce_waiter", "query_waiters", "kill", "process_stat", "process_scan", "query_flock",
-      "shm_stat",     "connect_unix",
+      "shm_stat",     "connect_unix", "send_datagram",
   };
   static_assert(sizeof kNames / sizeof kNames[0] == static_cast<size_t>(Call::kCount));
   return c < Call::kCount ? kNames[static_cast<size_t>(c)] : "?";
@@ -191,6 +191,10 @@ d::LockQuery FaultSystem::query_flock(int fd) {
 
 int FaultSystem::shm_stat(int id, d::SharedMemoryStat* out) {
   return fails(Call::kShmStat) ? -1 : SystemWrapper::shm_stat(id, out);
+}
+
+ssize_t FaultSystem::send_datagram(const char* address, const void* data, size_t size) {
+  return fails(Call::kSendDatagram) ? -1 : SystemWrapper::send_datagram(address, data, size);
 }
 
 int FaultSystem::connect_unix(const char* path) {

@@ -60,6 +60,7 @@ enum class Call {
   kQueryFlock,
   kShmStat,
   kConnectUnix,
+  kSendDatagram,
   kCount,
 };
 const char* call_name(Call c);
@@ -136,6 +137,7 @@ class FaultSystem : public d::SystemWrapper {
   d::LockQuery query_flock(int fd) override;
   int shm_stat(int id, d::SharedMemoryStat* out) override;
   int connect_unix(const char* path) override;
+  ssize_t send_datagram(const char* address, const void* data, size_t size) override;
   std::int64_t now() override { return SystemWrapper::now() + clock_offset_; }
   void checkpoint(const char* step) override;
 

@@ -10,6 +10,7 @@
 //   lock_children.hpp  locks held, left stale or inspected by children
 //   kernel_lock.hpp    who holds a lock file's kernel locks
 //   loopback.hpp       TCP on 127.0.0.1: free ports, listening, connecting
+//   notify_socket.hpp  NotifySocket: a NOTIFY_SOCKET (sd_notify) the test owns
 //   in_poll.hpp        knowing that a waiter really waits
 //   eventually.hpp     polling for a state no pipe announces
 //   proc.hpp           facts from /proc; clocks
@@ -31,6 +32,7 @@
 #include "support/kernel_lock.hpp"
 #include "support/lock_children.hpp"
 #include "support/loopback.hpp"
+#include "support/notify_socket.hpp"
 #include "support/pipe.hpp"
 #include "support/privileges.hpp"
 #include "support/proc.hpp"
