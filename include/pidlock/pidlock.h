@@ -344,9 +344,19 @@ typedef enum pidlock_log_level {
   PIDLOCK_LOG_OFF      /* nothing */
 } pidlock_log_level;
 
-/* Records below `level` are not made at all. A program that reports every
- * result itself (from the pidlock_error messages) sets PIDLOCK_LOG_OFF;
- * see docs/guide.md, "Logging", for where records go otherwise. */
+/* Receives one record: its level and its text (one line, no newline,
+ * valid only during the call). It may be called from any thread that uses
+ * pidlock, several at once; it must not call pidlock_set_log_handler. */
+typedef void (*pidlock_log_handler)(void *context, pidlock_log_level level, const char *message);
+
+/* pidlock prints nothing by itself: a program that wants its records
+ * installs a handler (for the whole process, replacing the previous one;
+ * NULL silences pidlock again). `context` is passed back unchanged.
+ * docs/guide.md, "Logging", has recipes for syslog and journald. */
+PIDLOCK_C_EXPORT void pidlock_set_log_handler(pidlock_log_handler handler, void *context);
+
+/* Records below `level` are not made at all (default PIDLOCK_LOG_INFO);
+ * PIDLOCK_LOG_OFF silences pidlock whatever the handler. */
 PIDLOCK_C_EXPORT void pidlock_set_log_level(pidlock_log_level level);
 
 /* ---- Records --------------------------------------------------------------

@@ -7,6 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <string>
+#include <string_view>
+
+#include <pidlock/logging.hpp>
 
 namespace pidlock::c_api {
 namespace {
@@ -88,4 +92,15 @@ static_assert(PIDLOCK_LOG_OFF == static_cast<int>(pidlock::LogThreshold::kOff) &
 
 extern "C" void pidlock_set_log_level(pidlock_log_level level) {
   pidlock::set_log_threshold(static_cast<pidlock::LogThreshold>(level));
+}
+
+extern "C" void pidlock_set_log_handler(pidlock_log_handler handler, void* context) {
+  if (handler == nullptr) {
+    pidlock::set_log_handler(nullptr);
+    return;
+  }
+  pidlock::set_log_handler([handler, context](pidlock::LogLevel level, std::string_view message) {
+    const std::string text(message);  // the C side wants a terminated string
+    handler(context, static_cast<pidlock_log_level>(level), text.c_str());
+  });
 }

@@ -470,9 +470,18 @@ static void test_claim_touch_and_holder_pid(void) {
   CHECK(!exists(path));
 }
 
-/* Bytes pidlock writes to stderr (Boost.Log's default sink) while a
- * child acquires and releases a lock at log level `level`. */
-static long logged_bytes(pidlock_log_level level) {
+/* A log handler that writes each record as a line to the descriptor its
+ * context points at. */
+static void write_record(void *context, pidlock_log_level level, const char *message) {
+  char line[600];
+  int n = snprintf(line, sizeof line, "%d %s\n", (int)level, message);
+  if (n > 0) (void)!write(*(int *)context, line, (size_t)n);
+}
+
+/* Bytes pidlock writes to stdout and stderr while a child acquires and
+ * releases a lock at log level `level`, with write_record installed as
+ * the handler (or none, if `with_handler` is 0). */
+static long logged_bytes(pidlock_log_level level, int with_handler) {
   int out[2];
   long total = 0;
   ssize_t n;
@@ -484,7 +493,9 @@ static long logged_bytes(pidlock_log_level level) {
     pidlock_lock *lock = NULL;
     dup2(out[1], STDERR_FILENO);
     dup2(out[1], STDOUT_FILENO);
+    static int sink = STDERR_FILENO;
     pidlock_set_log_level(level);
+    if (with_handler) pidlock_set_log_handler(write_record, &sink);
     if (pidlock_acquire(path_of("logged.pid"), NULL, &lock, NULL, NULL) != 0) _exit(1);
     _exit(pidlock_release(lock, NULL) == 0 ? 0 : 2);
   }
@@ -496,8 +507,9 @@ static long logged_bytes(pidlock_log_level level) {
 
 static void test_log_level(void) {
   current_test = "log_level";
-  CHECK(logged_bytes(PIDLOCK_LOG_INFO) > 0);
-  CHECK(logged_bytes(PIDLOCK_LOG_OFF) == 0);
+  CHECK(logged_bytes(PIDLOCK_LOG_INFO, 1) > 0);
+  CHECK(logged_bytes(PIDLOCK_LOG_OFF, 1) == 0);
+  CHECK(logged_bytes(PIDLOCK_LOG_INFO, 0) == 0); /* silent without a handler */
 }
 
 int main(void) {
