@@ -262,6 +262,46 @@ for fs in ("tmpfs", "disk"):
         ok = ok and a / b <= 3
 if cells:
     goals.append(("acquire+release without fsync ≤ 3× floor (open+flock+close)", "; ".join(cells), verdict(ok)))
+# 2b. the cycle beside PostgreSQL's (bench/cycle_cost.sh): without fsync
+# <= 1.5x the O_EXCL cycle on tmpfs and disk, with fsync <= 1.2x PostgreSQL's
+# (which fsyncs the file only; pidlock fsyncs the folder too, whose cost the
+# pg_fsync_dir row shows).
+cycle = {(r["fs"], r["impl"]): r for r in read_csv("cycle_cost.csv")}
+
+
+def cycle_cell(fs, impl, base):
+    a, b = cycle.get((fs, impl)), cycle.get((fs, base))
+    if not a or not b or not num(a["wall_us_median"]) or not num(b["wall_us_median"]):
+        return None, None
+    r_ = num(a["wall_us_median"]) / num(b["wall_us_median"])
+    instr = ""
+    if num(a["instructions_per_cycle"]) and num(b["instructions_per_cycle"]):
+        instr = f"; user-space instructions {int(num(a['instructions_per_cycle'])):,} vs " \
+                f"{int(num(b['instructions_per_cycle'])):,}"
+    return (f"{fs}: wall median {us(num(a['wall_us_median']))} vs {us(num(b['wall_us_median']))} = "
+            f"{r_:.2f}×{instr}"), r_
+
+
+cells, worst = [], None
+for fs in ("tmpfs", "disk"):
+    c, r_ = cycle_cell(fs, "pidlock_nosync", "pg_nosync")
+    if c:
+        cells.append(c)
+        worst = r_ if worst is None else max(worst, r_)
+if cells:
+    goals.append(("cycle without fsync ≤ 1.5× the PostgreSQL-style O_EXCL cycle (interleaved in one run)",
+                  "; ".join(cells), verdict(worst <= 1.5)))
+c, r_ = cycle_cell("disk", "pidlock_fsync", "pg_fsync")
+if c:
+    floor, _ = cycle_cell("disk", "pg_fsync_dir", "pg_fsync")
+    goals.append(("cycle with fsync ≤ 1.2× PostgreSQL's (file fsync; pidlock fsyncs file and folder)",
+                  c + (f". PostgreSQL's cycle with the folder's fsync added: {floor}" if floor else ""),
+                  verdict(r_ <= 1.2)))
+pf = os.path.join(RESULTS, "proc_fd.txt")
+if os.path.exists(pf):
+    text = open(pf).read().strip()
+    goals.append(("the held lock shows under its own name in /proc/PID/fd and lsof",
+                  "`ls -l /proc/PID/fd` of `pidlock run`'s command: " + text, verdict(text == "named")))
 # 3. take-over <= 1 ms
 r = t("pidlock")
 if r:

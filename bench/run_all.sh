@@ -7,6 +7,9 @@
 #   1. micro_bench (Google Benchmark, JSON)      -> docs/bench-results/micro.json
 #   1b. Python filelock's cycle                   -> docs/bench-results/filelock_cycle.csv
 #   2. system calls per cycle (strace -c)         -> docs/bench-results/syscalls.csv
+#   2b. cycle cost beside PostgreSQL's cycle: instructions (callgrind) and
+#       interleaved wall medians, tmpfs and disk, without and with fsync;
+#       the held lock's name in /proc/PID/fd       -> cycle_cost.csv, proc_fd.txt
 #   3. hand-off, take-over, loss, throughput     -> docs/bench-results/*.csv, handoff.md
 #   3b. command start-up (hyperfine) and peak memory -> cli_startup.json, cli_peak.csv
 #   4. dotlockfile take-over without -p (one trial, about 5.5 minutes of
@@ -85,6 +88,32 @@ rmdir "$FLC_TMPFS" "$FLC_DISK"
 
 echo "== system calls per cycle (strace)"
 $PY "$ROOT/bench/count_syscalls.py" "$B/pidlock_syscall_driver" "$OUT/syscalls.csv" 2000
+
+echo "== cycle cost beside PostgreSQL's cycle (bench/cycle_cost.sh)"
+CC_N=20000; CC_FSYNC_N=300; CC_ROUNDS=7
+[ -n "$QUICK" ] && CC_N=2000 && CC_FSYNC_N=30 && CC_ROUNDS=3
+CC_TMPFS=$(mktemp -d /dev/shm/pidlock-cc.XXXXXX)
+CC_DISK=$(mktemp -d /tmp/pidlock-cc.XXXXXX)
+{
+  echo "fs,impl,instructions_per_cycle,wall_us_median"
+  for fs in tmpfs disk; do
+    d=$CC_TMPFS; [ $fs = disk ] && d=$CC_DISK
+    "$ROOT/bench/cycle_cost.sh" "$B/pidlock_syscall_driver" "$d" $CC_N $CC_ROUNDS pidlock_nosync pg_nosync |
+      tail -n +2 | sed "s|^\([^,]*\),[^,]*,|$fs,\1,|"
+  done
+  "$ROOT/bench/cycle_cost.sh" "$B/pidlock_syscall_driver" "$CC_DISK" $CC_FSYNC_N $CC_ROUNDS \
+    pidlock_fsync pg_fsync pg_fsync_dir | tail -n +2 | sed "s|^\([^,]*\),[^,]*,|disk,\1,|"
+} >"$OUT/cycle_cost.csv"
+rm -rf "$CC_TMPFS" "$CC_DISK"
+# Goal: the held lock shows under its own name (ls -l /proc/PID/fd, lsof).
+rm -f "$OUT/proc_fd.txt"
+if [ -n "$CLI" ]; then
+  PF=$(mktemp -d /tmp/pidlock-pf.XXXXXX)
+  "$CLI" run "$PF/named.lock" -- sh -c 'ls -l /proc/$$/fd' >"$PF/fds" 2>/dev/null || true
+  if grep -q "$PF/named.lock\$" "$PF/fds"; then echo "named" >"$OUT/proc_fd.txt"
+  else echo "not named: $(grep -i lock "$PF/fds" | head -1)" >"$OUT/proc_fd.txt"; fi
+  rm -rf "$PF"
+fi
 
 echo "== hand-off, take-over, loss, throughput"
 "$B/pidlock_handoff" suite --out "$OUT" ${CLI:+--cli "$CLI"} $QUICK >"$OUT/handoff.md"

@@ -4,7 +4,10 @@
 //
 // bench/count_syscalls.py runs it with N = 0 and N = 2000 and divides the
 // difference by 2000, so start-up calls cancel out. IMPL is one of
-// floor_flock, pidlock_nosync, pidlock_fsync, pg_fsync, liblockfile.
+// floor_flock, pidlock_nosync, pidlock_fsync, pg_nosync, pg_fsync, pg_fsync_dir
+// (PostgreSQL's cycle plus an fsync of the folder, as pidlock's durable
+// creation does), liblockfile.
+// bench/cycle_cost.sh runs it under callgrind and for wall time.
 #include <pidlock/pidlock.hpp>
 
 #ifdef PIDLOCK_BENCH_HAVE_LIBLOCKFILE
@@ -45,9 +48,15 @@ int main(int argc, char** argv) {
     } else if (impl == "pidlock_nosync" || impl == "pidlock_fsync") {
       pidlock::LockHandle h = manager.acquire(path, options);
       if (h.release()) return 3;
-    } else if (impl == "pg_fsync") {
+    } else if (impl == "pg_fsync" || impl == "pg_nosync" || impl == "pg_fsync_dir") {
       int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd < 0 || ::write(fd, record.data(), record.size()) < 0 || ::fsync(fd) != 0) return 3;
+      if (fd < 0 || ::write(fd, record.data(), record.size()) < 0) return 3;
+      if (impl != "pg_nosync" && ::fsync(fd) != 0) return 3;
+      if (impl == "pg_fsync_dir") {
+        int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || ::fsync(dfd) != 0) return 3;
+        ::close(dfd);
+      }
       ::close(fd);
       ::unlink(path.c_str());
 #ifdef PIDLOCK_BENCH_HAVE_LIBLOCKFILE

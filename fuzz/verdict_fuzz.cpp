@@ -87,9 +87,6 @@ class FakeSystem final : public d::SystemWrapper {
   int ftruncate(int, off_t) override { return fail(); }
   int futimens(int, const struct timespec*) override { return fail(); }
   int set_cloexec(int, bool) override { return fail(); }
-  int open_unnamed(int, mode_t, bool) override { return fail(); }
-  int link_unnamed(int, int, const char*) override { return fail(); }
-  int linkat(int, const char*, int, const char*) override { return fail(); }
   d::KernelLock try_lock(int) override {
     errno = ENOSYS;
     return d::KernelLock::kError;

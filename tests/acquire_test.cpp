@@ -106,6 +106,30 @@ TEST_P(FreshAcquire, CreatesMode0600RecordOfThisProcessAndReleaseRemovesIt) {
 
 INSTANTIATE_TEST_SUITE_P(Umask, FreshAcquire, ::testing::Values(mode_t{0}, mode_t{077}, mode_t{022}));
 
+// An administrator reads /proc/PID/fd (and lsof) to see which files a
+// daemon holds: the held lock shows under its own name, not as an unnamed
+// "/... (deleted)" inode; taken over in place, too.
+TEST(Acquire, HeldLockShowsUnderItsOwnNameInProcFd) {
+  TempDir dir;
+  const std::string lock = dir / "named.pid";
+  const std::string expected = canonical(dir.path()) + "/named.pid";
+  auto fd_target = [](int fd) {
+    char buf[4096];
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf);
+    return n < 0 ? std::string("(readlink failed)") : std::string(buf, static_cast<size_t>(n));
+  };
+  LockManager manager;
+  LockHandle fresh = manager.acquire(lock);
+  EXPECT_EQ(fd_target(fresh.native_handle()), expected);
+  EXPECT_FALSE(fresh.release());
+
+  ASSERT_GT(leave_stale_lock(lock), 0);
+  LockHandle taken = manager.acquire(lock);
+  ASSERT_TRUE(taken.took_over());
+  EXPECT_EQ(fd_target(taken.native_handle()), expected);
+}
+
 TEST(Acquire, HeldByLiveChildThrowsLockHeldErrorNamingTheChild) {
   TempDir dir;
   const std::string lock = dir / "held.pid";

@@ -374,6 +374,10 @@ TEST_P(ImpossiblePid, AcquireTakesOverOnlyAStaleFileAndLeavesTheRestUnchanged) {
     SCOPED_TRACE(kernel_locks ? "kernel locks" : "no kernel locks");
     write_lock();
     const struct stat before = stat_of(lock_);
+    // Kept open (read-only: no sign of life), a removed file's inode cannot
+    // be freed, so a new file cannot get its number and pass for it.
+    const int keep_inode = ::open(lock_.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(keep_inode, 0);
     RecordingSystem recorder(kernel_locks);
     recorder.watch(lock_);
     ScopedSystem scoped(&recorder);
@@ -406,6 +410,7 @@ TEST_P(ImpossiblePid, AcquireTakesOverOnlyAStaleFileAndLeavesTheRestUnchanged) {
       EXPECT_EQ(read_file(lock_), bytes_);
       expect_untouched(before, stat_of(lock_));
     }
+    ::close(keep_inode);
   }
 }
 
@@ -695,7 +700,9 @@ TEST(ReadOnlyFileSystem, StaleLockIsInspectedButAcquireFailsWithErofsAndChangesN
                                        holder_pid));
   EXPECT_EQ(child.read_line(), std::optional<std::string>("acquire EROFS"));
   const std::string what = child.read_line().value_or("");
-  EXPECT_EQ(what.rfind("acquire-what create lock file \"" + lock + "\": ", 0), 0u) << what;
+  // open(O_CREAT|O_EXCL) reports EEXIST before EROFS: the stale file is
+  // judged, and its take-over is what the read-only mount refuses.
+  EXPECT_EQ(what.rfind("acquire-what take over stale lock file \"" + lock + "\": ", 0), 0u) << what;
   EXPECT_NE(what.find(std::strerror(EROFS)), std::string::npos) << what;
   EXPECT_EQ(child.read_line(), std::optional<std::string>("acquire-fresh EROFS"));
   // break_stale names the real cause: the file system is read-only.

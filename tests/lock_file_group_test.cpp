@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,6 +110,10 @@ TEST(LockFileGroup, AStaleFileOfAnotherGroupIsReplacedOneOfTheGroupRewritten) {
   const std::string lock = dir / "shared.pid";
   leave_stale_lock(lock);  // our own group
   const ino_t other_group_inode = stat_of(lock).st_ino;
+  // Kept open (read-only: no sign of life), the replaced inode cannot be
+  // freed, so the new file cannot get its number back.
+  const int keep_inode = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(keep_inode, 0);
   LockManager manager;
   {
     LockHandle handle = manager.acquire(lock, shared_with_group());
@@ -117,6 +122,7 @@ TEST(LockFileGroup, AStaleFileOfAnotherGroupIsReplacedOneOfTheGroupRewritten) {
     EXPECT_EQ(st.st_gid, kSharedGroup);
     EXPECT_NE(st.st_ino, other_group_inode) << "a file of another group must not be rewritten in place";
   }
+  ::close(keep_inode);
   leave_stale_lock(lock);
   ASSERT_EQ(::chown(lock.c_str(), static_cast<uid_t>(-1), kSharedGroup), 0);
   const ino_t same_group_inode = stat_of(lock).st_ino;

@@ -43,13 +43,20 @@ std::string truncated_record() {
   return full.substr(0, full.size() / 2);  // cut in the middle of a field
 }
 
+// An empty file written a minute ago: older than any creator between its
+// open(O_CREAT|O_EXCL) and its lock (a young one is "in creation", below).
+void write_old_empty_file(const std::string& p) {
+  write_file(p, "");
+  age_file(p, 60);
+}
+
 // What a crash or a power loss can leave of a lock (empty, zeroed, a
 // truncated pidlock record) is stale once no kernel lock is held; garbage
 // and binary data are no lock record at all: unknown, and never
 // taken over.
 std::vector<BadFile> bad_files() {
   return {
-      {"Empty", Verdict::kStale, Reason::kEmptyFile, [](const std::string& p) { write_file(p, ""); }},
+      {"Empty", Verdict::kStale, Reason::kEmptyFile, write_old_empty_file},
       {"Garbage", Verdict::kUnknown, Reason::kNotALockRecord,
        [](const std::string& p) { write_file(p, "not a pid\n\x01\x02\xff garbage\n"); }},
       {"TruncatedPidlockRecord", Verdict::kStale, Reason::kUnparsable,
@@ -100,6 +107,31 @@ TEST_P(StaleFile, WithoutKernelLockOnlyALockRemnantIsTakenOver) {
   struct stat st {};
   ASSERT_EQ(::stat(lock.c_str(), &st), 0);
   EXPECT_LT(st.st_size, 4096) << "the huge file was replaced by a record";
+}
+
+// The creation rule: an empty, unlocked file younger than a creator needs
+// to lock it may be a creator's between its open(O_CREAT|O_EXCL) and its
+// lock. inspect() says unknown (counts as held), break_stale() leaves it,
+// and an acquire looks again for a moment, then takes it over by itself
+// (a crashed creator's leftover needs nobody, G2).
+TEST(YoungEmptyFile, IsInCreationForInspectAndBreakYetAcquireTakesItOver) {
+  TempDir dir;
+  const std::string lock = dir / "young.pid";
+  write_file(lock, "");
+  LockManager manager;
+  pidlock::Inspection insp = manager.inspect(lock);
+  EXPECT_EQ(insp.verdict, Verdict::kUnknown) << insp.detail;
+  EXPECT_EQ(insp.reason, Reason::kEmptyFile) << insp.detail;
+  EXPECT_NE(insp.detail.find("creating"), std::string::npos) << insp.detail;
+  EXPECT_FALSE(manager.break_stale(lock).removed);
+  EXPECT_TRUE(exists(lock));
+
+  LockHandle handle = manager.acquire(lock);
+  ASSERT_TRUE(handle.held());
+  EXPECT_TRUE(handle.took_over());
+  ASSERT_TRUE(handle.previous_holder());
+  EXPECT_EQ(handle.previous_holder()->reason, Reason::kEmptyFile);
+  EXPECT_EQ(first_line(lock), std::to_string(::getpid()));
 }
 
 // A file larger than any lock record cannot be a remnant of one: it may be
@@ -177,6 +209,7 @@ TEST(StaleFile, BreakStaleRemovesOnlyStaleFiles) {
   EXPECT_EQ(none.inspection.verdict, Verdict::kFree);
 
   write_file(lock, "");
+  age_file(lock, 60);  // a young one may be in creation: see YoungEmptyFile
   pidlock::BreakResult broke = manager.break_stale(lock);
   EXPECT_TRUE(broke.removed);
   EXPECT_EQ(broke.inspection.reason, Reason::kEmptyFile);

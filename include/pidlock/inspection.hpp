@@ -29,7 +29,9 @@ enum class Reason {
   kKernelLockHeld,        ///< held: a process holds the file's kernel lock
   kKernelLockFree,        ///< stale: pidlock record, nobody holds its lock
   kEmptyFile,             ///< stale: empty file (or NUL bytes only), nobody
-                          ///<   holds its kernel lock, and no sign of life
+                          ///<   holds its kernel lock, and no sign of life;
+                          ///<   unknown while an empty file is young (a
+                          ///<   creator between its open and its lock)
   kUnparsable,            ///< stale: a damaged pidlock record (torn or
                           ///<   truncated), nobody holds its kernel lock
   kPidAlive,              ///< held: foreign record, the pid is alive and is

@@ -3,11 +3,13 @@
 ///
 /// Modelled on PostgreSQL's CreateLockFile, made exact:
 ///
-///  * The record is written complete into an unnamed file (O_TMPFILE) that is
-///    already kernel-locked, then link()ed into place. link() fails with
-///    EEXIST like O_CREAT|O_EXCL, so at most one creator wins; no reader ever
-///    sees an empty or half-written pidlock record, and no holder's file is
-///    ever visible unlocked.
+///  * The file is created at the lock's name with O_CREAT|O_EXCL (at most one
+///    creator wins), kernel-locked, checked to still have that name, and
+///    written with the complete record in one pwrite. Readers follow the
+///    creation rule: a locked file is held whatever it holds (a record being
+///    written), and an empty unlocked file younger than 2 s is a lock "in
+///    creation" (unknown; an acquire looks again a few times, then takes it
+///    over) -- so a crash at any step leaves nothing that needs a person.
 ///  * On EEXIST the existing file is opened (never through a symlink; never
 ///    blocking on a FIFO) and its kernel lock is tried. Taking it proves that
 ///    no pidlock holder is alive; failing proves one is.
@@ -74,8 +76,7 @@ class PIDLOCK_EXPORT LockManager {
   /// On success the file at `path` holds this process's record (see
   /// holder_record.hpp) and stays kernel-locked until the handle is
   /// released. If a stale lock was there, it was removed and took_over()
-  /// says so. Creates only `path` (and, transiently, an unnamed O_TMPFILE
-  /// inode in the same folder); the folder must exist.
+  /// says so. Creates only `path`; the folder must exist.
   ///
   /// Fails with:
   ///  * LockHeldError (errc::held): held or unknown; holder() has the verdict.

@@ -64,7 +64,8 @@ struct AcquireOptions {
   /// users inspect the lock (`pidlock status`); 0660 lets them take it.
   mode_t mode = 0600;
 
-  /// Group of a new lock file, set with fchown before the file has a name.
+  /// Group of a new lock file, set with fchown right after the file is
+  /// created and locked, before its record is written.
   /// Empty: the group a new file gets (the folder's where it is set-group-ID,
   /// else our effective group). A process may only choose a group it is a
   /// member of (unless it is root): otherwise acquire() fails with EPERM

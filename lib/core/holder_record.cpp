@@ -5,6 +5,7 @@
 
 #include <boost/crc.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <limits>
@@ -194,26 +195,46 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
   return failure("out of memory while parsing");
 }
 
+namespace {
+
+// Appends integers without a temporary string: format_record runs on every
+// acquire, and its streams and temporaries once cost more user-space time
+// than the acquire's system calls.
+template <typename Int>
+void append_integer(std::string& out, Int value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out.append(digits, static_cast<size_t>(end - digits));
+}
+
+template <typename Int>
+void append_field(std::string& out, std::string_view key, Int value) {
+  out += key;
+  append_integer(out, value);
+  out += '\n';
+}
+
+void append_field(std::string& out, std::string_view key, const std::string& value) {
+  out += key;
+  out += value;
+  out += '\n';
+}
+
+}  // namespace
+
 std::string format_record(const HolderRecord& record, std::size_t min_size) {
   std::string out;
-  out.reserve(256);
-  out += std::to_string(record.pid);
-  out += '\n';
-  out += record.data_directory;
-  out += '\n';
-  out += std::to_string(record.start_time);
-  out += '\n';
-  for (const std::string& line : record.application_lines) {
-    out += line;
-    out += '\n';
-  }
-  out += "pidlock-format=" + std::to_string(kRecordFormatVersion) + '\n';
-  if (record.process_start_ticks)
-    out += "process-start-ticks=" + std::to_string(*record.process_start_ticks) + '\n';
-  if (!record.boot_id.empty()) out += "boot-id=" + record.boot_id + '\n';
-  if (record.pid_namespace) out += "pid-namespace=" + std::to_string(*record.pid_namespace) + '\n';
-  if (!record.host.empty()) out += "host=" + record.host + '\n';
-  out += "status=" + record.status + '\n';
+  out.reserve(std::max<std::size_t>(min_size, 192 + record.data_directory.size() + record.host.size()));
+  append_field(out, "", record.pid);
+  append_field(out, "", record.data_directory);
+  append_field(out, "", record.start_time);
+  for (const std::string& line : record.application_lines) append_field(out, "", line);
+  append_field(out, "pidlock-format=", kRecordFormatVersion);
+  if (record.process_start_ticks) append_field(out, "process-start-ticks=", *record.process_start_ticks);
+  if (!record.boot_id.empty()) append_field(out, "boot-id=", record.boot_id);
+  if (record.pid_namespace) append_field(out, "pid-namespace=", *record.pid_namespace);
+  if (!record.host.empty()) append_field(out, "host=", record.host);
+  append_field(out, "status=", record.status);
   if (record.without_kernel_lock) out += "kernel-lock=none\n";
   constexpr size_t kChecksumLine = kChecksumPrefix.size() + 8 + 1;
   size_t natural = out.size() + kChecksumLine;
@@ -225,10 +246,13 @@ std::string format_record(const HolderRecord& record, std::size_t min_size) {
     out.append(pad > 5 ? pad - 5 : 0, ' ');
     out += '\n';
   }
-  char checksum[16];
-  std::snprintf(checksum, sizeof checksum, "%08x", crc32_of(out));
+  // Eight hex digits, zero-padded.
+  static constexpr char kHex[] = "0123456789abcdef";
+  const std::uint32_t crc = crc32_of(out);
+  char checksum[8];
+  for (int i = 0; i < 8; ++i) checksum[i] = kHex[(crc >> (28 - 4 * i)) & 0xf];
   out += kChecksumPrefix;
-  out += checksum;
+  out.append(checksum, sizeof checksum);
   out += '\n';
   return out;
 }

@@ -6,6 +6,8 @@
 
 #include <boost/filesystem/operations.hpp>
 
+#include <fcntl.h>
+
 #include <thread>
 
 namespace pidlock::detail {
@@ -33,10 +35,9 @@ Failure Acquirer::start() {
   self_ = self_identity(/*with_parent=*/false);  // judge() calls get a full one
   record_ = make_record(self_, self_.pid);
   record_.status = options_.status;
-  if (Failure f = resolve_folder(loc_, path_, &folder_)) return f;
-  boost::filesystem::path data_dir =
-      options_.data_directory.empty() ? folder_ : boost::filesystem::absolute(options_.data_directory);
-  record_.data_directory = data_dir.lexically_normal().string();
+  record_.data_directory = options_.data_directory.empty()
+                               ? loc_.folder
+                               : boost::filesystem::absolute(options_.data_directory).lexically_normal().string();
   if (record_.data_directory.find('\n') != std::string::npos)
     return pidlock_failure(errc::invalid_argument, "acquire", "the data directory contains a newline");
   return {};
@@ -72,16 +73,15 @@ Acquirer::Step Acquirer::pause() {
   return Step::kAgain;
 }
 
-// Publishes our file under the lock's name; EEXIST sends us to the file
-// that is there.
+// Creates our file at the lock's name; EEXIST (or a contender that took
+// our young file from us) sends us to the file that is there.
 Acquirer::Step Acquirer::create() {
-  if (!prepared_.fd.valid()) {
-    if (Failure f = prepare(loc_, options_, record_, &prepared_)) return fail(std::move(f));
-    record_.without_kernel_lock = prepared_.without_kernel_lock;
+  bool lost = false;
+  if (Failure f = create_at_name(loc_, options_, record_, &created_, &lost)) {
+    created_.reset();
+    return fail(std::move(f));
   }
-  sys().checkpoint("acquire.before_link");
-  if (publish(loc_, prepared_) == 0) return finish_published();
-  if (errno != EEXIST) return fail(system_failure("create lock file"));
+  if (!lost) return finish_created();
   if (waits_ && !waiter_) {
     waiter_.emplace(options_.timeout, options_.canceller, options_.recheck_interval);
     if (Failure f = waiter_->start()) return fail(std::move(f));
@@ -89,39 +89,26 @@ Acquirer::Step Acquirer::create() {
   return Step::kExamine;
 }
 
-// Our file has the name. The name is ours: nobody else may remove or
-// replace a file whose kernel lock we hold, so on failure we take back
-// what we published.
-Acquirer::Step Acquirer::finish_published() {
-  sys().checkpoint("acquire.linked");
-  if (!prepared_.temp_name.empty()) {
-    sys().unlinkat(loc_.dir.get(), prepared_.temp_name.c_str(), 0);
-    prepared_.temp_name.clear();
+// Our file has the name, our lock and our record. A durable lock also
+// makes the name durable: the folder is fsynced (PostgreSQL fsyncs the
+// file alone, which leaves the new name to the file system's journal).
+Acquirer::Step Acquirer::finish_created() {
+  record_.without_kernel_lock = created_.without_kernel_lock;
+  if (options_.durable) {
+    UniqueFd folder(loc_.open_folder());
+    if (!folder.valid() || fsync_fd(folder.get()) != 0) {
+      Failure f = system_failure("fsync lock folder");
+      created_.reset();  // removes the file: ours, locked
+      return fail(std::move(f));
+    }
   }
-  if (options_.durable && fsync_fd(loc_.dir.get()) != 0) {
-    Failure f = system_failure("fsync lock folder");
-    sys().unlinkat(loc_.dir.get(), loc_.name.c_str(), 0);  // ours: same inode, locked
-    return fail(std::move(f));
-  }
-  NameLook look;
-  Failure f = names_same_file(loc_, prepared_.st, &look);
-  if (!f && look.gone) {
-    errno = ENOENT;
-    f = system_failure("stat lock file");
-  }
-  if (f) {
-    f.operation = "stat lock file after creating it";
-    if (!look.gone) sys().unlinkat(loc_.dir.get(), loc_.name.c_str(), 0);
-    return fail(std::move(f));
-  }
-  if (!look.same)
-    return fail(pidlock_failure(errc::lock_lost, "acquire", "the lock file was replaced right after it was created"));
-  prepared_.in_table = false;  // the lock owns the table entry now
-  return succeed(std::move(prepared_.fd), prepared_.st, std::move(prepared_.written));
+  created_.keep();  // the lock owns the file and the table entry now
+  return succeed(std::move(created_.fd), created_.st, std::move(created_.written));
 }
 
 Acquirer::Step Acquirer::examine_existing() {
-  if (Failure f = examine(loc_, options_.judge, /*take_lock=*/true, &found_, waits_ ? waiter_->notifier() : nullptr))
+  if (Failure f = examine(loc_, options_.judge, /*take_lock=*/true, &found_, waits_ ? waiter_->notifier() : nullptr,
+                          /*creation_grace=*/contested_ < kContestedRetries))
     return fail(std::move(f));
   if (found_.file.vanished) return Step::kRetry;
   // A forked child acquiring a lock it inherited from its parent would wait
@@ -155,6 +142,8 @@ Acquirer::Step Acquirer::wait_in_place() {
 
 Acquirer::Step Acquirer::decide() {
   const Inspection& insp = found_.inspection;
+  // A creator between its open and its lock: look again in a moment.
+  if (found_.in_creation) return Step::kPause;
   if (insp.reason == Reason::kHeldByThisProcess) {
     // Another thread's lock is waited for like another process's: its
     // release hands the file over, or removes it, and wakes us. The
@@ -180,9 +169,10 @@ Acquirer::Step Acquirer::decide() {
 Acquirer::Step Acquirer::take_over() {
   const Inspection& insp = found_.inspection;
   ExistingFile& file = found_.file;
-  if (file.st.st_nlink > 1 && found_.locked_by_us && sweep_orphaned_temps(loc_, &file.st) > 0) {
-    // A crash between link() and the removal of the fallback's hidden name
-    // left the lock file with a second name; that name is gone now.
+  if (file.st.st_nlink > 1 && found_.locked_by_us && sweep_orphaned_temps(loc_, file.st) > 0) {
+    // An older version that crashed between link() and the removal of its
+    // hidden temporary name left the lock file with a second name; that
+    // name is gone now.
     if (sys().fstat(file.fd.get(), &file.st) != 0) return fail(system_failure("stat lock file"));
   }
   if (file.st.st_nlink > 1)
@@ -232,12 +222,15 @@ Acquirer::Step Acquirer::wait_or_refuse() {
   if (!waits_) return refuse_or_pause();
   if (waiter_->settle_after_close(found_.kernel)) return Step::kRetry;
   const std::pair<dev_t, ino_t> id{found_.file.st.st_dev, found_.file.st.st_ino};
-  if (found_.kernel == KernelEvidence::kHeld && not_announced_ != id) {
+  // Not on a file whose record is still being written (creation rule):
+  // if its creator dies before the write, the empty file's lock goes free
+  // while announced waiters keep it open, and an empty file kept open is
+  // held by the signs of life (Python's SoftFileLock) -- by its waiters.
+  // Unannounced, we sleep until its creator closes it, and look again.
+  const bool record_written = found_.inspection.holder.has_value();
+  if (found_.kernel == KernelEvidence::kHeld && record_written && not_announced_ != id) {
     const Inspection& insp = found_.inspection;
-    if (announce(loc_, found_, &announced_, insp.holder ? insp.holder->pid : 0)) {
-      prepared_.reset();  // taken over in place, the lock needs no file of ours
-      return Step::kAgain;
-    }
+    if (announce(loc_, found_, &announced_, insp.holder ? insp.holder->pid : 0)) return Step::kAgain;
     not_announced_ = id;
   }
   return sleep_on_holder();
@@ -276,7 +269,7 @@ Acquirer::Step Acquirer::refuse_or_pause() {
 // holds the kernel lock and our record, as the bytes `written`.
 Acquirer::Step Acquirer::succeed(UniqueFd fd, const struct stat& st, std::string written) {
   FileLockSetup setup;
-  setup.path = folder_ / loc_.name;
+  setup.path = loc_.at;
   setup.record = std::move(record_);  // the acquire is over
   setup.written = std::move(written);
   setup.previous = std::move(previous_);

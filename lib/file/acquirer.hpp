@@ -2,8 +2,8 @@
 //
 //          +---------------------------- again ---------------------------+
 //          v                                                              |
-//   create: publish our file --EEXIST--> examine: look at theirs --> decide:
-//     | linked                               | vanished: retry          |  stale: take over in place
+//   create: our file at the name --EEXIST--> examine: look at theirs --> decide:
+//     | created                              | vanished: retry          |  stale: take over in place
 //     v                                      v                          |         (or remove, retry)
 //   done: a FileLock                       again                        |  held:  wait (announced: wait
 //                                                                       |         in place) or refuse
@@ -14,7 +14,8 @@
 // dispatches. Attempts are counted in one place (retry()): a non-waiting
 // acquire gives up after options.max_attempts creations lost to a file
 // that then vanished, was removed as stale, or changed under us; a pause
-// for a contender in the middle of a take-over (pause()) costs nothing.
+// for a contender in the middle of a take-over, or of a creation (a file
+// "in creation", examine.hpp), costs nothing (pause()).
 // A waiting acquire is bounded by its deadline instead.
 #ifndef PIDLOCK_FILE_ACQUIRER_HPP
 #define PIDLOCK_FILE_ACQUIRER_HPP
@@ -62,7 +63,7 @@ class Acquirer {
   Failure start();
   Step advance(Step step);
   Step create();
-  Step finish_published();
+  Step finish_created();
   Step examine_existing();
   Step wait_in_place();
   Step decide();
@@ -81,9 +82,8 @@ class Acquirer {
   const bool waits_;
   SelfIdentity self_;
   LockLocation loc_;
-  boost::filesystem::path folder_;  // canonical
   HolderRecord record_;
-  Prepared prepared_;
+  Created created_;
   Examined found_;
   std::optional<Inspection> previous_;  // the stale lock taken over
   int attempts_ = 0;

@@ -1,8 +1,9 @@
-// Creating a lock file: the record is written complete into an unnamed
-// (O_TMPFILE) inode that is already kernel-locked, which link() then gives
-// the lock's name. link() fails with EEXIST like O_CREAT|O_EXCL, so at most
-// one creator wins, and no reader ever sees an empty, half-written or
-// unlocked pidlock file.
+// Creating a lock file, as PostgreSQL does, at the lock's own name:
+// open(O_CREAT|O_EXCL) (at most one creator wins; the others get EEXIST
+// and look at the winner's file), then the kernel lock, then the record
+// in one pwrite. Between the open and the lock the file is empty and
+// unlocked, and while the record is written it is locked but incomplete;
+// readers apply the creation rule for both (examine.hpp, "in creation").
 #ifndef PIDLOCK_FILE_CREATE_HPP
 #define PIDLOCK_FILE_CREATE_HPP
 
@@ -12,53 +13,49 @@
 #include "core/failure.hpp"
 #include "file/lock_location.hpp"
 
-#include <boost/filesystem/path.hpp>
-
 #include <sys/stat.h>
 
 #include <string>
 
 namespace pidlock::detail {
 
-// The lock file this process is about to publish: an unnamed (or, where the
-// file system has no O_TMPFILE, a temporarily named) inode, already locked
-// and holding the complete record, and entered in the process table.
-struct Prepared {
+// The lock file this process created, locked, and holds the complete
+// record of, entered in the process table. Until released (handed to a
+// FileLock), its destructor takes all of it back: out of the table, and
+// the name removed while our kernel lock still proves the file ours.
+struct Created {
   UniqueFd fd;
-  std::string temp_name;  // empty for an unnamed file
-  std::string written;    // the record's bytes, as written
+  std::string written;  // the record's bytes, as written
   bool without_kernel_lock = false;
   struct stat st {};
   bool in_table = false;
-  const LockLocation* loc = nullptr;
+  const LockLocation* loc = nullptr;  // set while the name is ours to remove
 
-  Prepared() = default;
-  Prepared(const Prepared&) = delete;
-  Prepared& operator=(const Prepared&) = delete;
-  ~Prepared() { reset(); }
+  Created() = default;
+  Created(const Created&) = delete;
+  Created& operator=(const Created&) = delete;
+  ~Created() { reset(); }
 
-  // Gives the file up: out of the table, its temporary name removed.
   void reset();
+  // The file is the lock's now: nothing is taken back.
+  void keep() {
+    in_table = false;
+    loc = nullptr;
+  }
 };
 
-// Makes the file, locks it, writes `record` into it (durably if asked).
-Failure prepare(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
-                Prepared* out);
+// Creates the file at `loc`, locks it and writes `record` into it (and
+// fsyncs the file when options.durable). *lost is set, with nothing
+// created, when the name is taken: EEXIST, or a contender that judged our
+// file before we locked it (see the creation rule) took it from us.
+Failure create_at_name(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
+                       Created* out, bool* lost);
 
-// Gives the prepared file the lock's name: 0, or -1 with errno (EEXIST: the
-// name is taken).
-int publish(const LockLocation& loc, const Prepared& prepared);
-
-// Removes the fallback's hidden temporaries (see prepare()) that a crash
-// left beside the lock. With `locked_inode` (a stale lock file whose kernel
-// lock we hold), removes only that inode's other names. Returns how many
-// names it removed.
-int sweep_orphaned_temps(const LockLocation& loc, const struct stat* locked_inode = nullptr);
-
-// The canonical path of the lock's folder: the kernel's name for the folder
-// descriptor we hold (one readlink), or, without /proc, Boost's canonical().
-Failure resolve_folder(const LockLocation& loc, const boost::filesystem::path& path,
-                       boost::filesystem::path* out);
+// Removes the hidden temporaries that versions which created lock files
+// through a temporary name could leave beside the lock after a crash:
+// those names of the stale inode `locked_inode`, whose kernel lock we
+// hold. Returns how many names it removed.
+int sweep_orphaned_temps(const LockLocation& loc, const struct stat& locked_inode);
 
 }  // namespace pidlock::detail
 

@@ -10,6 +10,19 @@ namespace pidlock::detail {
 
 namespace {
 
+bool young_and_empty(const struct stat& st) {
+  return st.st_size == 0 && sys().now() - static_cast<std::int64_t>(st.st_mtim.tv_sec) < kYoungFile;
+}
+
+Inspection in_creation_inspection() {
+  Inspection i;
+  i.verdict = Verdict::kUnknown;
+  i.reason = Reason::kEmptyFile;
+  i.detail = "the file is empty, young and not locked: a process is probably creating it (an empty file older "
+             "than " + std::to_string(kYoungFile) + " s that nobody locks is stale)";
+  return i;
+}
+
 // The verdict on a file this process holds (its inode is in the table).
 Failure judge_own(const Examined& found, Inspection* out) {
   ParsedRecord parsed;
@@ -27,7 +40,7 @@ Failure judge_own(const Examined& found, Inspection* out) {
 // lock needs a writable description, opened here and kept in `out` if it
 // still names the inode examined.
 Failure take_free_lock(const LockLocation& loc, Examined* out) {
-  int fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int fd = open_at(AT_FDCWD, loc.at.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
     out->file = ExistingFile{};
     out->file.vanished = true;
@@ -65,7 +78,7 @@ Failure take_free_lock(const LockLocation& loc, Examined* out) {
 }  // namespace
 
 Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_lock, Examined* out,
-                ChangeNotifier* notifier) {
+                ChangeNotifier* notifier, bool creation_grace) {
   Failure f = open_existing(loc, &out->file);
   if (f || out->file.vanished) return f;
   if (notifier != nullptr) {
@@ -88,6 +101,16 @@ Failure examine(const LockLocation& loc, const JudgeOptions& options, bool take_
     case LockQuery::kHeld: out->kernel = KernelEvidence::kHeld; break;
     case LockQuery::kUnsupported: out->kernel = KernelEvidence::kNone; break;
     case LockQuery::kError: return system_failure("query kernel lock of lock file");
+  }
+  // A file in creation is not locked to be judged (its creator's lock
+  // would fail on ours), nor searched for signs of life: its creator has it
+  // open, and the search costs a scan of /proc. An empty file that another
+  // program flock()s (flock(1), Python's filelock) is that program's.
+  if (creation_grace && out->kernel == KernelEvidence::kFree && young_and_empty(out->file.st) &&
+      sys().query_flock(out->file.fd.get()) != LockQuery::kHeld) {
+    out->in_creation = true;
+    out->inspection = in_creation_inspection();
+    return {};
   }
   if (take_lock && out->kernel == KernelEvidence::kFree) {
     if (Failure lf = take_free_lock(loc, out)) return lf;

@@ -13,26 +13,44 @@
 #include <unistd.h>
 
 #include <mutex>
-#include <set>
 #include <thread>
 
 namespace pidlock::detail {
 
-namespace {
-
 // Every FileLock of this process, and in a forked child those of its
 // parent: the child's memory holds copies of them, and their descriptors
-// are still open, each a share of its parent's lock.
-std::mutex& registry_mutex() {
-  static auto* m = new std::mutex;  // never destroyed: used at exit
-  return *m;
-}
-std::set<FileLock*>& registry() {
-  static auto* r = new std::set<FileLock*>;
-  return *r;
-}
+// are still open, each a share of its parent's lock. A list threaded
+// through the locks themselves: entering and leaving it allocates nothing.
+class FileLockRegistry {
+ public:
+  static std::mutex& mutex() {
+    static auto* m = new std::mutex;  // never destroyed: used at exit
+    return *m;
+  }
+  // The caller holds mutex().
+  static void insert(FileLock* lock) {
+    lock->registry_next_ = head_;
+    if (head_ != nullptr) head_->registry_prev_ = lock;
+    head_ = lock;
+  }
+  static void erase(FileLock* lock) {
+    if (lock->registry_prev_ != nullptr) lock->registry_prev_->registry_next_ = lock->registry_next_;
+    else head_ = lock->registry_next_;
+    if (lock->registry_next_ != nullptr) lock->registry_next_->registry_prev_ = lock->registry_prev_;
+    lock->registry_prev_ = lock->registry_next_ = nullptr;
+  }
+  template <typename Visit>
+  static void for_each(Visit visit) {
+    for (FileLock* lock = head_; lock != nullptr;) {
+      FileLock* next = lock->registry_next_;
+      visit(lock);
+      lock = next;
+    }
+  }
 
-}  // namespace
+ private:
+  static inline FileLock* head_ = nullptr;
+};
 
 FileLock::FileLock(FileLockSetup&& setup, UniqueFd fd, const struct stat& st)
     : HeldLock(std::move(setup.path), std::move(setup.record), std::move(setup.previous), setup.owner_pid),
@@ -43,19 +61,19 @@ FileLock::FileLock(FileLockSetup&& setup, UniqueFd fd, const struct stat& st)
       durable_(setup.durable),
       inheritable_(setup.inheritable),
       forks_at_acquire_(forks_so_far()) {
-  std::lock_guard<std::mutex> guard(registry_mutex());
-  registry().insert(this);
+  std::lock_guard<std::mutex> guard(FileLockRegistry::mutex());
+  FileLockRegistry::insert(this);
 }
 
 FileLock::~FileLock() {
-  std::lock_guard<std::mutex> guard(registry_mutex());
-  registry().erase(this);
+  std::lock_guard<std::mutex> guard(FileLockRegistry::mutex());
+  FileLockRegistry::erase(this);
 }
 
 bool FileLock::give_up_inherited_share(const struct stat& st) {
-  std::lock_guard<std::mutex> guard(registry_mutex());
+  std::lock_guard<std::mutex> guard(FileLockRegistry::mutex());
   bool gave_up = false;
-  for (FileLock* lock : registry()) {
+  FileLockRegistry::for_each([&](FileLock* lock) {
     gave_up |= lock->with_mutex([&] {
       if (lock->acquired_here() || lock->share_given_up_ || !lock->fd_.valid() || lock->st_.st_dev != st.st_dev ||
           lock->st_.st_ino != st.st_ino)
@@ -69,7 +87,7 @@ bool FileLock::give_up_inherited_share(const struct stat& st) {
                          << "\" inherited from the parent process, to acquire it";
       return true;
     });
-  }
+  });
   return gave_up;
 }
 
@@ -110,10 +128,10 @@ Failure FileLock::holds_our_record(int fd, bool* ours, off_t* size) {
   return {};
 }
 
-Failure FileLock::ownership(UniqueFd* pin, Ownership* out, std::string* why, off_t* size) {
+Failure FileLock::ownership(Ownership* out, std::string* why, off_t* size) {
   *out = Ownership::kLost;
   NameLook look;
-  if (Failure f = names_same_file(AT_FDCWD, path().c_str(), st_, &look, pin)) return f;
+  if (Failure f = names_same_file(AT_FDCWD, path().c_str(), st_, &look)) return f;
   if (!look.same) {
     *why = look.why();
     return {};
@@ -149,18 +167,12 @@ Failure FileLock::release_locked() {
     close_fd();
     return {};
   }
-  // Holds the name's dentry until after our close. Without it, unlink()
-  // of a file created through O_TMPFILE drops the dentry's last reference
-  // and tears down every waiter's inotify watch on the spot, before the
-  // waiters run (tmpfs: unlink ~4x slower, each hand-off ~45 us later);
-  // with it, that happens at close(pin), after they were woken.
-  UniqueFd pin;
   Failure failure;
   try {
     Ownership own = Ownership::kLost;
     std::string why;
     off_t size = 0;
-    failure = ownership(&pin, &own, &why, &size);
+    failure = ownership(&own, &why, &size);
     if (!failure && own == Ownership::kOurs) {
       failure = shared() ? release_shared(size) : release_alone(size);
     } else if (!failure && own == Ownership::kLost) {
@@ -174,7 +186,6 @@ Failure FileLock::release_locked() {
   }
   table_erase(st_.st_dev, st_.st_ino);
   close_fd();
-  pin.reset();
   if (failure.code == make_error_code(errc::lock_lost)) {
     PIDLOCK_LOG(warning) << describe_error(failure.code, failure.operation, path().string(), failure.detail);
   } else if (failure) {

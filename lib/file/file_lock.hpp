@@ -70,7 +70,7 @@ class FileLock final : public HeldLock {
   Failure claim_locked(const HolderRecord& next) override;
 
   // Is the file still ours? *size is its size when it is.
-  Failure ownership(UniqueFd* pin, Ownership* out, std::string* why, off_t* size);
+  Failure ownership(Ownership* out, std::string* why, off_t* size);
   // Does the file hold our record: the bytes we wrote, or a record naming
   // the same holder?
   Failure holds_our_record(int fd, bool* ours, off_t* size);
@@ -95,6 +95,11 @@ class FileLock final : public HeldLock {
   // inheritable lock, or a fork since the acquire)?
   const bool inheritable_;
   const std::uint64_t forks_at_acquire_;
+  // Links of the registry of every FileLock of this process (intrusive, so
+  // that an acquire allocates no node; see file_lock.cpp).
+  FileLock* registry_prev_ = nullptr;
+  FileLock* registry_next_ = nullptr;
+  friend class FileLockRegistry;
 };
 
 }  // namespace pidlock::detail

@@ -11,12 +11,12 @@
 
 namespace pidlock::detail {
 
-// Would a file that this process created in the folder `dir_fd` have the
+// Would a file that this process created in the folder `folder` have the
 // owner and group of `st`? Owner: our effective uid. Group: `chosen_group`
 // if there is one (AcquireOptions::group), else the folder's where it has
 // the set-group-ID bit (BSD semantics, which Linux follows), our effective
 // gid otherwise. False, too, if the folder cannot be examined.
-bool owned_as_if_created(int dir_fd, const struct stat& st, std::optional<gid_t> chosen_group = std::nullopt);
+bool owned_as_if_created(const char* folder, const struct stat& st, std::optional<gid_t> chosen_group = std::nullopt);
 
 }  // namespace pidlock::detail
 

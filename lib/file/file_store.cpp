@@ -22,7 +22,7 @@ constexpr int kMaxLooks = 100;
 // the caller looks again.
 bool nothing_at(const LockLocation& loc) {
   struct stat st {};
-  return sys().fstatat(loc.dir.get(), loc.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+  return sys().fstatat(AT_FDCWD, loc.at.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
 }
 
 class FileStore final : public Store {

@@ -83,7 +83,7 @@ UniqueFd AnnouncementFd::take() {
 }
 
 bool announce(const LockLocation& loc, const Examined& found, Announced* out, pid_t holder) {
-  int fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int fd = open_at(AT_FDCWD, loc.at.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return false;
   UniqueFd rw(fd);
   struct stat st {};

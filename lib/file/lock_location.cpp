@@ -2,24 +2,80 @@
 
 #include <fcntl.h>
 
+#include <boost/filesystem/operations.hpp>
+
 #include <chrono>
+#include <mutex>
+#include <unordered_map>
 #include <thread>
 
 namespace pidlock::detail {
 
+namespace {
+
+// Canonical folders by the absolute folder string they were resolved from.
+// Resolving costs a system call per path component (canonical() lstat()s
+// each), which a daemon that takes and drops a lock in a loop would pay on
+// every cycle. A folder whose path changes meaning while the process runs
+// (a symlink along it re-pointed, the folder renamed) keeps its first
+// resolution: the lock is still created and judged by the inode at that
+// path, and a release that finds another inode there removes nothing.
+class FolderCache {
+ public:
+  Failure resolve(const std::string& folder, std::string* out) {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      auto it = canonical_.find(folder);
+      if (it != canonical_.end()) {
+        *out = it->second;
+        return {};
+      }
+    }
+    boost::system::error_code ec;
+    boost::filesystem::path canonical = boost::filesystem::canonical(folder, ec);
+    if (!ec && !boost::filesystem::is_directory(canonical, ec) && !ec) ec.assign(ENOTDIR, boost::system::system_category());
+    if (ec) return Failure{std::error_code(ec.value(), std::system_category()), "open lock folder", folder};
+    *out = canonical.string();
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (canonical_.size() < kMaxEntries) canonical_.emplace(folder, *out);
+    return {};
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 4096;  // bounded: folders may come from user input
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::string> canonical_;
+};
+
+FolderCache& folder_cache() {
+  static auto* cache = new FolderCache;  // never destroyed: used at exit
+  return *cache;
+}
+
+}  // namespace
+
 Failure open_location(const boost::filesystem::path& path, LockLocation* out) {
   out->path = path.string();
   if (path.empty()) return pidlock_failure(errc::invalid_argument, "acquire", "the lock path is empty");
-  boost::filesystem::path name = path.filename();
-  if (name.empty() || name == "." || name == ".." || name == "/")
+  const std::string& given = path.native();
+  const size_t slash = given.rfind('/');
+  out->name = slash == std::string::npos ? given : given.substr(slash + 1);
+  if (out->name.empty() || out->name == "." || out->name == "..")
     return pidlock_failure(errc::invalid_argument, "acquire", "the lock path does not name a file");
-  out->name = name.string();
-  boost::filesystem::path folder = path.parent_path();
-  if (folder.empty()) folder = ".";
-  int fd = open_at(AT_FDCWD, folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return system_failure("open lock folder", folder.string());
-  out->dir.reset(fd);
+  std::string folder = slash == std::string::npos ? std::string(".") : given.substr(0, slash == 0 ? 1 : slash);
+  if (folder[0] != '/') {
+    boost::system::error_code ec;
+    boost::filesystem::path cwd = boost::filesystem::current_path(ec);
+    if (ec) return Failure{std::error_code(ec.value(), std::system_category()), "open lock folder", folder};
+    folder = (cwd / folder).string();
+  }
+  if (Failure f = folder_cache().resolve(folder, &out->folder)) return f;
+  out->at = out->folder == "/" ? "/" + out->name : out->folder + "/" + out->name;
   return {};
+}
+
+int LockLocation::open_folder() const {
+  return open_at(AT_FDCWD, folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 namespace {
@@ -50,7 +106,7 @@ Failure open_existing(const LockLocation& loc, ExistingFile* out) {
   // (a tape rewinds on open). O_NOFOLLOW|O_NONBLOCK below closes the race
   // with a swap after this check.
   struct stat lst {};
-  if (sys().fstatat(loc.dir.get(), loc.name.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+  if (sys().fstatat(AT_FDCWD, loc.at.c_str(), &lst, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) {
       out->vanished = true;
       return {};
@@ -58,7 +114,7 @@ Failure open_existing(const LockLocation& loc, ExistingFile* out) {
     return system_failure("stat lock file");
   }
   if (!S_ISREG(lst.st_mode)) return refuse_kind(lst.st_mode);
-  int fd = open_at(loc.dir.get(), loc.name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  int fd = open_at(AT_FDCWD, loc.at.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
       out->vanished = true;
@@ -99,16 +155,9 @@ const char* NameLook::why() const noexcept {
   return gone ? "the lock file was deleted or renamed" : "the lock file was replaced by another file";
 }
 
-Failure names_same_file(int dirfd, const char* name, const struct stat& ours, NameLook* look, UniqueFd* pin) {
+Failure names_same_file(int dirfd, const char* name, const struct stat& ours, NameLook* look) {
   *look = NameLook{};
-  int rc = -1;
-  if (pin != nullptr) {
-    pin->reset(open_at(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (pin->valid()) rc = sys().fstat(pin->get(), &look->named);
-  } else {
-    rc = sys().fstatat(dirfd, name, &look->named, AT_SYMLINK_NOFOLLOW);
-  }
-  if (rc != 0) {
+  if (sys().fstatat(dirfd, name, &look->named, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
       look->gone = true;
       return {};
@@ -125,7 +174,7 @@ Failure remove_if_same(const LockLocation& loc, const struct stat& st, bool* rem
   if (Failure f = names_same_file(loc, st, &look)) return f;
   if (!look.same) return {};
   sys().checkpoint("takeover.verified");
-  if (sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0) != 0) {
+  if (sys().unlinkat(AT_FDCWD, loc.at.c_str(), 0) != 0) {
     if (errno == ENOENT) return {};
     return system_failure("remove stale lock file");
   }

@@ -11,17 +11,25 @@
 
 #include <boost/filesystem/path.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <string>
 
 namespace pidlock::detail {
 
-// A lock path split into its folder (opened) and its last component.
+// A lock path: as given, and as the absolute path of the file in its
+// canonical folder, which every system call uses (relative to AT_FDCWD, so
+// that a cycle opens no folder). The folder's canonical path is resolved
+// once per process and folder string (see lock_location.cpp).
 struct LockLocation {
-  std::string path;  // as given, for messages
-  std::string name;  // last component
-  UniqueFd dir;      // the folder, O_DIRECTORY
+  std::string path;    // as given, for messages
+  std::string folder;  // canonical, absolute
+  std::string name;    // last component
+  std::string at;      // folder + "/" + name
+  // The folder, opened for the rare calls that need it (fsync of a durable
+  // creation, the owner check of a take-over); -1 with errno on failure.
+  int open_folder() const;
 };
 Failure open_location(const boost::filesystem::path& path, LockLocation* out);
 
@@ -53,12 +61,10 @@ struct NameLook {
 // AT_FDCWD) still name the inode `ours` describes? A missing name or one
 // naming another file is an answer in *look, never a failure; any other
 // failure to look (EIO, EACCES, ...) is reported, never mistaken for a
-// change. With `pin`, looks through an O_PATH descriptor of the name, left
-// open in *pin (release keeps the dentry alive with it; see file_lock.cpp).
-Failure names_same_file(int dirfd, const char* name, const struct stat& ours, NameLook* look,
-                        UniqueFd* pin = nullptr);
+// change.
+Failure names_same_file(int dirfd, const char* name, const struct stat& ours, NameLook* look);
 inline Failure names_same_file(const LockLocation& loc, const struct stat& ours, NameLook* look) {
-  return names_same_file(loc.dir.get(), loc.name.c_str(), ours, look);
+  return names_same_file(AT_FDCWD, loc.at.c_str(), ours, look);
 }
 
 // Removes `loc` if it still names `st`'s inode. The caller holds the

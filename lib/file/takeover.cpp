@@ -12,7 +12,7 @@ namespace {
 // leave a half-rewritten one naming us, who will not hold it.
 Failure give_up(const LockLocation& loc, const ExistingFile& file, Failure failure) {
   NameLook look;
-  if (!names_same_file(loc, file.st, &look) && look.same) sys().unlinkat(loc.dir.get(), loc.name.c_str(), 0);
+  if (!names_same_file(loc, file.st, &look) && look.same) sys().unlinkat(AT_FDCWD, loc.at.c_str(), 0);
   return failure;
 }
 
@@ -39,7 +39,7 @@ Failure adopt_stale(const LockLocation& loc, const AcquireOptions& options, cons
   // Only a file owned as one we create would be is rewritten: root could
   // chmod another user's, but it would stay theirs, and they could rewrite
   // the record we hold. The caller removes such a file and creates its own.
-  if (!owned_as_if_created(loc.dir.get(), file.st, options.group)) return {};
+  if (!owned_as_if_created(loc.folder.c_str(), file.st, options.group)) return {};
   // A file that has the mode already is left alone: fchmod would wake
   // every waiter watching the file (IN_ATTRIB) in the middle of a hand-off.
   if ((file.st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0) {

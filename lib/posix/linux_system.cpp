@@ -117,7 +117,6 @@ class LinuxSystem final : public System {
     return ::fcntl(fd, F_SETFD, flags);
   }
 
-  ssize_t readlink(const char* path, char* buf, size_t size) override { return ::readlink(path, buf, size); }
 
   int list_directory(int dirfd, std::vector<std::string>* names) override {
     // fdopendir() takes over the descriptor it is given, and its position:
@@ -150,31 +149,6 @@ class LinuxSystem final : public System {
   }
 
   int poll(struct pollfd* fds, nfds_t count, int timeout_ms) override { return ::poll(fds, count, timeout_ms); }
-
-  int open_unnamed(int dirfd, mode_t mode, bool cloexec) override {
-    int fd = ::openat(dirfd, ".", O_TMPFILE | O_RDWR | (cloexec ? O_CLOEXEC : 0), mode);
-    if (fd < 0 && (errno == EISDIR || errno == EINVAL || errno == ENOTSUP)) {
-      // Kernels and file systems without O_TMPFILE report one of these.
-      errno = EOPNOTSUPP;
-    }
-    return fd;
-  }
-
-  int link_unnamed(int fd, int dirfd, const char* name) override {
-    // linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the
-    // /proc/self/fd route works for everyone, so try it first.
-    char proc_path[64];
-    std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
-    if (::linkat(AT_FDCWD, proc_path, dirfd, name, AT_SYMLINK_FOLLOW) == 0) return 0;
-    if (errno != ENOENT) return -1;
-    // ENOENT: either /proc is not mounted or the folder vanished; the
-    // AT_EMPTY_PATH form tells which.
-    return ::linkat(fd, "", dirfd, name, AT_EMPTY_PATH);
-  }
-
-  int linkat(int olddirfd, const char* oldname, int newdirfd, const char* newname) override {
-    return ::linkat(olddirfd, oldname, newdirfd, newname, 0);
-  }
 
   // Open-file-description locks (Linux >= 3.15): owned by the open file
   // description, not the process, so that (unlike classic POSIX locks) a

@@ -8,7 +8,7 @@
 // retrying EINTR is the caller's job (syscalls.hpp), never the seam's.
 //
 // Platform specifics live behind the same seam: the kind of kernel lock
-// (Linux: open-file-description locks), unnamed files (O_TMPFILE), and the
+// (Linux: open-file-description locks) and the
 // identity of processes (/proc, boot id, pid namespaces). Another Unix is a
 // new implementation of this class, not a rewrite of the callers.
 #ifndef PIDLOCK_POSIX_SYSTEM_HPP
@@ -95,23 +95,11 @@ class System {
   virtual int ftruncate(int fd, off_t length) = 0;
   virtual int futimens(int fd, const struct timespec times[2]) = 0;
   virtual int set_cloexec(int fd, bool on) = 0;
-  virtual ssize_t readlink(const char* path, char* buf, size_t size) = 0;
   // Lists the names in the folder open as `dirfd` (without "." and ".."),
   // from its start, leaving `dirfd` itself untouched. 0, or -1 with errno.
   virtual int list_directory(int dirfd, std::vector<std::string>* names) = 0;
   // Waits for events on descriptors (poll(2)).
   virtual int poll(struct pollfd* fds, nfds_t count, int timeout_ms) = 0;
-
-  // --- unnamed files ---
-  // Opens a new, unnamed, writable regular file in the folder `dirfd`, or
-  // returns -1 with errno EOPNOTSUPP where the file system cannot.
-  virtual int open_unnamed(int dirfd, mode_t mode, bool cloexec) = 0;
-  // Gives the unnamed file `fd` the name `name` in `dirfd`; fails with
-  // EEXIST if the name exists (it never replaces anything).
-  virtual int link_unnamed(int fd, int dirfd, const char* name) = 0;
-  // Gives an existing name a second name (link(2)); EEXIST if taken.
-  virtual int linkat(int olddirfd, const char* oldname, int newdirfd,
-                     const char* newname) = 0;
 
   // --- kernel locks, owned by the open file description (so they survive
   // fork, die with the last descriptor, and conflict between two
@@ -214,12 +202,8 @@ class SystemWrapper : public System {
   int ftruncate(int fd, off_t l) override { return target_.ftruncate(fd, l); }
   int futimens(int fd, const struct timespec t[2]) override { return target_.futimens(fd, t); }
   int set_cloexec(int fd, bool on) override { return target_.set_cloexec(fd, on); }
-  ssize_t readlink(const char* p, char* b, size_t s) override { return target_.readlink(p, b, s); }
   int list_directory(int d, std::vector<std::string>* n) override { return target_.list_directory(d, n); }
   int poll(struct pollfd* f, nfds_t c, int t) override { return target_.poll(f, c, t); }
-  int open_unnamed(int d, mode_t m, bool c) override { return target_.open_unnamed(d, m, c); }
-  int link_unnamed(int fd, int d, const char* n) override { return target_.link_unnamed(fd, d, n); }
-  int linkat(int od, const char* o, int nd, const char* n) override { return target_.linkat(od, o, nd, n); }
   KernelLock try_lock(int fd) override { return target_.try_lock(fd); }
   LockQuery query_lock(int fd) override { return target_.query_lock(fd); }
   int unlock(int fd) override { return target_.unlock(fd); }

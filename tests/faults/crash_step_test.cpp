@@ -9,8 +9,11 @@
 //    lock file was left behind, and its record names us;
 //  * no foreign file was removed or changed.
 // CrashAtEveryStep.* does not hard-code the steps: a first run records the
-// sequence of checkpoints the operation passes (a take-over passes
-// "acquire.before_link" twice), and every position in it is a crash point.
+// sequence of checkpoints the operation passes, and every position in it is
+// a crash point. A creator that dies between its open(O_CREAT|O_EXCL) and
+// its write leaves an empty file: in creation while young (unknown), stale
+// once older than a creator needs, and the next acquire takes it over by
+// itself either way (after its pauses for a creator, while young).
 // CrashAt.NextAcquireSucceedsByItself names the steps instead, so that each
 // is proven to be reached by its operation.
 #include "support/test_support.hpp"
@@ -53,9 +56,8 @@ const char* name(Operation o) {
 struct Scenario {
   Operation op = Operation::kFreshAcquire;
   Stale stale = Stale::kNone;  // the file a take-over finds
-  bool no_tmpfile = false;     // a file system without O_TMPFILE
   bool foreign_files = true;   // a data directory's other files beside the lock
-  // A user's file whose name starts like the fallback's temporaries
+  // A user's file whose name starts like older versions' temporaries
   // (".postmaster.pid.pidlock-") but is not one.
   bool lookalike = false;
 };
@@ -151,7 +153,6 @@ int run_operation(FaultSystem& system, const Prepared& s, Operation op, const Cr
 int run_child(const Prepared& s, const Scenario& sc, const Crash& crash, std::vector<std::string>* steps) {
   Child child = Child::fork([&](int report) -> int {
     static FaultSystem* system = new FaultSystem();  // lives until _exit
-    if (sc.no_tmpfile) system->always(Call::kOpenUnnamed, FaultKind::kErrno, EOPNOTSUPP);
     d::set_system(system);
     return run_operation(*system, s, sc.op, crash, report);
   });
@@ -160,10 +161,8 @@ int run_child(const Prepared& s, const Scenario& sc, const Crash& crash, std::ve
   return child.wait();
 }
 
-// 1. The folder: the foreign files untouched, at most the lock file more
-//    (and, without O_TMPFILE, the crashed creator's hidden temporary, which
-//    the next acquire must sweep).
-void check_folder(const TempDir& dir, bool no_tmpfile, const std::map<std::string, std::string>& foreign_before,
+// 1. The folder: the foreign files untouched, at most the lock file more.
+void check_folder(const TempDir& dir, const std::map<std::string, std::string>& foreign_before,
                   std::map<std::string, std::string>* after) {
   *after = snapshot(dir.path());
   for (const auto& [n, bytes] : foreign_before) {
@@ -172,14 +171,15 @@ void check_folder(const TempDir& dir, bool no_tmpfile, const std::map<std::strin
   }
   for (const auto& [n, bytes] : *after) {
     if (n == "postmaster.pid" || foreign_before.count(n)) continue;
-    if (no_tmpfile && n.rfind(".postmaster.pid.pidlock-", 0) == 0) continue;
     ADD_FAILURE() << "left behind in the lock's folder: " << n << " (" << bytes.size() << " bytes)";
   }
 }
 
-// 2. What is left parses (or is the untouched stale file).
+// 2. What is left parses (or is the untouched stale file, or a crashed
+//    creator's empty file).
 void check_leftover(const std::string& bytes, const Prepared& s, Operation op) {
   if (op == Operation::kTakeOver && bytes == s.stale_bytes) return;  // not yet removed
+  if (bytes.empty() && (op == Operation::kFreshAcquire || op == Operation::kTakeOver)) return;
   pidlock::ParsedRecord parsed = pidlock::parse_record(bytes);
   ASSERT_TRUE(parsed.record.has_value()) << "record does not parse: " << parsed.problem;
   EXPECT_EQ(parsed.record->format, pidlock::RecordFormat::kPidlock);
@@ -192,27 +192,34 @@ void check_leftover(const std::string& bytes, const Prepared& s, Operation op) {
 void check_recovery(const TempDir& dir, const Prepared& s, const Scenario& sc,
                     const std::map<std::string, std::string>& foreign_before, const std::string& where) {
   SCOPED_TRACE(where);
-  // The same file system as the crashed child's, seen later: without
-  // O_TMPFILE, and (for the fallback's sweep of orphaned temporaries, which
-  // spares files younger than a creator needs to lock them) a minute on.
-  FaultSystem later;
-  later.always(Call::kOpenUnnamed, FaultKind::kErrno, EOPNOTSUPP);
-  later.advance_clock(60);
-  ScopedSystem scoped(sc.no_tmpfile ? static_cast<d::System*>(&later) : &d::real_system());
   std::map<std::string, std::string> after;
-  check_folder(dir, sc.no_tmpfile, foreign_before, &after);
+  check_folder(dir, foreign_before, &after);
   if (::testing::Test::HasFatalFailure()) return;
   const bool lock_left = after.count("postmaster.pid") != 0;
+  const bool empty_left = lock_left && after.at("postmaster.pid").empty();
   if (lock_left) check_leftover(after.at("postmaster.pid"), s, sc.op);
   if (::testing::Test::HasFatalFailure()) return;
 
-  // 3. The verdict: stale if something is left, free otherwise.
+  // 3. The verdict: stale if something is left, free otherwise; a young
+  //    empty file is in creation (unknown), and stale a minute later.
   pidlock::LockManager m;
   std::error_code ec;
   pidlock::Inspection insp = m.inspect(s.lock, {}, ec);
   ASSERT_FALSE(ec) << "inspect: " << ec.message();
-  EXPECT_EQ(insp.verdict, lock_left ? pidlock::Verdict::kStale : pidlock::Verdict::kFree)
+  EXPECT_EQ(insp.verdict, !lock_left    ? pidlock::Verdict::kFree
+                          : empty_left ? pidlock::Verdict::kUnknown
+                                       : pidlock::Verdict::kStale)
       << pidlock::to_string(insp.reason) << ": " << insp.detail;
+  if (empty_left) {
+    EXPECT_EQ(insp.reason, pidlock::Reason::kEmptyFile) << insp.detail;
+    FaultSystem later;
+    later.advance_clock(60);
+    ScopedSystem scoped(&later);
+    pidlock::Inspection old = m.inspect(s.lock, {}, ec);
+    ASSERT_FALSE(ec) << "inspect a minute later: " << ec.message();
+    EXPECT_EQ(old.verdict, pidlock::Verdict::kStale) << old.detail;
+    EXPECT_EQ(old.reason, pidlock::Reason::kEmptyFile) << old.detail;
+  }
 
   // 4. The next acquire recovers by itself, and runs recovery unless the
   //    file was released to a waiter; its record names us, and only the
@@ -253,8 +260,7 @@ std::vector<std::string> record_steps(const Scenario& sc) {
       << name(sc.op) << " without a crash failed: " << describe_status(status);
   std::string sequence;
   for (const std::string& step : steps) sequence += " " + step;
-  std::printf("%s%s passes %zu checkpoints:%s\n", name(sc.op), sc.no_tmpfile ? " [no O_TMPFILE]" : "",
-              steps.size(), sequence.c_str());
+  std::printf("%s passes %zu checkpoints:%s\n", name(sc.op), steps.size(), sequence.c_str());
   return steps;
 }
 
@@ -269,7 +275,7 @@ void crash_everywhere(const Scenario& sc, const std::vector<std::string>& must_s
     for (int k = 0; k < static_cast<int>(steps.size()); ++k) {
       const std::string where = std::string(name(sc.op)) + ": died (" +
                                 (death == Death::kExit ? "_exit" : "SIGKILL") + ") at step #" + std::to_string(k) +
-                                " " + steps[static_cast<size_t>(k)] + (sc.no_tmpfile ? " [no O_TMPFILE]" : "");
+                                " " + steps[static_cast<size_t>(k)];
       TempDir dir;
       Prepared s = prepare(dir, sc);
       auto foreign = foreign_files(dir);
@@ -286,12 +292,11 @@ void crash_everywhere(const Scenario& sc, const std::vector<std::string>& must_s
 }
 
 TEST(CrashAtEveryStep, FreshAcquire) {
-  crash_everywhere({Operation::kFreshAcquire},
-                   {"acquire.created", "acquire.locked", "acquire.written", "acquire.before_link", "acquire.linked"});
+  crash_everywhere({Operation::kFreshAcquire}, {"acquire.created", "acquire.locked", "acquire.written"});
 }
 
 TEST(CrashAtEveryStep, TakeOverOfKilledHolder) {
-  crash_everywhere({Operation::kTakeOver, Stale::kKilledPidlock}, {"acquire.before_link", "takeover.verified"});
+  crash_everywhere({Operation::kTakeOver, Stale::kKilledPidlock}, {"takeover.verified", "takeover.written"});
 }
 
 TEST(CrashAtEveryStep, TakeOverOfEmptyFile) {
@@ -323,27 +328,11 @@ TEST(CrashAtEveryStep, ReleaseToAWaiter) {
   crash_everywhere({Operation::kReleaseToWaiter}, {"release.verified", "release.handed_over"});
 }
 
-// The fallback for file systems without O_TMPFILE publishes the record
-// through a hidden temporary name: create ".NAME.pidlock-PID-...", lock,
-// write, link() to NAME, unlink the temporary name. A crash leaves the
-// temporary (and, after the link, a second name of the lock file); the next
-// acquire on that file system must clean both up. (Found here: the lock
-// file with two names was refused forever as hard-linked, and orphaned
-// temporaries were never removed; fixed in lib/.)
-TEST(CrashAtEveryStep, FreshAcquireWithoutTmpfile) {
-  crash_everywhere({Operation::kFreshAcquire, Stale::kNone, /*no_tmpfile=*/true}, {"acquire.created", "acquire.linked"});
-}
-
-TEST(CrashAtEveryStep, TakeOverWithoutTmpfile) {
-  crash_everywhere({Operation::kTakeOver, Stale::kKilledPidlock, /*no_tmpfile=*/true}, {"takeover.verified"});
-}
-
-// The sweep of orphaned fallback temporaries must remove only what the
-// fallback created: a user's ".NAME.pidlock-backup" does not have the
-// generated suffix (PID-N-CLOCK) and does not hold a pidlock record: it
-// must survive.
-TEST(CrashAtEveryStep, SweepSparesAForeignLookalike) {
-  Scenario sc{Operation::kFreshAcquire, Stale::kNone, /*no_tmpfile=*/true};
+// Older versions created lock files through a hidden temporary name
+// (".NAME.pidlock-PID-N-CLOCK"); a user's ".NAME.pidlock-backup" is no such
+// name and must survive every crash and recovery.
+TEST(CrashAtEveryStep, RecoverySparesAForeignLookalike) {
+  Scenario sc{Operation::kFreshAcquire, Stale::kNone};
   sc.lookalike = true;
   crash_everywhere(sc, {"acquire.created"});
 }
@@ -374,8 +363,6 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(CrashCase{"acquire.created", Operation::kFreshAcquire},
                       CrashCase{"acquire.locked", Operation::kFreshAcquire},
                       CrashCase{"acquire.written", Operation::kFreshAcquire},
-                      CrashCase{"acquire.before_link", Operation::kFreshAcquire},
-                      CrashCase{"acquire.linked", Operation::kFreshAcquire},
                       CrashCase{"takeover.verified", Operation::kTakeOver},
                       CrashCase{"takeover.written", Operation::kTakeOver},
                       CrashCase{"update.before_write", Operation::kUpdate},

@@ -11,7 +11,7 @@ const char* call_name(Call c) {
   static const char* const kNames[] = {
       "openat",       "close",        "pread",  "pwrite",   "fsync",           "fstat",
       "fstatat",      "unlinkat",     "fchmod", "fchown", "ftruncate", "futimens",       "set_cloexec",
-      "open_unnamed", "link_unnamed", "linkat", "try_lock", "query_lock",      "unlock",
+      "try_lock",     "query_lock",   "unlock",
       "announce_waiter", "query_waiters", "kill", "process_stat", "process_scan", "query_flock",
       "shm_stat",     "connect_unix", "send_datagram",
   };
@@ -130,18 +130,6 @@ int FaultSystem::futimens(int fd, const struct timespec t[2]) {
 
 int FaultSystem::set_cloexec(int fd, bool on) {
   return fails(Call::kSetCloexec) ? -1 : SystemWrapper::set_cloexec(fd, on);
-}
-
-int FaultSystem::open_unnamed(int dd, mode_t m, bool c) {
-  return fails(Call::kOpenUnnamed) ? -1 : SystemWrapper::open_unnamed(dd, m, c);
-}
-
-int FaultSystem::link_unnamed(int fd, int dd, const char* n) {
-  return fails(Call::kLinkUnnamed) ? -1 : SystemWrapper::link_unnamed(fd, dd, n);
-}
-
-int FaultSystem::linkat(int od, const char* o, int nd, const char* n) {
-  return fails(Call::kLinkat) ? -1 : SystemWrapper::linkat(od, o, nd, n);
 }
 
 d::KernelLock FaultSystem::try_lock(int fd) {

@@ -46,9 +46,6 @@ enum class Call {
   kFtruncate,
   kFutimens,
   kSetCloexec,
-  kOpenUnnamed,
-  kLinkUnnamed,
-  kLinkat,
   kTryLock,
   kQueryLock,
   kUnlock,
@@ -123,9 +120,6 @@ class FaultSystem : public d::SystemWrapper {
   int ftruncate(int fd, off_t length) override;
   int futimens(int fd, const struct timespec t[2]) override;
   int set_cloexec(int fd, bool on) override;
-  int open_unnamed(int dd, mode_t m, bool c) override;
-  int link_unnamed(int fd, int dd, const char* n) override;
-  int linkat(int od, const char* o, int nd, const char* n) override;
   d::KernelLock try_lock(int fd) override;
   d::LockQuery query_lock(int fd) override;
   int unlock(int fd) override;

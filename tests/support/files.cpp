@@ -4,7 +4,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,6 +42,14 @@ std::string read_file(const std::string& path) {
 std::string first_line(const std::string& path) {
   std::string text = read_file(path);
   return text.substr(0, text.find('\n'));
+}
+
+void age_file(const std::string& path, int seconds) {
+  struct timespec times[2] = {{0, UTIME_OMIT}, {0, 0}};
+  ::clock_gettime(CLOCK_REALTIME, &times[1]);
+  times[1].tv_sec -= seconds;
+  if (::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+    ADD_FAILURE() << "cannot set the modification time of " << path << ": " << std::strerror(errno);
 }
 
 void write_file(const std::string& path, const std::string& bytes, mode_t mode) {

@@ -28,6 +28,11 @@ std::string first_line(const std::string& path);
 // `bytes` and `mode`; fails the current test on error.
 void write_file(const std::string& path, const std::string& bytes, mode_t mode = 0644);
 
+// Sets the file's modification time `seconds` into the past: an empty lock
+// file that young is "in creation" (lib/file/examine.hpp), one that old a
+// crashed creator's leftover.
+void age_file(const std::string& path, int seconds);
+
 // Is there anything at `path`? lstat(): a dangling symbolic link exists.
 bool exists(const std::string& path);
 // The file's modification time (lstat), nullopt if it is missing.
