@@ -16,7 +16,8 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
+
+from count_syscalls import at_0_and_n
 
 IMPLS = ["floor_flock", "pg_nosync", "pg_fsync", "pidlock_nosync", "pidlock_fsync", "liblockfile"]
 TOTALS = re.compile(r"^(?:totals|summary):\s+(\d+)")
@@ -42,20 +43,10 @@ def main():
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     if shutil.which("valgrind") is None:
         sys.exit("count_instructions.py: valgrind not installed (apt-get install valgrind)")
-    workdir = tempfile.mkdtemp(prefix="pidlock-callgrind-", dir="/dev/shm")
     rows = []
-    try:
-        for impl in IMPLS:
-            base = instructions(driver, impl, 0, workdir)
-            full = instructions(driver, impl, n, workdir)
-            if base is None or full is None:
-                print(f"count_instructions.py: {impl}: driver failed or unsupported; skipped", file=sys.stderr)
-                continue
-            per = (full - base) / n
-            rows.append((impl, per))
-            print(f"{impl:16s} {per:10.0f} instructions/cycle", file=sys.stderr)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for impl, base, full in at_0_and_n(driver, IMPLS, n, instructions, "count_instructions.py"):
+        rows.append((impl, (full - base) / n))
+        print(f"{impl:16s} {rows[-1][1]:10.0f} instructions/cycle", file=sys.stderr)
     with open(out_csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["impl", "instructions_per_cycle"])
