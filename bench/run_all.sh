@@ -4,7 +4,8 @@
 #   bench/run_all.sh [--quick]
 #
 # Builds Release into $PIDLOCK_BENCH_BUILD (default /tmp/build-bench), then
-#   1. micro_bench (Google Benchmark, JSON)      -> docs/bench-results/micro.json
+#   1. micro_bench (Google Benchmark, JSON)      -> docs/bench-results/micro.json,
+#      the fsync cycles apart                     -> micro_fsync.json
 #   1b. Python filelock's cycle                   -> docs/bench-results/filelock_cycle.csv
 #   2. system calls per cycle (strace -c)         -> docs/bench-results/syscalls.csv
 #   2b. user-space instructions per cycle (callgrind, when valgrind is
@@ -17,7 +18,7 @@
 #   4. dotlockfile take-over without -p (one trial, about 5.5 minutes of
 #      sleeping; runs in the background during 1-3; skipped with --quick)
 #   5. plots (gnuplot) and docs/benchmarks.md (bench/render_report.py)
-# About 10 minutes in all (3 with --quick). Needs the packages of
+# About 6 minutes in all (2 with --quick) on 2 loaded CPUs. Needs the packages of
 # bench/setup.sh. Benchmarks are not tests: nothing here is run by ctest.
 #
 # The disk file system is ext4: /tmp when it is ext4, else (an overlay, say)
@@ -111,18 +112,24 @@ MIN_TIME=0.2
 REPS=3
 [ -n "$QUICK" ] && MIN_TIME=0.05 && REPS=1
 # Repetitions interleaved at random, so that a burst of load does not fall
-# on one implementation only.
-micro() {
-  "$B/pidlock_micro_bench" --benchmark_format=json --benchmark_out="$OUT/micro.json" \
+# on one implementation only. The fsync cycles run on their own, after a
+# sync: interleaved with the others, the journal commits they cause on
+# ext4 land on the cycles without fsync that follow them.
+micro() {  # FILTER JSON
+  sync
+  "$B/pidlock_micro_bench" --benchmark_filter="$1" --benchmark_format=json --benchmark_out="$OUT/$2" \
     --benchmark_out_format=json --benchmark_min_time="$MIN_TIME" --benchmark_repetitions="$REPS" \
     --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true >/dev/null
 }
 # It crashed once (SIGSEGV inside libstdc++, not reproduced since): retry once.
-if ! micro; then
-  echo "   (micro_bench failed; running it again)"
-  echo "micro_bench_retried=yes" >>"$OUT/machine.txt"
-  micro
-fi
+for part in "-fsync micro.json" "fsync micro_fsync.json"; do
+  set -- $part
+  if ! micro "$1" "$2"; then
+    echo "   (micro_bench $1 failed; running it again)"
+    echo "micro_bench_retried=$1" >>"$OUT/machine.txt"
+    micro "$1" "$2"
+  fi
+done
 
 echo "== python filelock cycle"
 FLC_SECONDS=1
