@@ -36,28 +36,36 @@ def count(driver, impl, n, workdir):
     return calls
 
 
+def at_0_and_n(driver, impls, n, measure, tool):
+    """Yields (impl, measure at 0 cycles, measure at n cycles) per impl that
+    ran, in a fresh folder on tmpfs; measure(driver, impl, cycles, folder)
+    returns None when the driver failed."""
+    workdir = tempfile.mkdtemp(prefix="pidlock-count-", dir="/dev/shm")
+    try:
+        for impl in impls:
+            base = measure(driver, impl, 0, workdir)
+            full = measure(driver, impl, n, workdir)
+            if base is None or full is None:
+                print(f"{tool}: {impl}: driver failed or unsupported; skipped", file=sys.stderr)
+                continue
+            yield impl, base, full
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main():
     driver, out_csv = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
     if shutil.which("strace") is None:
         sys.exit("count_syscalls.py: strace not installed (apt-get install strace)")
-    workdir = tempfile.mkdtemp(prefix="pidlock-strace-", dir="/dev/shm")
     rows = []
-    try:
-        for impl in IMPLS:
-            base = count(driver, impl, 0, workdir)
-            full = count(driver, impl, n, workdir)
-            if base is None or full is None:
-                print(f"count_syscalls.py: {impl}: driver failed or unsupported; skipped", file=sys.stderr)
-                continue
-            per = {k: (full.get(k, 0) - base.get(k, 0)) / n for k in set(full) | set(base)}
-            per = {k: v for k, v in per.items() if v >= 0.01}
-            total = sum(per.values())
-            rows.append((impl, total, per))
-            detail = ", ".join(f"{k} {v:g}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
-            print(f"{impl:16s} {total:6.2f} syscalls/cycle: {detail}", file=sys.stderr)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for impl, base, full in at_0_and_n(driver, IMPLS, n, count, "count_syscalls.py"):
+        per = {k: (full.get(k, 0) - base.get(k, 0)) / n for k in set(full) | set(base)}
+        per = {k: v for k, v in per.items() if v >= 0.01}
+        total = sum(per.values())
+        rows.append((impl, total, per))
+        detail = ", ".join(f"{k} {v:g}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+        print(f"{impl:16s} {total:6.2f} syscalls/cycle: {detail}", file=sys.stderr)
     with open(out_csv, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["impl", "syscalls_per_cycle", "breakdown"])

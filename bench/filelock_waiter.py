@@ -3,6 +3,8 @@
 
     filelock_waiter.py SHM LOCKPATH ID handoff    loop: acquire, stamp, hold, release
     filelock_waiter.py SHM LOCKPATH ID takeover   acquire, record, hold until killed
+    filelock_waiter.py SHM LOCKPATH ID fcfs       acquire, record ID in acquisition
+                                                  order, hold, release
 
 SHM is the file behind struct bench_shared (bench/shared_state.h); the
 offsets below are that struct's. filelock 3.9 on Linux is UnixFileLock:
@@ -44,6 +46,16 @@ def main():
     m = mmap.mmap(fd, 0)
     os.close(fd)
     lock = FileLock(lock_path)
+    if mode == "fcfs":
+        put(m, READY, u64(m, READY) + 1)
+        lock.acquire()
+        count = u64(m, COUNT)
+        if count < MAX_SAMPLES:
+            put(m, SAMPLES + 8 * count, ident, "<q")
+            put(m, COUNT, count + 1)
+        time.sleep(u64(m, HOLD) / 1e9)
+        lock.release()
+        return
     if mode == "takeover":
         put(m, READY, u64(m, READY) + 1)
         lock.acquire()

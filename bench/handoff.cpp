@@ -9,6 +9,11 @@
 //   pidlock_handoff takeover   --impl I [--trials T]
 //   pidlock_handoff loss       [--trials T]
 //   pidlock_handoff throughput --impl I --procs P [--seconds S]
+//   pidlock_handoff goals --out DIR [--quick]   waitercpu, fcfs and fdname below;
+//                                               waiter_cpu.csv, fcfs.csv, fd_name.csv
+//   pidlock_handoff waitercpu  --impl I --waiters N [--count C] [--hold-us H]
+//   pidlock_handoff fcfs       --impl I --waiters N [--rounds R] [--gap-us G]
+//   pidlock_handoff fdname     what /proc/self/fd shows for a held lock
 //
 // Method. Every timestamp is CLOCK_MONOTONIC, exchanged through a MAP_SHARED
 // page (struct bench_shared, bench/shared_state.h) in /dev/shm.
@@ -30,6 +35,13 @@
 //    and unlinks the lock file; the holder reads the clock when it returns.
 //  * Throughput: P processes acquire and release in a loop for S seconds;
 //    each counts its acquisitions in the shared page.
+//  * Waiter CPU: as hand-off, without the wait for the others to sleep;
+//    the sum of every process's CPU time (/proc/PID/task/*/schedstat)
+//    over a window of hand-offs, divided by the hand-offs.
+//  * First come, first served: a holder holds; waiters start one by one,
+//    each gap_us after the previous one is asleep waiting; then the holder
+//    releases and each waiter records its start rank when it acquires.
+//    Inversions: pairs of waiters that acquired in the opposite order.
 #include "shared_state.h"
 
 #include <pidlock/pidlock.hpp>
@@ -223,6 +235,17 @@ struct HandoffResult {
   std::string note;
 };
 
+// Holds for hold_ns, then stamps the release. The latency runs also wait
+// until every other process is asleep (bench_hold_then_stamp); the waiter
+// CPU runs skip that scan of /proc, whose own CPU time they would count.
+bool settle_before_release = true;
+void hold_then_stamp(bench_shared* s, uint64_t id) {
+  if (settle_before_release) return bench_hold_then_stamp(s, id);
+  if (s->hold_ns) bench_sleep_ns(s->hold_ns);
+  s->last_releaser = id;
+  __atomic_store_n(&s->release_ns, bench_now_ns(), __ATOMIC_SEQ_CST);
+}
+
 // Library waiters: acquire (blocking), stamp, hold, stamp, release.
 void pidlock_waiter(bench_shared* s, uint64_t id, bool durable) {
   pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
@@ -242,7 +265,7 @@ void pidlock_waiter(bench_shared* s, uint64_t id, bool durable) {
       (void)h.release();
       return;
     }
-    bench_hold_then_stamp(s, id);
+    hold_then_stamp(s, id);
     (void)h.release();
     bench_wait_turn(s, id);
     if (__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST)) return;
@@ -266,7 +289,7 @@ void flock_waiter(bench_shared* s, uint64_t id, int busy_after_unlock_us) {
       ::flock(fd, LOCK_UN);
       return;
     }
-    bench_hold_then_stamp(s, id);
+    hold_then_stamp(s, id);
     ::flock(fd, LOCK_UN);
     if (busy_after_unlock_us > 0) {
       const uint64_t until = bench_now_ns() + static_cast<uint64_t>(busy_after_unlock_us) * 1000u;
@@ -323,7 +346,7 @@ void record_floor_waiter(bench_shared* s, uint64_t id) {
       ::fcntl(fd, F_OFD_SETLK, &unlock);
       return;
     }
-    bench_hold_then_stamp(s, id);
+    hold_then_stamp(s, id);
     struct flock waiters = one_byte(F_WRLCK, 1);
     if (::fcntl(fd, F_OFD_GETLK, &waiters) != 0) die("ask for waiters");
     if (::fstatat(AT_FDCWD, path.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0) die("stat the name");
@@ -385,6 +408,18 @@ int default_hold_us(const std::string& impl) {
   return 1000;
 }
 
+// One process of a hand-off experiment, in the forked child.
+void run_waiter(const std::string& impl, bench_shared* s, const std::string& shm, uint64_t id) {
+  if (impl == "pidlock") pidlock_waiter(s, id, true);
+  else if (impl == "pidlock durable=false") pidlock_waiter(s, id, false);
+  else if (impl == "flock") flock_waiter(s, id, 0);
+  else if (busy_floor_us(impl) > 0) flock_waiter(s, id, busy_floor_us(impl));
+  else if (impl == "record floor") record_floor_waiter(s, id);
+  else if (impl == "python filelock")
+    exec_argv({tools.python, tools.waiter, shm, lock_path(), std::to_string(id), "handoff"});
+  else cli_driver(s, id, cli_argv(impl, shm, id));
+}
+
 HandoffResult handoff(Shared& sh, const std::string& impl, int waiters, int count, int hold_us) {
   HandoffResult r;
   r.impl = impl;
@@ -404,16 +439,7 @@ HandoffResult handoff(Shared& sh, const std::string& impl, int waiters, int coun
       [&] {
         for (int i = 0; i < procs; ++i) {
           uint64_t id = static_cast<uint64_t>(i + 1);
-          spawn([&, id] {
-            if (impl == "pidlock") pidlock_waiter(s, id, true);
-            else if (impl == "pidlock durable=false") pidlock_waiter(s, id, false);
-            else if (impl == "flock") flock_waiter(s, id, 0);
-            else if (busy_floor_us(impl) > 0) flock_waiter(s, id, busy_floor_us(impl));
-            else if (impl == "record floor") record_floor_waiter(s, id);
-            else if (impl == "python filelock")
-              exec_argv({tools.python, tools.waiter, shm, lock_path(), std::to_string(id), "handoff"});
-            else cli_driver(s, id, cli_argv(impl, shm, id));
-          });
+          spawn([&, id] { run_waiter(impl, s, shm, id); });
         }
         reap_all();
       },
@@ -610,6 +636,282 @@ TrialResult loss(Shared& sh, int trials) {
   return r;
 }
 
+// ---------------------------------------------------------------- waiter CPU
+
+// CPU time (user + system) a process has used, in nanoseconds: the run
+// time of its threads from /proc/PID/task/*/schedstat (nanoseconds, where
+// /proc/PID/stat counts clock ticks; that is the fallback).
+uint64_t cpu_ns_of(pid_t pid) {
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  uint64_t total = 0;
+  bool found = false;
+  if (DIR* d = ::opendir(task_dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream in(task_dir + "/" + e->d_name + "/schedstat");
+      uint64_t ns = 0;
+      if (in >> ns) {
+        total += ns;
+        found = true;
+      }
+    }
+    ::closedir(d);
+  }
+  if (found) return total;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream rest(line.substr(paren + 2));  // from field 3, the state
+  std::string field;
+  uint64_t ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i)
+    if (i >= 14) ticks += std::stoull(field);  // utime, stime
+  return ticks * 1000000000u / static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
+}
+
+// Waits until at least n hand-offs were sampled; false after `limit`.
+bool wait_samples(bench_shared* s, uint64_t n, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&s->count, __ATOMIC_SEQ_CST) >= n) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    bench_futex_wait(&s->gen, g, 5000000u);
+  }
+}
+
+struct CpuResult {
+  std::string impl;
+  int waiters = 0;
+  uint64_t handoffs = 0;
+  double cpu_us_per_handoff = NAN;
+  Stats st;  // hand-off latency inside the measured window
+  bool timed_out = false;
+};
+
+// Total CPU of every process per hand-off. waiters + 1 processes take turns
+// as in handoff(), each holding hold_us asleep; the runner reads all their
+// CPU times once `waiters + 1` hand-offs are done and again `count`
+// hand-offs later, then kills them all, so that no start-up or shutdown is
+// in the window. What is counted is everything the processes spent: the
+// winner's acquire and release and every wake-up of the others. A release
+// that wakes only the next waiter keeps it flat as waiters are added.
+CpuResult waiter_cpu(Shared& sh, const std::string& impl, int waiters, int count, int hold_us) {
+  CpuResult r;
+  r.impl = impl;
+  r.waiters = waiters;
+  const int procs = waiters + 1;
+  sh.reset();
+  sh.s->target = BENCH_MAX_SAMPLES;  // the runner ends the run, not a holder
+  sh.s->hold_ns = static_cast<uint64_t>(hold_us) * 1000u;
+  clear_lock_dir();
+  bench_shared* s = sh.s;
+  const std::string shm = sh.path;
+  settle_before_release = false;
+  r.timed_out = !run_group(
+      [&] {
+        std::vector<pid_t> pids;
+        for (int i = 0; i < procs; ++i) {
+          uint64_t id = static_cast<uint64_t>(i + 1);
+          pids.push_back(spawn([&, id] { run_waiter(impl, s, shm, id); }));
+        }
+        // Hand-offs during a reading count half in and half out.
+        auto read = [&](uint64_t& handoffs, uint64_t& cpu) {
+          uint64_t before = __atomic_load_n(&s->count, __ATOMIC_SEQ_CST);
+          cpu = 0;
+          for (pid_t p : pids) cpu += cpu_ns_of(p);
+          handoffs = (before + __atomic_load_n(&s->count, __ATOMIC_SEQ_CST)) / 2;
+        };
+        uint64_t c0 = 0, t0 = 0, c1 = 0, t1 = 0;
+        bool ok = wait_samples(s, static_cast<uint64_t>(procs), std::chrono::seconds(60));
+        if (ok) read(c0, t0);
+        ok = ok && wait_samples(s, c0 + static_cast<uint64_t>(count), std::chrono::seconds(90));
+        if (ok) read(c1, t1);
+        for (pid_t p : pids) ::kill(p, SIGKILL);
+        reap_all();
+        if (ok) {
+          s->acquisitions[0] = c0;
+          s->acquisitions[1] = c1;
+          s->acquisitions[2] = t1 - t0;
+        }
+      },
+      std::chrono::seconds(180));
+  settle_before_release = true;
+  const uint64_t c0 = s->acquisitions[0], c1 = std::min<uint64_t>(s->acquisitions[1], BENCH_MAX_SAMPLES);
+  if (c1 > c0) {
+    r.handoffs = c1 - c0;
+    r.cpu_us_per_handoff = static_cast<double>(s->acquisitions[2]) / 1e3 / static_cast<double>(r.handoffs);
+    r.st = stats_of(std::vector<int64_t>(s->samples + c0, s->samples + c1));
+  }
+  clear_lock_dir();
+  return r;
+}
+
+// ------------------------------------------------ first come, first served
+
+struct FcfsResult {
+  std::string impl;
+  int waiters = 0, rounds = 0;
+  uint64_t acquired = 0, inversions = 0, pairs = 0;
+  bool timed_out = false;
+};
+
+// Lock families: which lock the first holder takes so that the waiters of
+// `impl` wait for it.
+bool pidlock_family(const std::string& impl) { return impl == "pidlock" || impl == "pidlock run"; }
+bool flock_family(const std::string& impl) {
+  return impl == "flock" || impl == "flock(1)" || impl == "python filelock";
+}
+
+// Records the caller (the holder) as the next in acquisition order.
+void fcfs_record(bench_shared* s, uint64_t id) {
+  if (s->count < BENCH_MAX_SAMPLES) s->samples[s->count++] = static_cast<int64_t>(id);
+}
+
+// The first holder: takes the lock, says so (holder_id), holds until the
+// harness sets `stop` once every waiter is waiting, then releases.
+void fcfs_holder(const std::string& impl, bench_shared* s) {
+  pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
+  pidlock::LockManager manager;
+  pidlock::LockHandle h;
+  int fd = -1;
+  if (pidlock_family(impl)) {
+    h = manager.acquire(lock_path(), pidlock::AcquireOptions{});
+  } else {
+    fd = ::open(lock_path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct flock fl = one_byte(F_WRLCK, 0);
+    if (fd < 0 || (flock_family(impl) ? ::flock(fd, LOCK_EX) : ::fcntl(fd, F_OFD_SETLK, &fl)) != 0)
+      die("first holder");
+  }
+  __atomic_store_n(&s->holder_id, 1000u, __ATOMIC_SEQ_CST);
+  bench_bump_gen(s);
+  while (!__atomic_load_n(&s->stop, __ATOMIC_SEQ_CST)) bench_futex_wait(&s->stop, 0, 1000000u);
+  if (fd >= 0) ::close(fd);
+  else (void)h.release();
+}
+
+// A waiter of the order runs: says it is about to wait, waits, records its
+// id, holds hold_ns and releases. Exec'd peers do the same through
+// stamp_helper's and filelock_waiter.py's "fcfs" mode.
+void fcfs_waiter(const std::string& impl, bench_shared* s, const std::string& shm, uint64_t id) {
+  if (impl == "python filelock")
+    exec_argv({tools.python, tools.waiter, shm, lock_path(), std::to_string(id), "fcfs"});
+  if (is_cli(impl)) {
+    std::vector<std::string> argv = cli_argv(impl, shm, id);
+    argv.back() = "fcfs";
+    exec_argv(argv);
+  }
+  pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
+  pidlock::LockManager manager;
+  pidlock::AcquireOptions options;
+  options.wait = true;
+  int fd = impl == "pidlock" ? -1 : ::open(lock_path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  __atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST);
+  pidlock::LockHandle h;
+  if (impl == "pidlock") {
+    h = manager.acquire(lock_path(), options);
+  } else {
+    struct flock fl = one_byte(F_WRLCK, 0);
+    while ((impl == "flock" ? ::flock(fd, LOCK_EX) : ::fcntl(fd, F_OFD_SETLKW, &fl)) != 0)
+      if (errno != EINTR) die("wait for the lock");
+  }
+  fcfs_record(s, id);
+  bench_sleep_ns(s->hold_ns);
+  if (fd >= 0) ::close(fd);
+  else (void)h.release();
+}
+
+std::string comm_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+// Waits until waiter `pid` waits: a library waiter has counted itself
+// ready, an exec'd one runs its own program (python: counted itself
+// ready), and then it sleeps.
+void wait_waiting(const std::string& impl, pid_t pid, bench_shared* s, uint64_t ready) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const std::string self = comm_of(::getpid());
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool started = is_cli(impl) ? comm_of(pid) != self : __atomic_load_n(&s->ready, __ATOMIC_SEQ_CST) > ready;
+    if (started) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  wait_sleeping(pid, std::chrono::milliseconds(5000));
+}
+
+uint64_t inversions_of(const std::vector<int64_t>& order) {
+  uint64_t n = 0;
+  for (std::size_t i = 0; i < order.size(); ++i)
+    for (std::size_t j = i + 1; j < order.size(); ++j)
+      if (order[i] > order[j]) ++n;
+  return n;
+}
+
+// Waiters 1..N start gap_us apart, each once the previous one waits; the
+// first holder then releases, and the order in which they acquire is
+// compared with the order in which they started waiting.
+FcfsResult fcfs(Shared& sh, const std::string& impl, int waiters, int rounds, int gap_us, int hold_us) {
+  FcfsResult r;
+  r.impl = impl;
+  r.waiters = waiters;
+  bench_shared* s = sh.s;
+  const std::string shm = sh.path;
+  for (int round = 0; round < rounds; ++round) {
+    sh.reset();
+    s->hold_ns = static_cast<uint64_t>(hold_us) * 1000u;
+    clear_lock_dir();
+    bool done = run_group(
+        [&] {
+          uint32_t g = s->gen;
+          spawn([&] { fcfs_holder(impl, s); });
+          while (__atomic_load_n(&s->gen, __ATOMIC_SEQ_CST) == g) bench_futex_wait(&s->gen, g, 1000000u);
+          for (int i = 1; i <= waiters; ++i) {
+            uint64_t ready = __atomic_load_n(&s->ready, __ATOMIC_SEQ_CST);
+            pid_t w = spawn([&, i] { fcfs_waiter(impl, s, shm, static_cast<uint64_t>(i)); });
+            wait_waiting(impl, w, s, ready);
+            std::this_thread::sleep_for(std::chrono::microseconds(gap_us));
+          }
+          __atomic_store_n(&s->stop, 1u, __ATOMIC_SEQ_CST);
+          bench_futex_wake(&s->stop);
+          reap_all();
+        },
+        std::chrono::seconds(120));
+    std::vector<int64_t> order(s->samples, s->samples + std::min<uint64_t>(s->count, BENCH_MAX_SAMPLES));
+    r.timed_out = r.timed_out || !done;
+    ++r.rounds;
+    r.acquired += order.size();
+    r.inversions += inversions_of(order);
+    r.pairs += order.size() * (order.size() - 1) / 2;
+    std::string seq;
+    for (int64_t id : order) seq += (seq.empty() ? "" : " ") + std::to_string(id);
+    std::fprintf(stderr, "fcfs %-16s round %d: %s\n", impl.c_str(), round + 1, seq.c_str());
+  }
+  clear_lock_dir();
+  return r;
+}
+
+// ----------------------------------------------------- the held lock's name
+
+// What /proc/PID/fd (and so lsof) shows for the descriptor of a held lock.
+std::string held_fd_target(const std::string& path) {
+  pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
+  pidlock::LockManager manager;
+  pidlock::AcquireOptions options;
+  options.durable = false;
+  pidlock::LockHandle h = manager.acquire(path, options);
+  char link[64], target[4096];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", h.native_handle());
+  ssize_t n = ::readlink(link, target, sizeof target - 1);
+  std::string shown = n > 0 ? std::string(target, static_cast<std::size_t>(n)) : "(readlink failed)";
+  (void)h.release();
+  return shown;
+}
+
 // ---------------------------------------------------------------- throughput
 
 struct ThroughputResult {
@@ -711,7 +1013,7 @@ struct Options {
   std::string command;
   std::string impl;
   std::string out;
-  int waiters = 1, count = 200, hold_us = -1, trials = 200, procs = 2;
+  int waiters = 1, count = 200, hold_us = -1, trials = 200, procs = 2, rounds = 3, gap_us = 2000;
   double seconds = 1.0;
   bool quick = false;
 };
@@ -719,7 +1021,7 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: pidlock_handoff suite|handoff|takeover|loss|throughput [options]\n");
+    std::fprintf(stderr, "usage: pidlock_handoff suite|goals|handoff|takeover|loss|throughput|waitercpu|fcfs|fdname [options]\n");
     std::exit(2);
   }
   o.command = argv[1];
@@ -739,6 +1041,8 @@ Options parse(int argc, char** argv) {
     else if (a == "--hold-us") o.hold_us = std::stoi(next());
     else if (a == "--trials") o.trials = std::stoi(next());
     else if (a == "--procs") o.procs = std::stoi(next());
+    else if (a == "--rounds") o.rounds = std::stoi(next());
+    else if (a == "--gap-us") o.gap_us = std::stoi(next());
     else if (a == "--seconds") o.seconds = std::stod(next());
     else if (a == "--quick") o.quick = true;
     else if (a == "--dir") tools.dir = next();
@@ -894,6 +1198,62 @@ int suite(Shared& sh, const Options& o) {
   return 0;
 }
 
+
+void write_cpu_csv(std::ostream& out, const CpuResult& r) {
+  out << '"' << r.impl << "\"," << r.waiters << ',' << r.handoffs << ',' << fmt(r.cpu_us_per_handoff, 2) << ','
+      << fmt(r.st.p50, 2) << ',' << (r.timed_out ? 1 : 0) << '\n';
+}
+
+void write_fcfs_csv(std::ostream& out, const FcfsResult& r) {
+  out << '"' << r.impl << "\"," << r.waiters << ',' << r.rounds << ',' << r.acquired << ',' << r.inversions << ','
+      << r.pairs << ',' << (r.timed_out ? 1 : 0) << '\n';
+}
+
+constexpr const char* kCpuHeader = "impl,waiters,handoffs,cpu_us_per_handoff,p50_us,timed_out\n";
+constexpr const char* kFcfsHeader = "impl,waiters,rounds,acquired,inversions,pairs,timed_out\n";
+
+// The measurements that only the goals of the fast-lock work need: waiter
+// CPU per hand-off from 1 to 64 waiters, acquisition order against arrival
+// order, and the name a held lock shows in /proc/PID/fd.
+int goals(Shared& sh, const Options& o) {
+  if (o.out.empty()) {
+    std::fprintf(stderr, "pidlock_handoff goals: --out DIR is required\n");
+    return 2;
+  }
+  std::ofstream ccsv(o.out + "/waiter_cpu.csv");
+  ccsv << kCpuHeader;
+  const int count = o.quick ? 40 : 150;
+  for (int w : {1, 2, 4, 8, 16, 32, 64}) {
+    for (const char* impl : {"flock", "record floor", "pidlock", "pidlock durable=false"}) {
+      CpuResult r = waiter_cpu(sh, impl, w, count, o.hold_us >= 0 ? o.hold_us : 1000);
+      std::fprintf(stderr, "waiter cpu %-22s waiters=%-3d hand-offs=%-4llu %s CPU per hand-off, p50 %s%s\n", impl, w,
+                   static_cast<unsigned long long>(r.handoffs), fmt_us(r.cpu_us_per_handoff).c_str(),
+                   fmt_us(r.st.p50).c_str(), r.timed_out ? " TIMED OUT" : "");
+      write_cpu_csv(ccsv, r);
+      ccsv.flush();
+    }
+  }
+  std::ofstream fcsv(o.out + "/fcfs.csv");
+  fcsv << kFcfsHeader;
+  std::vector<std::string> impls = {"pidlock", "flock", "record floor", "python filelock"};
+  if (on_path("flock")) impls.push_back("flock(1)");
+  if (executable(tools.cli)) impls.push_back("pidlock run");
+  for (const auto& impl : impls) {
+    const bool slow = impl == "python filelock" || is_cli(impl);
+    FcfsResult r = fcfs(sh, impl, o.quick ? 8 : 16, o.quick ? 1 : (slow ? 2 : o.rounds), o.gap_us, 1000);
+    std::fprintf(stderr, "fcfs %-16s %llu inversions in %llu pairs%s\n", impl.c_str(),
+                 static_cast<unsigned long long>(r.inversions), static_cast<unsigned long long>(r.pairs),
+                 r.timed_out ? " TIMED OUT" : "");
+    write_fcfs_csv(fcsv, r);
+    fcsv.flush();
+  }
+  std::ofstream ncsv(o.out + "/fd_name.csv");
+  const std::string shown = held_fd_target(lock_path());
+  ncsv << "impl,lock_path,fd_shows,shows_name\n\"pidlock (library)\",\"" << lock_path() << "\",\"" << shown << "\","
+       << (shown == lock_path() ? "yes" : "no") << '\n';
+  clear_lock_dir();
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -917,6 +1277,18 @@ int main(int argc, char** argv) {
   Shared sh;
   if (o.command == "suite") {
     rc = suite(sh, o);
+  } else if (o.command == "goals") {
+    rc = goals(sh, o);
+  } else if (o.command == "waitercpu") {
+    CpuResult r = waiter_cpu(sh, o.impl, o.waiters, o.count, o.hold_us >= 0 ? o.hold_us : 1000);
+    std::cout << kCpuHeader;
+    write_cpu_csv(std::cout, r);
+  } else if (o.command == "fcfs") {
+    FcfsResult r = fcfs(sh, o.impl, o.waiters, o.rounds, o.gap_us, o.hold_us >= 0 ? o.hold_us : 1000);
+    std::cout << kFcfsHeader;
+    write_fcfs_csv(std::cout, r);
+  } else if (o.command == "fdname") {
+    std::cout << held_fd_target(lock_path()) << '\n';
   } else if (o.command == "handoff") {
     HandoffResult r = handoff(sh, o.impl, o.waiters, o.count, o.hold_us);
     std::cout << "impl,waiters,n,p50_us,p99_us,mean_us,min_us,max_us,hold_us,self_wins,timed_out,note\n";

@@ -11,13 +11,18 @@
 //       pg_fsync          PostgreSQL's CreateLockFile: open(O_CREAT|O_EXCL)
 //                         + write + fsync + close, then unlink
 //       pg_nosync         the same without fsync
+//       pg_fsync_dir      pg_fsync, plus an fsync of the folder (the name
+//                         made durable too)
 //       liblockfile       lockfile_create(L_PID) + lockfile_remove
 //   scale/pidlock/K     one process acquiring K locks (1, 100, 10,000):
 //                       the reported time is acquire ns per lock; counters
 //                       give recheck, touch and release ns per lock, the
 //                       acquire cost of the last tenth of the locks (flat?)
 //                       and the RSS growth per held lock.
-//   cycle/design_floor/<fs>  the syscalls pidlock's design needs, nothing else
+//   cycle/design_floor/<fs>  the syscalls pidlock's O_TMPFILE design needs
+//   cycle/excl_floor/<fs>    the syscalls of creation at the lock's own name:
+//                       open(O_CREAT|O_EXCL), OFD lock, pwrite, fstatat,
+//                       unlink, close
 //   inspect/held_by_other  LockManager::inspect of a lock another process holds.
 //   inspect/stale_pidlock   inspect of a pidlock record whose holder died: the
 //                       free kernel lock decides, no sign of life is looked for.
@@ -146,8 +151,9 @@ void cycle_pidlock(benchmark::State& state, int fs, bool durable) {
   }
 }
 
-void cycle_pg(benchmark::State& state, int fs, bool do_fsync) {
+void cycle_pg(benchmark::State& state, int fs, bool do_fsync, bool fsync_dir = false) {
   std::string path = dir_for(fs) + "/postmaster.pid";
+  int dfd = fsync_dir ? ::open(dir_for(fs).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
   for (auto _ : state) {
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || ::write(fd, kPgRecord.data(), kPgRecord.size()) != static_cast<ssize_t>(kPgRecord.size()) ||
@@ -155,9 +161,14 @@ void cycle_pg(benchmark::State& state, int fs, bool do_fsync) {
       state.SkipWithError("create/write/fsync failed");
       break;
     }
+    if (dfd >= 0 && ::fsync(dfd) != 0) {
+      state.SkipWithError("fsync folder failed");
+      break;
+    }
     ::close(fd);
     ::unlink(path.c_str());
   }
+  if (dfd >= 0) ::close(dfd);
 }
 
 #ifdef PIDLOCK_BENCH_HAVE_LIBLOCKFILE
@@ -199,6 +210,30 @@ void cycle_design_floor(benchmark::State& state, int fs) {
     ::close(fd);
   }
   ::close(dfd);
+}
+
+// The kernel work of creating the lock file at its own name: open with
+// O_CREAT|O_EXCL, the OFD lock, the record in one pwrite, a check that the
+// name still names the file, then unlink and close. A reader's rule for a
+// file still being written replaces O_TMPFILE's unnamed-until-complete file.
+void cycle_excl_floor(benchmark::State& state, int fs) {
+  std::string path = dir_for(fs) + "/excl.lock";
+  std::string record(191, 'x');
+  for (auto _ : state) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    struct stat st {};
+    if (fd < 0 || ::fcntl(fd, F_OFD_SETLK, &fl) != 0 ||
+        ::pwrite(fd, record.data(), record.size(), 0) != static_cast<ssize_t>(record.size()) ||
+        ::fstatat(AT_FDCWD, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      state.SkipWithError("O_EXCL/lock/write/stat failed");
+      break;
+    }
+    ::unlink(path.c_str());
+    ::close(fd);
+  }
 }
 
 // What acquire() spends to compute the record's data directory: Boost's
@@ -454,8 +489,10 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("cycle/design_floor" + suffix).c_str(), cycle_design_floor, fs);
     benchmark::RegisterBenchmark(("cycle/pidlock_nosync" + suffix).c_str(), cycle_pidlock, fs, false);
     benchmark::RegisterBenchmark(("cycle/pidlock_fsync" + suffix).c_str(), cycle_pidlock, fs, true);
-    benchmark::RegisterBenchmark(("cycle/pg_nosync" + suffix).c_str(), cycle_pg, fs, false);
-    benchmark::RegisterBenchmark(("cycle/pg_fsync" + suffix).c_str(), cycle_pg, fs, true);
+    benchmark::RegisterBenchmark(("cycle/pg_nosync" + suffix).c_str(), cycle_pg, fs, false, false);
+    benchmark::RegisterBenchmark(("cycle/pg_fsync" + suffix).c_str(), cycle_pg, fs, true, false);
+    benchmark::RegisterBenchmark(("cycle/pg_fsync_dir" + suffix).c_str(), cycle_pg, fs, true, true);
+    benchmark::RegisterBenchmark(("cycle/excl_floor" + suffix).c_str(), cycle_excl_floor, fs);
 #ifdef PIDLOCK_BENCH_HAVE_LIBLOCKFILE
     benchmark::RegisterBenchmark(("cycle/liblockfile" + suffix).c_str(), cycle_liblockfile, fs);
 #endif

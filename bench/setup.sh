@@ -4,8 +4,10 @@
 #                 (dotlockfile), liblockfile-dev (lockfile_create in
 #                 micro_bench), procmail (lockfile(1))
 #   the tools:    libbenchmark-dev (Google Benchmark), strace (system-call
-#                 counts), gnuplot-nox (plots), hyperfine (optional, for
-#                 bench/cli_startup.sh)
+#                 counts), valgrind (callgrind instruction counts),
+#                 gnuplot-nox (plots), hyperfine (optional, for
+#                 bench/cli_startup.sh), e2fsprogs (mkfs.ext4, for a
+#                 loop-mounted ext4 where /tmp is not ext4)
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -13,4 +15,4 @@ apt-get install -y --no-install-recommends \
   build-essential cmake libboost-filesystem-dev libboost-log-dev libgtest-dev \
   libbenchmark-dev \
   util-linux python3 python3-filelock liblockfile-bin liblockfile-dev procmail \
-  strace gnuplot-nox hyperfine
+  strace valgrind gnuplot-nox hyperfine e2fsprogs

@@ -7,6 +7,8 @@
  *
  *   stamp_helper SHM ID handoff    record a hand-off sample, hold, stamp, exit
  *   stamp_helper SHM ID takeover   record a take-over sample, then hold forever
+ *   stamp_helper SHM ID fcfs       record ID as the next in acquisition order,
+ *                                  hold hold_ns, exit
  */
 #include "shared_state.h"
 
@@ -20,7 +22,7 @@
 int main(int argc, char** argv) {
   uint64_t t1 = bench_now_ns();
   if (argc != 4) {
-    fprintf(stderr, "usage: stamp_helper SHM ID handoff|takeover\n");
+    fprintf(stderr, "usage: stamp_helper SHM ID handoff|takeover|fcfs\n");
     return 2;
   }
   int fd = open(argv[1], O_RDWR | O_CLOEXEC);
@@ -38,6 +40,11 @@ int main(int argc, char** argv) {
   uint64_t id = strtoull(argv[2], NULL, 10);
   if (strcmp(argv[3], "handoff") == 0) {
     if (bench_on_acquired(s, id, t1)) bench_hold_then_stamp(s, id);
+    return 0;
+  }
+  if (strcmp(argv[3], "fcfs") == 0) {
+    if (s->count < BENCH_MAX_SAMPLES) s->samples[s->count++] = (int64_t)id;
+    if (s->hold_ns) bench_sleep_ns(s->hold_ns);
     return 0;
   }
   /* takeover: the harness stamped kill_ns right before killing the holder. */
