@@ -51,7 +51,7 @@
 namespace pidlock {
 
 namespace detail {
-struct HeldLock;
+class HeldLock;
 struct HandleAccess;
 }  // namespace detail
 
