@@ -22,6 +22,7 @@
 
 #include <pidlock/canceller.hpp>
 #include <pidlock/error.hpp>
+#include <pidlock/holder_record.hpp>
 #include <pidlock/lock_handle.hpp>
 #include <pidlock/lock_manager.hpp>
 
@@ -29,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -187,15 +189,31 @@ std::string how_lost(const struct stat* held, const std::string& path) {
   return "its record was rewritten by another process";
 }
 
+// Whether the file still holds the record this run wrote, naming `recorded`
+// (pidlock, or COMMAND once it started), released or not. A file handed to
+// a waiter names the waiter as soon as the waiter holds its lock, and a file
+// created anew at the name (which may reuse the inode number) names its
+// creator: a process locking either of those inherited nothing.
+bool still_our_record(const std::string& lock_file, pid_t recorded) {
+  std::ifstream in(lock_file, std::ios::binary);
+  std::string bytes(kMaxRecordBytes + 1, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<std::size_t>(in.gcount()));
+  const ParsedRecord parsed = parse_record(bytes);
+  return parsed.record && parsed.record->pid == recorded;
+}
+
 // The release left the file because other processes still hold the lock:
 // COMMAND's background children, say, which inherited its descriptor. The
 // lock lives as long as they do (the file stays, the next run is refused),
 // so say who they are.
-void report_inheritors(const struct stat& held, const std::string& lock_file) {
+void report_inheritors(const struct stat& held, const std::string& lock_file, pid_t recorded) {
   struct stat now {};
   if (lstat(lock_file.c_str(), &now) != 0 || now.st_dev != held.st_dev || now.st_ino != held.st_ino) return;
   std::vector<LockHolder> holders = kernel_lock_holders(lock_file);
-  if (holders.empty()) return;
+  // Read after the holders: a waiter that locked the file meanwhile has
+  // rewritten it by now.
+  if (holders.empty() || !still_our_record(lock_file, recorded)) return;
   print_error("COMMAND has exited, but the lock \"" + lock_file + "\" stays held by " + describe(holders) +
               ", which inherited its descriptor; it is released when they exit");
 }
@@ -207,6 +225,7 @@ void report_inheritors(const struct stat& held, const std::string& lock_file) {
 int release_after(LockHandle& handle, const std::string& lock_file, int status) {
   struct stat held {};
   const bool has_file = handle.native_handle() >= 0 && fstat(handle.native_handle(), &held) == 0;
+  const pid_t recorded = has_file ? handle.record().pid : 0;
   std::error_code ec = handle.release();
   // After an etcd loss the message about it said everything; the release
   // (a revoke, so the next holder need not wait for the lease to end) may
@@ -219,7 +238,7 @@ int release_after(LockHandle& handle, const std::string& lock_file, int status) 
   }
   // COMMAND's status matters more to the caller than this, so it is kept.
   if (ec) print_error(describe_error(ec, "remove lock file", lock_file));
-  if (!ec && has_file) report_inheritors(held, lock_file);
+  if (!ec && has_file) report_inheritors(held, lock_file, recorded);
   return status;
 }
 

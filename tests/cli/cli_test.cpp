@@ -584,6 +584,26 @@ TEST_F(CliTest, ABackgroundChildOfTheJobKeepsTheLockUntilItExits) {
   EXPECT_FALSE(exists(lock_));
 }
 
+// A waiter that gets the lock from a finished job inherited nothing: the
+// job's run must not name it as a process that keeps the lock (the file it
+// locks is the same one, handed over in place, or a new one that may reuse
+// the inode number).
+TEST_F(CliTest, AWaiterThatGetsTheLockIsNotCalledAnInheritor) {
+  for (int round = 0; round < 5; ++round) {
+    std::unique_ptr<Child> holder = start({"run", lock_, "--", "sleep", "0.3"});
+    for (int i = 0; i < 200 && !exists(lock_); ++i) std::this_thread::sleep_for(5ms);
+    ASSERT_TRUE(exists(lock_));
+    std::unique_ptr<Child> waiter = start({"run", "-w", "30", lock_, "--", "sleep", "0.2"});
+    Outcome first = holder->finish();
+    Outcome second = waiter->finish();
+    EXPECT_EXIT_CODE(first, 0);
+    EXPECT_EXIT_CODE(second, 0);
+    EXPECT_THAT(first.err, Not(HasSubstr("stays held"))) << "round " << round;
+    EXPECT_THAT(second.err, Not(HasSubstr("stays held"))) << "round " << round;
+    EXPECT_FALSE(exists(lock_));
+  }
+}
+
 TEST_F(CliTest, AJobWithoutBackgroundChildrenLeavesNothingBehind) {
   // The same job with its child waited for: nothing stays, nothing is said.
   Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c", "sleep 0.1 & wait"});
