@@ -8,9 +8,11 @@
 #                                       of src/bin/pg_ctl, initdb, pg_resetwal
 #                                       and pg_upgrade
 #
-# Everything goes to $PGWORK (default /var/tmp/pidlock-postgres):
-#   apt/                   a private apt configuration (deb-src lines, lists):
-#                          the system's sources.list is never touched
+# Everything goes to $PGWORK (default /var/tmp/pidlock-postgres), which
+# $PG_USER must be able to reach:
+#   apt/                   a private apt configuration (deb-src lines, lists,
+#                          cache): nothing under /etc/apt or /var/lib/apt is
+#                          written, except by installing the build packages
 #   postgresql-15-<ver>/   the source, patched with pidlock.patch
 #   pidlock-build/, pidlock/   this repository's library, built and installed
 #   install/               the patched server, installed with DESTDIR (Debian's
@@ -19,8 +21,10 @@
 #                          install/usr/lib/...; PostgreSQL finds its files
 #                          relative to its bin/): bin is printed at the end
 #   check-*.log            the test runs
-# Needs root for apt-get (or sudo); builds and tests as $PG_USER (default
-# postgres), since PostgreSQL refuses to run as root. $JOBS (default: the
+# Run as root (sudo): it installs the build packages that are missing and
+# builds and tests as $PG_USER (default postgres, the user that Debian's
+# postgresql-15 package creates), since PostgreSQL refuses to run as root.
+# Safe to run again: each step skips or redoes only what it must. $JOBS (default: the
 # number of processors) bounds make and cmake. Building takes many minutes on
 # two cores; ccache (in $PGWORK/ccache) makes a rebuild quick.
 set -eu
@@ -35,31 +39,45 @@ jobs=${JOBS:-$(nproc)}
 version=${PG_DEB_VERSION:-15.18-0+deb12u1}
 upstream=${version%%-*}
 src="$work/postgresql-15-$upstream"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
 
 as_user() { runuser -u "$user" -- env CCACHE_DIR="$work/ccache" PKG_CONFIG_PATH="$work/pidlock/lib/pkgconfig" "$@"; }
 
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+# Only the missing ones: naming an installed package to apt-get install
+# would upgrade it (and what depends on it).
 install_packages() {
-  packages="bison flex libreadline-dev zlib1g-dev libicu-dev libipc-run-perl pkg-config ccache dpkg-dev cmake g++ libboost-filesystem-dev libboost-log-dev"
-  echo "build.sh: installing (if missing): $packages"
+  missing=""
+  for p in bison flex libreadline-dev zlib1g-dev libicu-dev libipc-run-perl pkg-config \
+           ccache dpkg-dev cmake g++ libboost-filesystem-dev libboost-log-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+      missing="$missing $p"
+  done
+  [ -n "$missing" ] || return 0
+  echo "build.sh: installing$missing"
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $packages >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null
 }
 
+# The marker file says the extraction (and Debian's patches) finished: an
+# interrupted one is thrown away and done again.
 fetch_source() {
-  [ -d "$src" ] && return
-  mkdir -p "$work/apt/lists/partial"
+  [ -f "$src/.build-sh-fetched" ] && return
+  rm -rf "$src"
+  mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial"
+  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   cat > "$work/apt/sources.list" <<EOF
-deb-src http://deb.debian.org/debian bookworm main
-deb-src http://deb.debian.org/debian bookworm-updates main
-deb-src http://deb.debian.org/debian-security bookworm-security main
+deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm main
+deb-src [signed-by=$keyring] http://deb.debian.org/debian bookworm-updates main
+deb-src [signed-by=$keyring] http://deb.debian.org/debian-security bookworm-security main
 EOF
-  apt="-o Dir::Etc::SourceList=$work/apt/sources.list -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=$work/apt/lists"
+  apt="-o Dir::Etc::SourceList=$work/apt/sources.list -o Dir::Etc::SourceParts=/dev/null"
+  apt="$apt -o Dir::State::Lists=$work/apt/lists -o Dir::Cache=$work/apt/cache"
   # shellcheck disable=SC2086
   apt-get $apt update >/dev/null
   # shellcheck disable=SC2086
   (cd "$work" && apt-get $apt source --only-source "postgresql-15=$version")
+  touch "$src/.build-sh-fetched"
 }
 
 build_pidlock() {
@@ -108,8 +126,12 @@ check() {
   done
 }
 
+[ "$(id -u)" -eq 0 ] || die "run as root (sudo $0): see the header"
+id "$user" >/dev/null 2>&1 ||
+  die "no user $user: install postgresql-15 (which creates it) or set PG_USER"
 mkdir -p "$work"
-id "$user" >/dev/null
+runuser -u "$user" -- test -x "$work" ||
+  die "$user cannot reach $work: set PGWORK to a folder it can (default /var/tmp/pidlock-postgres)"
 install_packages
 fetch_source
 build_pidlock
