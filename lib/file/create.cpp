@@ -86,8 +86,10 @@ int sweep_orphaned_temps(const LockLocation& loc, const struct stat& locked_inod
 //     between (only once it is no longer young: a creator stalled for
 //     seconds), removed it and let go, leaving us the lock of an inode
 //     without a name.
-//  4. group and mode (AcquireOptions), the process table, then the record
-//     in one pwrite (and fsync).
+//  4. group and mode (AcquireOptions), then the record in one pwrite (and
+//     fsync).
+// The process table has the file from step 1 on, so that a thread of this
+// process never mistakes its own creation for a stranger's.
 Failure create_at_name(const LockLocation& loc, const AcquireOptions& options, const HolderRecord& record,
                        Created* out, bool* lost) {
   *lost = false;
@@ -97,6 +99,13 @@ Failure create_at_name(const LockLocation& loc, const AcquireOptions& options, c
   if (fd < 0) return *lost ? Failure{} : system_failure("create lock file");
   out->fd.reset(fd);
   sys().checkpoint("acquire.created");
+  if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
+  // In the table before the lock: another thread of this process that
+  // finds the file locked finds it ours too (and is refused, or waits its
+  // turn), not held by a stranger.
+  if (!table_insert(out->st.st_dev, out->st.st_ino))
+    return pidlock_failure(errc::already_held_by_this_process, "acquire");
+  out->in_table = true;
   if (Failure f = lock_created(fd, out, lost)) return f;
   if (*lost) {
     out->reset();
@@ -104,7 +113,6 @@ Failure create_at_name(const LockLocation& loc, const AcquireOptions& options, c
   }
   out->loc = &loc;  // locked: ours to remove on failure
   sys().checkpoint("acquire.locked");
-  if (sys().fstat(fd, &out->st) != 0) return system_failure("stat lock file");
   NameLook look;
   if (Failure f = names_same_file(loc, out->st, &look)) return f;
   if (!look.same) {
@@ -120,9 +128,6 @@ Failure create_at_name(const LockLocation& loc, const AcquireOptions& options, c
   // The mode must not depend on the umask (the usual umask leaves 0600 alone).
   if ((out->st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0)
     return system_failure("set mode of lock file");
-  if (!table_insert(out->st.st_dev, out->st.st_ino))
-    return pidlock_failure(errc::already_held_by_this_process, "acquire");
-  out->in_table = true;
   HolderRecord published = record;
   published.without_kernel_lock = out->without_kernel_lock;
   out->written = format_record(published);
