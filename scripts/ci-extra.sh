@@ -122,6 +122,8 @@ build_and_test() {
 # detection stays on; children the tests fork leave through _exit(), which
 # skips it. One suppression: tests/waiting/exit_helper_main.cpp leaks its
 # handles on purpose (only ~LockManager at exit may release them).
+# Both sanitizer stages give C sources (tests/c_api's C99 program) the
+# same flags as C++ ones, so that the C test is instrumented too.
 stage_asan() {
   local flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
   printf 'leak:exit_helper_main.cpp\n' >"$work/lsan.supp"
@@ -129,7 +131,7 @@ stage_asan() {
   LSAN_OPTIONS="suppressions=$work/lsan.supp" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
     build_and_test asan RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ -DCMAKE_C_COMPILER=gcc \
-      "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" \
+      "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_C_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined" \
       "-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=address,undefined"
 }
 
@@ -153,7 +155,7 @@ stage_tsan() {
   exclude="$excluded_tests|SignalForwardingTest|CliTest\.ASignalToTheWholeProcessGroupReachesTheJobOnce" \
   TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1" \
     build_and_test tsan None -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
-      "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" \
+      "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_C_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" \
       "-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread"
 }
 
