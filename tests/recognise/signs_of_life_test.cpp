@@ -176,9 +176,13 @@ TEST(SignsOfLife, ProcessWorkingInTheDataDirectoryFromAnotherPidNamespace) {
                            "echo ready; exec sleep 1000"});
   ASSERT_EQ(ns.read_line(), std::optional<std::string>("ready"));
   expect_held_and_untouched(lock, Reason::kDataDirectoryInUse);
+  // The namespace's process first, while unshare (its parent) still lists
+  // it: kill_tree returns once it is reaped. Killed through unshare alone,
+  // it could still be exiting, its working directory still set, when the
+  // next inspect looks.
+  kill_tree(ns.pid(), false);
   ns.kill();
   ns.wait();
-  kill_tree(ns.pid(), false);
   EXPECT_EQ(LockManager().inspect(lock).reason, Reason::kPidDead);
 }
 
