@@ -109,6 +109,36 @@ std::string describe_inspection(const std::string& path, const Inspection& in,
   return out;
 }
 
+namespace {
+
+// {"KEY": "VALUE", ...} of the fields pidlock does not know, or null.
+void add_unknown_fields(JsonObject& json, const HolderRecord* r) {
+  if (!r || r->unknown_fields.empty()) {
+    json.add_null("unknown_fields");
+    return;
+  }
+  JsonObject fields;
+  for (const auto& [key, value] : r->unknown_fields) fields.add_string(key, value);
+  json.add_raw("unknown_fields", fields.str());
+}
+
+// [{"pid": N, "command": "..."}, ...] of the processes holding the kernel
+// lock, or null.
+void add_kernel_lock_holders(JsonObject& json, const std::vector<LockHolder>* holders) {
+  if (!holders || holders->empty()) {
+    json.add_null("kernel_lock_holders");
+    return;
+  }
+  std::string list = "[";
+  for (const LockHolder& h : *holders) {
+    if (list.size() > 1) list += ',';
+    list += JsonObject().add_integer("pid", h.pid).add_string("command", h.command).str();
+  }
+  json.add_raw("kernel_lock_holders", list + "]");
+}
+
+}  // namespace
+
 std::string inspection_json(const std::string& path, const Inspection& in,
                             const std::vector<LockHolder>* holders) {
   JsonObject json;
@@ -124,6 +154,12 @@ std::string inspection_json(const std::string& path, const Inspection& in,
     else
       json.add_null(key);
   };
+  auto integer_or_null = [&](const char* key, bool present, std::int64_t value) {
+    if (present)
+      json.add_integer(key, value);
+    else
+      json.add_null(key);
+  };
   if (r) {
     json.add_string("format", to_string(r->format));
     json.add_integer("pid", r->pid);
@@ -131,28 +167,18 @@ std::string inspection_json(const std::string& path, const Inspection& in,
   } else {
     json.add_null("format").add_null("pid").add_null("single_user");
   }
-  if (r && r->start_time > 0)
-    json.add_integer("start_time", r->start_time);
-  else
-    json.add_null("start_time");
+  integer_or_null("start_time", r && r->start_time > 0, r ? r->start_time : 0);
   string_or_null("data_dir", r ? &r->data_directory : nullptr);
   string_or_null("host", r ? &r->host : nullptr);
   // Line 2 of a plain pid file: a host or a program name.
   string_or_null("label", r ? &r->label : nullptr);
   string_or_null("status", r ? &r->status : nullptr);
-  if (r && r->format == RecordFormat::kPidlock)
-    json.add_integer("format_version", r->format_version);
-  else
-    json.add_null("format_version");
+  integer_or_null("format_version", r && r->format == RecordFormat::kPidlock, r ? r->format_version : 0);
   string_or_null("boot_id", r ? &r->boot_id : nullptr);
-  if (r && r->pid_namespace)
-    json.add_integer("pid_namespace", static_cast<std::int64_t>(*r->pid_namespace));
-  else
-    json.add_null("pid_namespace");
-  if (r && r->process_start_ticks)
-    json.add_integer("process_start_ticks", static_cast<std::int64_t>(*r->process_start_ticks));
-  else
-    json.add_null("process_start_ticks");
+  integer_or_null("pid_namespace", r && r->pid_namespace,
+                  r && r->pid_namespace ? static_cast<std::int64_t>(*r->pid_namespace) : 0);
+  integer_or_null("process_start_ticks", r && r->process_start_ticks,
+                  r && r->process_start_ticks ? static_cast<std::int64_t>(*r->process_start_ticks) : 0);
   // Locks in a lease-based store (etcd://): the lease, its time left and the
   // fencing token; null for lock files. The two 64-bit ids are strings, as
   // etcd's own JSON writes them: JavaScript and jq read numbers as doubles,
@@ -164,30 +190,12 @@ std::string inspection_json(const std::string& path, const Inspection& in,
   } else {
     json.add_null("lease").add_null("ttl").add_null("fencing_token");
   }
-  if (r && r->port)
-    json.add_integer("port", *r->port);
-  else
-    json.add_null("port");
+  integer_or_null("port", r && r->port, r && r->port ? *r->port : 0);
   string_or_null("socket_dir", r ? &r->socket_directory : nullptr);
   string_or_null("listen_address", r ? &r->listen_address : nullptr);
   string_or_null("shared_memory_key", r ? &r->shared_memory_key : nullptr);
-  if (r && !r->unknown_fields.empty()) {
-    JsonObject fields;
-    for (const auto& [key, value] : r->unknown_fields) fields.add_string(key, value);
-    json.add_raw("unknown_fields", fields.str());
-  } else {
-    json.add_null("unknown_fields");
-  }
-  if (holders && !holders->empty()) {
-    std::string list = "[";
-    for (const LockHolder& h : *holders) {
-      if (list.size() > 1) list += ',';
-      list += JsonObject().add_integer("pid", h.pid).add_string("command", h.command).str();
-    }
-    json.add_raw("kernel_lock_holders", list + "]");
-  } else {
-    json.add_null("kernel_lock_holders");
-  }
+  add_unknown_fields(json, r);
+  add_kernel_lock_holders(json, holders);
   return json.str();
 }
 
