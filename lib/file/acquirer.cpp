@@ -229,8 +229,7 @@ Acquirer::Step Acquirer::wait_or_refuse() {
   // Unannounced, we sleep until its creator closes it, and look again.
   const bool record_written = found_.inspection.holder.has_value();
   if (found_.kernel == KernelEvidence::kHeld && record_written && not_announced_ != id) {
-    const Inspection& insp = found_.inspection;
-    if (announce(loc_, found_, &announced_, insp.holder ? insp.holder->pid : 0)) return Step::kAgain;
+    if (announce(loc_, found_, &announced_)) return Step::kAgain;
     not_announced_ = id;
   }
   return sleep_on_holder();

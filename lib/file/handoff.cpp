@@ -82,7 +82,7 @@ UniqueFd AnnouncementFd::take() {
   return std::move(fd_);
 }
 
-bool announce(const LockLocation& loc, const Examined& found, Announced* out, pid_t holder) {
+bool announce(const LockLocation& loc, const Examined& found, Announced* out) {
   int fd = open_at(AT_FDCWD, loc.at.c_str(), O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) return false;
   UniqueFd rw(fd);
@@ -92,7 +92,6 @@ bool announce(const LockLocation& loc, const Examined& found, Announced* out, pi
   if (sys().announce_waiter(fd) != 0) return false;
   out->fd.adopt(std::move(rw));
   out->st = st;
-  out->holder = holder;
   return true;
 }
 
@@ -134,52 +133,36 @@ Failure judge_won(const JudgeOptions& options, Announced& a, Examined* found) {
 
 }  // namespace
 
-// One try of the lock per wake, and no file to open while someone else
-// holds it.
+// In the kernel's queue on the announced file until its lock is ours (a
+// release or the holder's death grants it to the first waiter alone), or
+// its name moves on, or the wait ends.
 Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Waiter& waiter, Announced& a,
                        Examined* found, InPlace* outcome, Wake* ended) {
-  bool woke = false;
+  // Only a change of the file's name is worth a wake now: hand-offs and
+  // closes reach us through the queue.
+  if (std::error_code ec = waiter.notifier()->watch_file(a.fd.get(), FileEvents::kRenamed))
+    return Failure{ec, "watch lock file", ""};
+  LockRequest request;  // ends (leaving the queue) before a.fd may close
   for (;;) {
-    switch (sys().try_lock(a.fd.get())) {
-      case KernelLock::kAcquired:
-        *outcome = InPlace::kWon;
-        return judge_won(options, a, found);
-      case KernelLock::kHeldByOther:
-        break;
-      case KernelLock::kUnsupported:
-        a.fd.reset();
-        *outcome = InPlace::kMoved;
-        return {};
-      case KernelLock::kError:
-        return system_failure("lock existing lock file");
+    bool locked = false;
+    const Wake w = waiter.queue_for_lock(a.fd.get(), request, &locked);
+    if (locked) {
+      *outcome = InPlace::kWon;
+      return judge_won(options, a, found);
     }
-    if (woke && waiter.saw_close()) {
-      // A close, and the lock is held: either a waiter took it over from a
-      // holder that released (the record says released, or names the new
-      // holder), or a dead holder's lock is not gone yet (the record still
-      // names it; see Waiter::settle_after_close).
-      ParsedRecord parsed;
-      if (Failure f = read_record(a.fd.get(), &parsed)) return f;
-      const bool handed_on =
-          parsed.record && (parsed.record->status == kReleasedStatus || parsed.record->pid != a.holder);
-      if (parsed.record) a.holder = parsed.record->pid;
-      if (!handed_on && waiter.settle_after_close(KernelEvidence::kHeld)) continue;
-    }
-    Wake w = waiter.sleep_announced();
-    woke = true;
+    if (w == Wake::kError) return system_failure("wait for lock file");
     if (w != Wake::kEvent) {
       *ended = w;
       *outcome = InPlace::kEnded;
       return {};
     }
-    if (waiter.name_may_have_changed()) {
-      NameLook look;
-      if (Failure f = names_same_file(loc, a.st, &look)) return f;
-      if (!look.same) {
-        a.fd.reset();
-        *outcome = InPlace::kMoved;
-        return {};
-      }
+    NameLook look;
+    if (Failure f = names_same_file(loc, a.st, &look)) return f;
+    if (!look.same) {
+      (void)request.stop();
+      a.fd.reset();
+      *outcome = InPlace::kMoved;
+      return {};
     }
   }
 }

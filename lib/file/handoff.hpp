@@ -4,12 +4,14 @@
 //  * A waiter that may open the file for writing announces itself with a
 //    shared OFD lock on the file's second byte (System::announce_waiter);
 //    the holder's lock covers the first byte, so the two never conflict.
-//    It keeps that descriptor, its watch and its announcement from holder
-//    to holder, and tries the holder's byte on every wake.
+//    It keeps that descriptor and its announcement from holder to holder,
+//    and waits in the kernel's queue for the holder's byte (F_OFD_SETLKW),
+//    which grants the lock to waiters in the order they asked and wakes
+//    only the first at each release.
 //  * A releasing holder that finds a waiter announced (one F_OFD_GETLK)
 //    does not remove the file: it rewrites the record in place with status
-//    kReleasedStatus, drops its lock and closes. The close wakes the
-//    waiters; the first to lock the file takes it over in place, with
+//    kReleasedStatus, drops its lock and closes. The kernel grants the lock
+//    to the first waiter in its queue, which takes the file over in place, with
 //    took_over() false. A holder that dies instead leaves its own record,
 //    which the first waiter takes over as a stale lock.
 #ifndef PIDLOCK_FILE_HANDOFF_HPP
@@ -56,14 +58,13 @@ class AnnouncementFd {
 struct Announced {
   AnnouncementFd fd;
   struct stat st {};
-  pid_t holder = 0;  // the holder on record when we last looked
 };
 
 // Opens the file `found` looked at for writing and announces us on it.
 // False, with nothing announced, where that cannot be done (no write
 // permission, the file replaced meanwhile, a holder that locks the whole
 // file): the waiter then waits the usual way.
-bool announce(const LockLocation& loc, const Examined& found, Announced* out, pid_t holder);
+bool announce(const LockLocation& loc, const Examined& found, Announced* out);
 
 // Gives up an announcement, removing a file released to us that nobody
 // else waits for.
@@ -75,8 +76,9 @@ enum class InPlace {
   kEnded,  // the wait ended (deadline, cancel, error of the sleep): *ended says how
 };
 
-// Waits on the announced file until its holder releases or dies and we
-// lock it, or its name moves on.
+// Waits in the kernel's queue on the announced file until its holder
+// releases or dies and the lock is ours, or its name moves on, or the wait
+// ends (deadline, cancel).
 Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Waiter& waiter, Announced& a,
                        Examined* found, InPlace* outcome, Wake* ended);
 

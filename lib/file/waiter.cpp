@@ -53,6 +53,35 @@ Wake Waiter::sleep_announced() {
   return sleep_for_events();
 }
 
+Wake Waiter::queue_for_lock(int fd, LockRequest& request, bool* locked) {
+  *locked = false;
+  if (!deadline_ && !canceller_) {
+    // Nothing can end this wait but the lock: block in the call itself, as
+    // flock(1) does. A signal handler that ran sends us back to the end of
+    // the queue.
+    if (retry_eintr([&] { return sys().wait_lock(fd); }) != 0) return Wake::kError;
+    *locked = true;
+    return Wake::kEvent;
+  }
+  if (!request.active() && !request.start(fd)) return Wake::kError;
+  settles_ = 0;
+  pidfd_.reset();
+  pid_watched_ = 0;
+  Wake w = request.answered() ? Wake::kEvent : sleep_for_events(request.done_fd());
+  if (w == Wake::kEvent && !request.answered()) return w;  // the name may have moved
+  // Answered, or the wait ends: a lock granted at the last moment is ours.
+  int err = 0;
+  if (request.stop(&err)) {
+    *locked = true;
+    return Wake::kEvent;
+  }
+  if (err != 0) {
+    errno = err;
+    return Wake::kError;
+  }
+  return w;
+}
+
 bool Waiter::settle_after_close(KernelEvidence kernel) {
   if (kernel != KernelEvidence::kHeld || !saw_close() || settles_ >= kContestedRetries) return false;
   if (deadline_ && std::chrono::steady_clock::now() >= *deadline_) return false;
@@ -63,7 +92,7 @@ bool Waiter::settle_after_close(KernelEvidence kernel) {
 
 // Sleeps until the watch or the pidfd reports, the recheck interval passes
 // (kEvent: look again) or the deadline does (kTimeout).
-Wake Waiter::sleep_for_events() {
+Wake Waiter::sleep_for_events(int extra_fd) {
   std::chrono::steady_clock::duration limit = recheck_;
   bool deadline_first = false;
   if (deadline_) {
@@ -76,14 +105,14 @@ Wake Waiter::sleep_for_events() {
   }
   const auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
-    Wake w = sleep_until({notifier_->fd(), pidfd_.get()}, canceller_ ? canceller_->native_handle() : -1,
+    Wake w = sleep_until({notifier_->fd(), pidfd_.get(), extra_fd}, canceller_ ? canceller_->native_handle() : -1,
                          until - std::chrono::steady_clock::now());
     rechecking_ = w == Wake::kTimeout && !deadline_first;
     if (rechecking_) return Wake::kEvent;  // periodic recheck
     if (w != Wake::kEvent) return w;
     // Events of retired watches (files waited on before) are not worth
     // another look; only the file we watch, or the holder's exit, is.
-    if (notifier_->drain() || readable(pidfd_.get())) return Wake::kEvent;
+    if (notifier_->drain() || readable(pidfd_.get()) || readable(extra_fd)) return Wake::kEvent;
   }
 }
 

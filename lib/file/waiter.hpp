@@ -8,6 +8,7 @@
 
 #include "core/failure.hpp"
 #include "file/examine.hpp"
+#include "posix/lock_request.hpp"
 #include "posix/notifier.hpp"
 
 #include <chrono>
@@ -52,6 +53,18 @@ class Waiter {
   // description (IN_CLOSE_WRITE); unlink and rename change the file.
   Wake sleep_announced();
 
+  // Waits in the kernel's queue for the holder lock of `fd` (a waiter's
+  // own writable description of the file it watches): the lock is granted
+  // to waiters in the order they asked, and a release or a holder's death
+  // wakes the first of them alone. kEvent with *locked true: the lock is
+  // ours. A wait without deadline or canceller blocks in the call itself;
+  // one with either keeps its place in the queue through `request` (a
+  // thread of its own) and sleeps on it, the canceller and the file watch,
+  // and returns kEvent with *locked false when the watch or the periodic
+  // recheck says the file's name must be looked at again -- `request`
+  // keeps its place meanwhile; kTimeout, kCancelled and kError end it.
+  Wake queue_for_lock(int fd, LockRequest& request, bool* locked);
+
   // The kernel reports a close (IN_CLOSE_WRITE) before it drops the closing
   // description's lock (__fput: fsnotify_close, then locks_remove_file), so
   // a look right after the holder's death can still find the lock held --
@@ -66,7 +79,7 @@ class Waiter {
   bool saw_close() const { return !rechecking_ && notifier_->saw_close(); }
 
  private:
-  Wake sleep_for_events();
+  Wake sleep_for_events(int extra_fd = -1);
   static std::shared_ptr<ChangeNotifier> thread_notifier();
   static bool readable(int fd);
 

@@ -172,6 +172,11 @@ class LinuxSystem final : public System {
     }
   }
 
+  int wait_lock(int fd) override {
+    struct flock fl = byte_lock(F_WRLCK, kHolderByte);
+    return ::fcntl(fd, F_OFD_SETLKW, &fl);
+  }
+
   LockQuery query_lock(int fd) override { return query_byte(fd, kHolderByte); }
 
   int unlock(int fd) override {

@@ -107,6 +107,12 @@ class System {
   // covers the file's first byte; waiters announce themselves with shared
   // locks on the second byte, which never conflict with the holder's. ---
   virtual KernelLock try_lock(int fd) = 0;
+  // Waits in the kernel's queue until the holder's lock is ours
+  // (F_OFD_SETLKW): the kernel grants it to waiters in the order they
+  // asked, and a release wakes only the first of them. Returns 0, or -1
+  // with errno (EINTR when a signal handler ran: the request has left the
+  // queue).
+  virtual int wait_lock(int fd) = 0;
   virtual LockQuery query_lock(int fd) = 0;
   // Drops the holder's lock taken through `fd`, keeping the descriptor.
   virtual int unlock(int fd) = 0;
@@ -205,6 +211,7 @@ class SystemWrapper : public System {
   int list_directory(int d, std::vector<std::string>* n) override { return target_.list_directory(d, n); }
   int poll(struct pollfd* f, nfds_t c, int t) override { return target_.poll(f, c, t); }
   KernelLock try_lock(int fd) override { return target_.try_lock(fd); }
+  int wait_lock(int fd) override { return target_.wait_lock(fd); }
   LockQuery query_lock(int fd) override { return target_.query_lock(fd); }
   int unlock(int fd) override { return target_.unlock(fd); }
   int announce_waiter(int fd) override { return target_.announce_waiter(fd); }

@@ -11,7 +11,7 @@ const char* call_name(Call c) {
   static const char* const kNames[] = {
       "openat",       "close",        "pread",  "pwrite",   "fsync",           "fstat",
       "fstatat",      "unlinkat",     "fchmod", "fchown", "ftruncate", "futimens",       "set_cloexec",
-      "try_lock",     "query_lock",   "unlock",
+      "try_lock",     "wait_lock",    "query_lock",   "unlock",
       "announce_waiter", "query_waiters", "kill", "process_stat", "process_scan", "query_flock",
       "shm_stat",     "connect_unix", "send_datagram",
   };
@@ -140,6 +140,8 @@ d::KernelLock FaultSystem::try_lock(int fd) {
   return d::KernelLock::kError;
 }
 
+int FaultSystem::wait_lock(int fd) { return fails(Call::kWaitLock) ? -1 : SystemWrapper::wait_lock(fd); }
+
 d::LockQuery FaultSystem::query_fault(const Fault& f) {
   if (f.kind == FaultKind::kUnsupported) return d::LockQuery::kUnsupported;
   errno = f.err;
@@ -191,6 +193,7 @@ int FaultSystem::connect_unix(const char* path) {
 
 NoKernelLocksSystem::NoKernelLocksSystem() {
   always(Call::kTryLock, FaultKind::kUnsupported);
+  always(Call::kWaitLock, FaultKind::kErrno, ENOLCK);
   always(Call::kQueryLock, FaultKind::kUnsupported);
   always(Call::kQueryWaiters, FaultKind::kUnsupported);
   always(Call::kUnlock, FaultKind::kErrno, ENOLCK);

@@ -47,6 +47,7 @@ enum class Call {
   kFutimens,
   kSetCloexec,
   kTryLock,
+  kWaitLock,
   kQueryLock,
   kUnlock,
   kAnnounceWaiter,
@@ -121,6 +122,7 @@ class FaultSystem : public d::SystemWrapper {
   int futimens(int fd, const struct timespec t[2]) override;
   int set_cloexec(int fd, bool on) override;
   d::KernelLock try_lock(int fd) override;
+  int wait_lock(int fd) override;
   d::LockQuery query_lock(int fd) override;
   int unlock(int fd) override;
   int announce_waiter(int fd) override;

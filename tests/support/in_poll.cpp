@@ -2,6 +2,7 @@
 
 #include "support/proc.hpp"
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -13,16 +14,18 @@ namespace pidlock_test {
 
 namespace {
 
-// Is the thread in poll (or ppoll) with a timeout other than zero? A
-// zero-timeout poll is a readiness probe (Canceller::cancelled), not a wait.
+// Is the thread in poll (or ppoll) with a timeout other than zero, or
+// queued for a lock in fcntl(F_OFD_SETLKW)? A zero-timeout poll is a
+// readiness probe (Canceller::cancelled), not a wait.
 bool sleeping_in_poll(pid_t pid, pid_t tid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/syscall");
   long nr = -1;
   if (!(in >> nr)) return false;  // "running"
-  std::string fds, nfds, timeout;
-  in >> fds >> nfds >> timeout;
+  std::string first, second, third;
+  in >> first >> second >> third;
+  if (nr == SYS_fcntl) return std::stol(second, nullptr, 16) == F_OFD_SETLKW;
 #ifdef SYS_poll
-  if (nr == SYS_poll) return timeout != "0x0";
+  if (nr == SYS_poll) return third != "0x0";
 #endif
   return nr == SYS_ppoll;  // the timeout is a pointer there: any wait counts
 }

@@ -1,6 +1,8 @@
 // Knowing that a waiter really waits: a thread asleep in poll() with a
 // timeout -- where a waiting acquire, wait_until_free and wait_for_loss
-// sleep -- as /proc/PID/task/TID/syscall shows. A test changes the lock
+// sleep -- or queued for a lock in fcntl(F_OFD_SETLKW), where a waiting
+// acquire without deadline or canceller sleeps, as
+// /proc/PID/task/TID/syscall shows. A test changes the lock
 // only once its waiter is there, without guessing with a sleep.
 #ifndef PIDLOCK_TESTS_SUPPORT_IN_POLL_HPP
 #define PIDLOCK_TESTS_SUPPORT_IN_POLL_HPP
@@ -16,7 +18,7 @@
 namespace pidlock_test {
 
 // Blocks until thread `tid` of process `pid` sleeps in poll() with a
-// non-zero timeout; false if that does not happen within `timeout`.
+// non-zero timeout, or in F_OFD_SETLKW; false if that does not happen within `timeout`.
 bool wait_until_sleeping_in_poll(pid_t pid, pid_t tid, std::chrono::milliseconds timeout = kPatience);
 inline bool wait_until_sleeping_in_poll(pid_t pid, std::chrono::milliseconds timeout = kPatience) {
   return wait_until_sleeping_in_poll(pid, pid, timeout);
