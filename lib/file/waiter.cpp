@@ -70,6 +70,7 @@ Wake Waiter::queue_for_lock(int fd, LockRequest& request, bool* locked) {
   Wake w = request.answered() ? Wake::kEvent : sleep_for_events(request.done_fd());
   if (w == Wake::kEvent && !request.answered()) return w;  // the name may have moved
   // Answered, or the wait ends: a lock granted at the last moment is ours.
+  const int sleep_errno = errno;
   int err = 0;
   if (request.stop(&err)) {
     *locked = true;
@@ -79,6 +80,7 @@ Wake Waiter::queue_for_lock(int fd, LockRequest& request, bool* locked) {
     errno = err;
     return Wake::kError;
   }
+  errno = sleep_errno;
   return w;
 }
 
