@@ -245,12 +245,11 @@ def handoff_goal(impl, base, title):
         earlier.append((title, measured, verdict(worst <= 2)))
 
 
-# 1. hand-off p50 <= 2x the floor (issue 3), and the commands (issue 6)
+# 1. hand-off p50 <= 2x the kernel floor, for the library and for the commands
 handoff_goal("pidlock", "flock",
-             "hand-off p50 ≤ 2× the bare kernel floor (library: pidlock, durable, vs flock in a C++ loop; issue 3)")
+             "hand-off p50 ≤ 2× the bare kernel floor (library: pidlock, durable, vs flock in a C++ loop)")
 handoff_goal("pidlock run", "flock(1)",
-             "hand-off p50 ≤ 2× `flock(1)` (the commands: `pidlock run --wait` vs `flock`, each with its exec; "
-             "issue 6)")
+             "hand-off p50 ≤ 2× `flock(1)` (the commands: `pidlock run --wait` vs `flock`, each with its exec)")
 # 2. cycle without fsync <= 3x floor
 cells, ok = [], True
 for fs in ("tmpfs", "disk"):

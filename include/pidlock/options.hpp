@@ -92,20 +92,28 @@ struct AcquireOptions {
   /// Waiting. By default acquire() fails at once when the lock is held. With
   /// `wait`, it blocks until the lock is ours; with a `timeout` (which implies
   /// waiting) it gives up after that long with errc::held and the holder's
-  /// inspection. The waiter sleeps in poll() on inotify events of the lock
-  /// file (closed by its holder, unlinked, replaced or renamed) and, for
-  /// holders known only by pid, a pidfd: it is woken
-  /// by the kernel when the holder releases or dies, and uses no CPU while it
-  /// waits. A waiter that may open the file for writing announces itself
-  /// on it (a shared lock on its second byte); the holder then hands the
-  /// file over in place at release instead of removing it, and the waiter
-  /// acquires with took_over() false (see LockHandle::release()).
-  /// `recheck_interval` bounds each sleep as a safety net for file
-  /// systems whose changes inotify cannot see (NFS).
+  /// inspection. A waiter that may open the file for writing announces
+  /// itself on it (a shared lock on its second byte) and queues for the
+  /// holder's lock in the kernel (F_OFD_SETLKW): waiters get the lock in the
+  /// order they queued, a release or the holder's death wakes only the
+  /// first in line, and the holder hands the file over in place instead of
+  /// removing it, so that the waiter acquires with took_over() false (see
+  /// LockHandle::release()). Without `timeout` and `canceller` the calling
+  /// thread blocks in that call, as flock(1) does, and does not notice the
+  /// file losing its name until its holder lets go. With either, a thread
+  /// of pidlock's own keeps the place in the queue while the calling thread
+  /// sleeps in poll() on it, the canceller and inotify events of the file's
+  /// name, and `recheck_interval` bounds each sleep as a safety net for file
+  /// systems whose changes inotify cannot see (NFS). Any other waiter
+  /// (no write permission, a foreign file) sleeps in poll() on inotify
+  /// events of the lock file (closed by its holder, unlinked, replaced or
+  /// renamed) and, for holders known only by pid, a pidfd, and looks again
+  /// at each. No waiter uses CPU while it waits.
   bool wait = false;
   /// Give up waiting after this long (implies `wait`); see `wait`.
   std::optional<std::chrono::milliseconds> timeout;
-  /// Cancels a waiting acquire from another thread (errc::cancelled).
+  /// Cancels a waiting acquire from another thread (errc::cancelled). A
+  /// lock granted at the moment of the cancel is returned, not dropped.
   const Canceller* canceller = nullptr;
   /// Longest single sleep of a waiting acquire; see `wait`.
   std::chrono::milliseconds recheck_interval{1000};
