@@ -15,8 +15,7 @@ namespace pidlock::detail {
 // owner and group of `st`? Owner: our effective uid. Group: `chosen_group`
 // if there is one (AcquireOptions::group), else the folder's where it has
 // the set-group-ID bit (BSD semantics, which Linux follows), our effective
-// gid otherwise. A file of our effective uid and gid counts as ours in any
-// folder. False, too, if the folder must be and cannot be examined.
+// gid otherwise. False, too, if the folder cannot be examined.
 bool owned_as_if_created(const char* folder, const struct stat& st, std::optional<gid_t> chosen_group = std::nullopt);
 
 }  // namespace pidlock::detail
