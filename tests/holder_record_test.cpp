@@ -3,6 +3,7 @@
 #include <pidlock/holder_record.hpp>
 
 #include "support/test_support.hpp"
+#include "core/crc32.hpp"
 #include "core/judge.hpp"
 
 #include <gtest/gtest.h>
@@ -32,16 +33,20 @@ HolderRecord sample_record() {
   return r;
 }
 
-// Appends the checksum line for `body`: CRC-32 (IEEE, as zlib), computed
-// here independently of the library, so that tests can build records with
-// fields format_record cannot write.
-std::string with_checksum(const std::string& body) {
+// CRC-32 (IEEE, as zlib) one bit at a time, independently of the library.
+std::uint32_t bitwise_crc32(const std::string& bytes) {
   std::uint32_t crc = 0xFFFFFFFFu;
-  for (unsigned char c : body) {
+  for (unsigned char c : bytes) {
     crc ^= c;
     for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
   }
-  crc ^= 0xFFFFFFFFu;
+  return crc ^ 0xFFFFFFFFu;
+}
+
+// Appends the checksum line for `body`, so that tests can build records
+// with fields format_record cannot write.
+std::string with_checksum(const std::string& body) {
+  const std::uint32_t crc = bitwise_crc32(body);
   char hex[16];
   std::snprintf(hex, sizeof hex, "%08x", crc);
   return body + "checksum=crc32:" + hex + "\n";
@@ -117,6 +122,37 @@ TEST(HolderRecord, MinSizePadsWithoutChangingFields) {
   EXPECT_TRUE(parsed.record->unknown_fields.empty()) << "pad= is filler, not an unknown field";
   // A min_size below the natural length changes nothing.
   EXPECT_EQ(format_record(r, 10), natural);
+}
+
+// The library's table-driven CRC must give every older reader's value: for
+// every length around its 8-byte steps, and at every alignment.
+TEST(HolderRecord, ChecksumIsTheBitwiseCrc32AtEveryLengthAndAlignment) {
+  EXPECT_EQ(pidlock::detail::crc32("123456789"), 0xCBF43926u) << "the CRC-32 check value";
+  EXPECT_EQ(pidlock::detail::crc32(""), 0u);
+  std::string bytes;
+  for (int i = 0; i < 300; ++i) bytes += static_cast<char>((i * 131 + 7) & 0xff);
+  for (std::size_t offset = 0; offset < 8; ++offset)
+    for (std::size_t length = 0; offset + length <= 80; ++length) {
+      const std::string slice = bytes.substr(offset, length);
+      ASSERT_EQ(pidlock::detail::crc32(slice), bitwise_crc32(slice)) << "offset " << offset << ", length " << length;
+    }
+  EXPECT_EQ(pidlock::detail::crc32(bytes), bitwise_crc32(bytes));
+}
+
+// Every padded length: the record is at least min_size long, ends in the
+// checksum of everything before it, and keeps its fields.
+TEST(HolderRecord, EveryMinSizeGivesAWellFormedRecord) {
+  HolderRecord r = sample_record();
+  const std::string natural = format_record(r);
+  for (std::size_t min_size = natural.size() - 2; min_size < natural.size() + 12; ++min_size) {
+    const std::string padded = format_record(r, min_size);
+    ASSERT_GE(padded.size(), min_size);
+    const std::size_t last_line = padded.rfind('\n', padded.size() - 2) + 1;
+    EXPECT_EQ(with_checksum(padded.substr(0, last_line)), padded) << "min_size " << min_size;
+    ParsedRecord parsed = parse_record(padded);
+    ASSERT_TRUE(parsed.record) << parsed.problem;
+    EXPECT_EQ(parsed.record->host, "db1");
+  }
 }
 
 TEST(HolderRecord, UnknownFieldsAreIgnoredAndKept) {

@@ -1,13 +1,13 @@
 #include <pidlock/holder_record.hpp>
 
+#include "core/crc32.hpp"
 #include "core/foreign_record.hpp"
 #include "core/parse_integer.hpp"
-
-#include <boost/crc.hpp>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -18,12 +18,6 @@ using detail::parse_integer;
 
 constexpr std::string_view kFormatKey = "pidlock-format";
 constexpr std::string_view kChecksumPrefix = "checksum=crc32:";
-
-std::uint32_t crc32_of(std::string_view bytes) {
-  boost::crc_32_type crc;
-  crc.process_bytes(bytes.data(), bytes.size());
-  return crc.checksum();
-}
 
 std::string_view trim_right(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
@@ -60,7 +54,7 @@ std::optional<std::string> checksum_problem(std::string_view bytes) {
   std::uint32_t stored = 0;
   auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), stored, 16);
   if (ec != std::errc() || end != hex.data() + hex.size() || hex.size() != 8) return "malformed checksum line";
-  if (crc32_of(bytes.substr(0, line_start)) != stored)
+  if (detail::crc32(bytes.substr(0, line_start)) != stored)
     return "checksum mismatch (record read while being rewritten, or damaged)";
   return std::nullopt;
 }
@@ -197,63 +191,85 @@ ParsedRecord parse_record(std::string_view bytes) noexcept try {
 
 namespace {
 
-// Appends integers without a temporary string: format_record runs on every
-// acquire, and its streams and temporaries once cost more user-space time
-// than the acquire's system calls.
-template <typename Int>
-void append_integer(std::string& out, Int value) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  out.append(digits, static_cast<size_t>(end - digits));
-}
+// Writes a record into a buffer sized in advance: format_record runs on
+// every acquire, and its streams, temporaries and growing appends once cost
+// more user-space time than the acquire's system calls.
+class RecordWriter {
+ public:
+  explicit RecordWriter(char* at) : at_(at) {}
+  char* end() const { return at_; }
 
-template <typename Int>
-void append_field(std::string& out, std::string_view key, Int value) {
-  out += key;
-  append_integer(out, value);
-  out += '\n';
-}
+  void text(std::string_view s) {
+    std::memcpy(at_, s.data(), s.size());
+    at_ += s.size();
+  }
+  void fill(char c, size_t n) {
+    std::memset(at_, c, n);
+    at_ += n;
+  }
+  template <typename Int>
+  void number(std::string_view key, Int value) {
+    text(key);
+    at_ = std::to_chars(at_, at_ + kMaxDigits, value).ptr;
+    *at_++ = '\n';
+  }
+  void field(std::string_view key, std::string_view value) {
+    text(key);
+    text(value);
+    *at_++ = '\n';
+  }
 
-void append_field(std::string& out, std::string_view key, const std::string& value) {
-  out += key;
-  out += value;
-  out += '\n';
+  static constexpr size_t kMaxDigits = 24;
+
+ private:
+  char* at_;
+};
+
+constexpr size_t kChecksumLine = kChecksumPrefix.size() + 8 + 1;
+
+// The most bytes format_record() writes for `record` before its padding
+// and checksum line: the keys and digits of every field, with room to spare.
+size_t unpadded_bound(const HolderRecord& record) {
+  size_t n = 256 + record.data_directory.size() + record.boot_id.size() + record.host.size() + record.status.size();
+  for (const std::string& line : record.application_lines) n += line.size() + 1;
+  return n;
 }
 
 }  // namespace
 
 std::string format_record(const HolderRecord& record, std::size_t min_size) {
   std::string out;
-  out.reserve(std::max<std::size_t>(min_size, 192 + record.data_directory.size() + record.host.size()));
-  append_field(out, "", record.pid);
-  append_field(out, "", record.data_directory);
-  append_field(out, "", record.start_time);
-  for (const std::string& line : record.application_lines) append_field(out, "", line);
-  append_field(out, "pidlock-format=", kRecordFormatVersion);
-  if (record.process_start_ticks) append_field(out, "process-start-ticks=", *record.process_start_ticks);
-  if (!record.boot_id.empty()) append_field(out, "boot-id=", record.boot_id);
-  if (record.pid_namespace) append_field(out, "pid-namespace=", *record.pid_namespace);
-  if (!record.host.empty()) append_field(out, "host=", record.host);
-  append_field(out, "status=", record.status);
-  if (record.without_kernel_lock) out += "kernel-lock=none\n";
-  constexpr size_t kChecksumLine = kChecksumPrefix.size() + 8 + 1;
-  size_t natural = out.size() + kChecksumLine;
+  // Room for the fields, a pad line (at least 5 bytes) and the checksum.
+  out.resize(unpadded_bound(record) + min_size + 5 + kChecksumLine);
+  RecordWriter w(out.data());
+  w.number("", record.pid);
+  w.field("", record.data_directory);
+  w.number("", record.start_time);
+  for (const std::string& line : record.application_lines) w.field("", line);
+  w.number("pidlock-format=", kRecordFormatVersion);
+  if (record.process_start_ticks) w.number("process-start-ticks=", *record.process_start_ticks);
+  if (!record.boot_id.empty()) w.field("boot-id=", record.boot_id);
+  if (record.pid_namespace) w.number("pid-namespace=", *record.pid_namespace);
+  if (!record.host.empty()) w.field("host=", record.host);
+  w.field("status=", record.status);
+  if (record.without_kernel_lock) w.text("kernel-lock=none\n");
+  size_t natural = static_cast<size_t>(w.end() - out.data()) + kChecksumLine;
   if (min_size > natural) {
     // "pad=" + spaces + "\n" is at least 5 bytes; a record may grow, never
     // shrink, so rounding up is fine.
     size_t pad = min_size - natural;
-    out += "pad=";
-    out.append(pad > 5 ? pad - 5 : 0, ' ');
-    out += '\n';
+    w.text("pad=");
+    w.fill(' ', pad > 5 ? pad - 5 : 0);
+    w.text("\n");
   }
+  const size_t body = static_cast<size_t>(w.end() - out.data());
+  const std::uint32_t crc = detail::crc32(std::string_view(out.data(), body));
   // Eight hex digits, zero-padded.
   static constexpr char kHex[] = "0123456789abcdef";
-  const std::uint32_t crc = crc32_of(out);
   char checksum[8];
   for (int i = 0; i < 8; ++i) checksum[i] = kHex[(crc >> (28 - 4 * i)) & 0xf];
-  out += kChecksumPrefix;
-  out.append(checksum, sizeof checksum);
-  out += '\n';
+  w.field(kChecksumPrefix, std::string_view(checksum, sizeof checksum));
+  out.resize(static_cast<size_t>(w.end() - out.data()));
   return out;
 }
 
