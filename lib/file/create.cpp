@@ -128,9 +128,13 @@ Failure create_at_name(const LockLocation& loc, const AcquireOptions& options, c
   // The mode must not depend on the umask (the usual umask leaves 0600 alone).
   if ((out->st.st_mode & 07777) != options.mode && sys().fchmod(fd, options.mode) != 0)
     return system_failure("set mode of lock file");
-  HolderRecord published = record;
-  published.without_kernel_lock = out->without_kernel_lock;
-  out->written = format_record(published);
+  if (out->without_kernel_lock != record.without_kernel_lock) {  // rare: a file system without locks
+    HolderRecord published = record;
+    published.without_kernel_lock = out->without_kernel_lock;
+    out->written = format_record(published);
+  } else {
+    out->written = format_record(record);
+  }
   if (!write_all_at(fd, out->written.data(), out->written.size(), 0)) return system_failure("write lock file");
   sys().checkpoint("acquire.written");
   if (options.durable && fsync_fd(fd) != 0) return system_failure("fsync lock file");

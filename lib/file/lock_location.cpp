@@ -13,14 +13,17 @@ namespace pidlock::detail {
 
 namespace {
 
-// Canonical folders by the absolute folder string they were resolved from.
-// Resolving costs a system call per path component (canonical() lstat()s
-// each), which a daemon that takes and drops a lock in a loop would pay on
-// every cycle. A folder whose path changes meaning while the process runs
-// (a symlink along it re-pointed, the folder renamed) keeps its first
-// resolution: the lock is still created and judged by the inode at that
-// path, and a release that finds another inode there removes nothing.
-class FolderCache {
+// Canonical folders by the absolute folder string they were resolved from,
+// and whole locations by the absolute path they were made from. Resolving
+// costs a system call per path component (canonical() lstat()s each),
+// which a daemon that takes and drops a lock in a loop would pay on every
+// cycle, and splitting and joining the strings again costs a tenth of the
+// cycle's user-space work. A folder whose path changes meaning while the
+// process runs (a symlink along it re-pointed, the folder renamed) keeps
+// its first resolution: the lock is still created and judged by the inode
+// at that path, and a release that finds another inode there removes
+// nothing.
+class LocationCache {
  public:
   Failure resolve(const std::string& folder, std::string* out) {
     {
@@ -41,23 +44,41 @@ class FolderCache {
     return {};
   }
 
+  bool find(const std::string& path, LockLocation* out) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    auto it = locations_.find(path);
+    if (it == locations_.end()) return false;
+    *out = it->second;
+    return true;
+  }
+
+  void remember(const LockLocation& loc) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (locations_.size() < kMaxEntries) locations_.emplace(loc.path, loc);
+  }
+
  private:
-  static constexpr size_t kMaxEntries = 4096;  // bounded: folders may come from user input
+  static constexpr size_t kMaxEntries = 4096;  // bounded: paths may come from user input
   std::mutex mutex_;
   std::unordered_map<std::string, std::string> canonical_;
+  std::unordered_map<std::string, LockLocation> locations_;
 };
 
-FolderCache& folder_cache() {
-  static auto* cache = new FolderCache;  // never destroyed: used at exit
+LocationCache& location_cache() {
+  static auto* cache = new LocationCache;  // never destroyed: used at exit
   return *cache;
 }
 
 }  // namespace
 
 Failure open_location(const boost::filesystem::path& path, LockLocation* out) {
-  out->path = path.string();
-  if (path.empty()) return pidlock_failure(errc::invalid_argument, "acquire", "the lock path is empty");
   const std::string& given = path.native();
+  // An absolute path means the same location for the life of the process;
+  // a relative one depends on the working directory.
+  const bool absolute = !given.empty() && given[0] == '/';
+  if (absolute && location_cache().find(given, out)) return {};
+  out->path = given;
+  if (path.empty()) return pidlock_failure(errc::invalid_argument, "acquire", "the lock path is empty");
   const size_t slash = given.rfind('/');
   out->name = slash == std::string::npos ? given : given.substr(slash + 1);
   if (out->name.empty() || out->name == "." || out->name == "..")
@@ -69,8 +90,9 @@ Failure open_location(const boost::filesystem::path& path, LockLocation* out) {
     if (ec) return Failure{std::error_code(ec.value(), std::system_category()), "open lock folder", folder};
     folder = (cwd / folder).string();
   }
-  if (Failure f = folder_cache().resolve(folder, &out->folder)) return f;
+  if (Failure f = location_cache().resolve(folder, &out->folder)) return f;
   out->at = out->folder == "/" ? "/" + out->name : out->folder + "/" + out->name;
+  if (absolute) location_cache().remember(*out);
   return {};
 }
 
