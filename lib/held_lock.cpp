@@ -8,7 +8,7 @@
 
 namespace pidlock::detail {
 
-HeldLock::HeldLock(boost::filesystem::path address, HolderRecord record, std::optional<Inspection> previous,
+HeldLock::HeldLock(boost::filesystem::path&& address, HolderRecord&& record, std::optional<Inspection>&& previous,
                    pid_t owner_pid)
     : path_(std::move(address)), previous_(std::move(previous)), owner_pid_(owner_pid), record_(std::move(record)) {}
 

@@ -46,7 +46,7 @@ class LossSource {
 
 class HeldLock {
  public:
-  HeldLock(boost::filesystem::path address, HolderRecord record, std::optional<Inspection> previous,
+  HeldLock(boost::filesystem::path&& address, HolderRecord&& record, std::optional<Inspection>&& previous,
            pid_t owner_pid);
   virtual ~HeldLock() = default;
   HeldLock(const HeldLock&) = delete;

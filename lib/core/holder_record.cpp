@@ -235,9 +235,41 @@ size_t unpadded_bound(const HolderRecord& record) {
   return n;
 }
 
+// The fields format_record() writes: equal fields, equal bytes.
+bool same_written_fields(const HolderRecord& a, const HolderRecord& b) {
+  return a.pid == b.pid && a.start_time == b.start_time && a.process_start_ticks == b.process_start_ticks &&
+         a.pid_namespace == b.pid_namespace && a.without_kernel_lock == b.without_kernel_lock &&
+         a.data_directory == b.data_directory && a.boot_id == b.boot_id && a.host == b.host &&
+         a.status == b.status && a.application_lines == b.application_lines;
+}
+
+std::string format_fresh(const HolderRecord& record, std::size_t min_size);
+
+// The record this thread formatted last. A process acquiring in a loop
+// writes the same record every time (its own pid, start and identity), so
+// comparing the fields costs a fraction of formatting and checksumming
+// them again.
+struct LastFormatted {
+  HolderRecord record;
+  std::size_t min_size = 0;
+  std::string bytes;
+};
+
 }  // namespace
 
 std::string format_record(const HolderRecord& record, std::size_t min_size) {
+  thread_local LastFormatted last;
+  if (!last.bytes.empty() && last.min_size == min_size && same_written_fields(last.record, record)) return last.bytes;
+  std::string out = format_fresh(record, min_size);
+  last.record = record;
+  last.min_size = min_size;
+  last.bytes = out;
+  return out;
+}
+
+namespace {
+
+std::string format_fresh(const HolderRecord& record, std::size_t min_size) {
   std::string out;
   // Room for the fields, a pad line (at least 5 bytes) and the checksum.
   out.resize(unpadded_bound(record) + min_size + 5 + kChecksumLine);
@@ -272,6 +304,8 @@ std::string format_record(const HolderRecord& record, std::size_t min_size) {
   out.resize(static_cast<size_t>(w.end() - out.data()));
   return out;
 }
+
+}  // namespace
 
 bool set_application_line(HolderRecord& record, std::size_t line, std::string_view text) {
   if (line < 4 || line > 3 + kMaxApplicationLines || text.size() > kMaxApplicationLineLength) return false;

@@ -11,19 +11,24 @@ std::int64_t start_epoch(const SelfIdentity& self, std::uint64_t ticks) {
   return self.boot_time + static_cast<std::int64_t>(ticks / static_cast<std::uint64_t>(self.ticks_per_second));
 }
 
-SelfIdentity self_identity(bool with_parent) {
-  // Everything but the pid-dependent fields is constant for the life of
-  // the process; re-reading /proc on every acquire would dominate its cost.
-  static std::mutex mutex;
+namespace {
+
+std::mutex& identity_mutex() {
+  static auto* mutex = new std::mutex;  // never destroyed: used at exit
+  return *mutex;
+}
+
+// Everything but the pid-dependent fields is constant for the life of the
+// process; re-reading /proc on every acquire would dominate its cost. The
+// caller holds identity_mutex().
+const SelfIdentity& cached_identity() {
   static SelfIdentity cached;
   static System* cached_for = nullptr;
-  std::lock_guard<std::mutex> guard(mutex);
   System& s = sys();
   pid_t pid = s.getpid();
   if (cached_for != &s || cached.pid != pid) {
     SelfIdentity id;
     id.pid = pid;
-    id.parent = s.getppid();
     id.boot_id = s.boot_id();
     id.pid_namespace = s.pid_namespace(pid);
     id.host = s.hostname();
@@ -39,9 +44,25 @@ SelfIdentity self_identity(bool with_parent) {
     cached = id;
     cached_for = &s;
   }
-  SelfIdentity out = cached;
-  out.parent = with_parent ? s.getppid() : 0;  // changes when the parent dies
+  return cached;
+}
+
+}  // namespace
+
+SelfIdentity self_identity(bool with_parent) {
+  SelfIdentity out;
+  {
+    std::lock_guard<std::mutex> guard(identity_mutex());
+    out = cached_identity();
+  }
+  out.parent = with_parent ? sys().getppid() : 0;  // changes when the parent dies
   return out;
+}
+
+HolderRecord own_record() {
+  std::lock_guard<std::mutex> guard(identity_mutex());
+  const SelfIdentity& self = cached_identity();
+  return make_record(self, self.pid);
 }
 
 HolderRecord make_record(const SelfIdentity& self, pid_t pid) {

@@ -41,6 +41,10 @@ std::int64_t start_epoch(const SelfIdentity& self, std::uint64_t ticks);
 // this machine and boot.
 HolderRecord make_record(const SelfIdentity& self, pid_t pid);
 
+// make_record(self_identity(), getpid()), without copying the identity: the
+// record every acquire starts from.
+HolderRecord own_record();
+
 }  // namespace pidlock::detail
 
 #endif  // PIDLOCK_CORE_IDENTITY_HPP

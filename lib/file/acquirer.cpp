@@ -32,8 +32,8 @@ Failure Acquirer::start() {
   if (options_.max_attempts < 1)
     return pidlock_failure(errc::invalid_argument, "acquire", "max_attempts must be at least 1");
   if (Failure f = open_location(path_, &loc_)) return f;
-  self_ = self_identity(/*with_parent=*/false);  // judge() calls get a full one
-  record_ = make_record(self_, self_.pid);
+  record_ = own_record();
+  self_.pid = record_.pid;  // only the pid is used; judge() calls get a full identity
   record_.status = options_.status;
   record_.data_directory = options_.data_directory.empty()
                                ? loc_.folder
