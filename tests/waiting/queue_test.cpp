@@ -128,7 +128,11 @@ class QueueTest : public ::testing::TestWithParam<Mode> {
       hold_.close_write();
       return body();
     }));
-    if (wait_until_queued_for_lock(waiters_.back().pid())) return ::testing::AssertionSuccess();
+    const pid_t pid = waiters_.back().pid();
+    // Queued; and its own thread asleep too (a bounded waiter's sleeps in
+    // poll() beside the thread that keeps its place), so that nothing of
+    // its start is still to run when a test counts its wakes.
+    if (wait_until_queued_for_lock(pid) && wait_until_sleeping_in_poll(pid)) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << "waiter " << waiters_.size() - 1 << " never queued for the lock";
   }
 
@@ -248,18 +252,20 @@ class LeavingTest : public QueueTest {
 TEST_P(LeavingTest, AWaiterWhoseDeadlinePassesLeavesTheOthersInOrder) { run(Leaving::kDeadline); }
 TEST_P(LeavingTest, ACancelledWaiterLeavesTheOthersInOrder) { run(Leaving::kCancelled); }
 
-// 3. A hand-off wakes the new holder and, at most, the one next in line,
-// not every waiter. The kernel keeps blocked requests as a tree in which
-// each new request hangs under the last one it conflicts with -- for
-// waiters of one byte, a chain in arrival order. A release wakes the
-// request directly under the lock: the first waiter, which gets it. Taking
-// the lock wakes the requests that hung under that one's request: the
-// second waiter, which finds the lock held and queues again under it,
-// taking the rest of the chain along without waking it. So exactly two
-// waiter processes run (measured on Linux 6.18: the second always moves,
-// as the kernel wakes it before it can know the first's grant); everyone
-// else's context switches stay as they were.
-TEST_P(QueueTest, AHandOffWakesTheNewHolderAndAtMostTheNextInLine) {
+// 3. A hand-off wakes the new holder alone. The kernel keeps blocked
+// requests as a tree in which each new request hangs under the last one it
+// conflicts with: for waiters of one byte, a chain in arrival order, the
+// first under the holder's lock. A release wakes only the request directly
+// under the lock -- the first waiter -- and when that one is granted, the
+// requests hanging under it move to its new lock without being woken
+// (posix_lock_inode: locks_move_blocks). Measured on Linux 6.18 in
+// hundreds of runs, also under load: the first waiter's context switches
+// move and no other waiter's do. A kernel without that move would wake the
+// second waiter too (it finds the lock held and queues again); this test
+// would then fail on it, and the bound to assert there is two. Before the
+// count, every waiter has been seen asleep twice, so nothing of its start
+// is still to run.
+TEST_P(QueueTest, AHandOffWakesTheNewHolderAlone) {
   for (int i = 0; i < kWaiters; ++i) ASSERT_TRUE(start_server(i, waiting(GetParam()), /*hold=*/true));
   served_.close_write();
   std::vector<std::uint64_t> before;
@@ -271,7 +277,7 @@ TEST_P(QueueTest, AHandOffWakesTheNewHolderAndAtMostTheNextInLine) {
   ASSERT_TRUE(holder_->release());
   Served first = next_served();
   ASSERT_EQ(first.index, 0) << first.error;
-  // The second waiter, woken, is back in the queue before the count.
+  // Every other waiter is still queued (or, woken, queued again) at the count.
   for (int i = 1; i < kWaiters; ++i) ASSERT_TRUE(wait_until_queued_for_lock(waiters_[i].pid()));
   std::vector<int> woken;
   std::ostringstream counts;
@@ -281,12 +287,8 @@ TEST_P(QueueTest, AHandOffWakesTheNewHolderAndAtMostTheNextInLine) {
     counts << " " << i << ":" << before[i] << "->" << *n;
     if (*n != before[i]) woken.push_back(i);
   }
-  ASSERT_FALSE(woken.empty()) << counts.str();
-  EXPECT_EQ(woken[0], 0) << "the new holder never ran?" << counts.str();
-  EXPECT_LE(woken.size(), 2u) << "woken at one hand-off:" << counts.str();
-  if (woken.size() == 2) {
-    EXPECT_EQ(woken[1], 1) << "a waiter other than the next in line woke:" << counts.str();
-  }
+  const std::vector<int> only_the_new_holder{0};
+  EXPECT_EQ(woken, only_the_new_holder) << "context switches before -> after the hand-off:" << counts.str();
 
   hold_.close_write();  // everyone goes, in turn
   std::vector<Served> rest = served(kWaiters - 1);
