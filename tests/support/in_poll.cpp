@@ -45,11 +45,6 @@ bool sleeping_in_poll(pid_t pid, pid_t tid) {
   return call.nr == SYS_ppoll;  // the timeout is a pointer there: any wait counts
 }
 
-bool any_thread_queued_for_lock(pid_t pid) {
-  for (pid_t tid : proc_tasks(pid))
-    if (queued_for_lock(blocked_call(pid, tid))) return true;
-  return false;
-}
 
 // The only polling loop of its kind: it watches for a state, it does not
 // guess a delay, and it needs the state to hold for two looks.
@@ -71,8 +66,14 @@ bool wait_until_sleeping_in_poll(pid_t pid, pid_t tid, std::chrono::milliseconds
   return wait_until_seen_twice([&] { return sleeping_in_poll(pid, tid); }, timeout);
 }
 
+pid_t thread_queued_for_lock(pid_t pid) {
+  for (pid_t tid : proc_tasks(pid))
+    if (queued_for_lock(blocked_call(pid, tid))) return tid;
+  return -1;
+}
+
 bool wait_until_queued_for_lock(pid_t pid, std::chrono::milliseconds timeout) {
-  return wait_until_seen_twice([&] { return any_thread_queued_for_lock(pid); }, timeout);
+  return wait_until_seen_twice([&] { return thread_queued_for_lock(pid) > 0; }, timeout);
 }
 
 std::future<bool> when_this_thread_waits(std::function<void()> action) {

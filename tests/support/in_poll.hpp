@@ -32,6 +32,8 @@ inline bool wait_until_sleeping_in_poll(pid_t pid, std::chrono::milliseconds tim
 // arrive, so a test that starts its waiters one at a time, each once the
 // one before is seen here, knows their order in the queue.
 bool wait_until_queued_for_lock(pid_t pid, std::chrono::milliseconds timeout = kPatience);
+// The thread of `pid` queued for a lock in F_OFD_SETLKW now, or -1.
+pid_t thread_queued_for_lock(pid_t pid);
 
 // Runs `action` on another thread once the calling thread sleeps in
 // poll(): the wait it is about to start is then really blocked, not about
