@@ -1,8 +1,8 @@
 // The kernel's queue of waiters, with real processes: announced waiters
 // wait in fcntl(F_OFD_SETLKW) on the lock file's holder byte, which the
 // kernel (Linux >= 4.19, a tree of blocked requests) grants in the order
-// the requests arrived, waking only the first in line at a release (and
-// the one after it, which queues again behind the new holder).
+// the requests arrived, waking only the first in line at a release (see
+// AHandOffWakesTheNewHolderAlone for who else may wake).
 //
 // Each test starts its waiters one at a time, each once the one before is
 // seen queued (/proc/PID/task/*/syscall), so that their order in the queue
