@@ -149,10 +149,13 @@ stage_asan() {
 # call; the relay's handler is installed with SA_RESTART and the tool sits
 # in waitpid(), which the kernel restarts, so the deferred handler never
 # runs and the command is never signalled: the tests fail. The same
-# tests pass in the plain and ASan builds.
+# tests pass in the plain and ASan builds. For the same reason
+# SignalledTest.AHandledSignalWithSaRestartDoesNotEndTheWait is left out:
+# its waiter sits in fcntl(F_OFD_SETLKW), which the kernel restarts, so its
+# SA_RESTART handler never runs; the twin without SA_RESTART runs.
 stage_tsan() {
   local flags="-fsanitize=thread -fno-omit-frame-pointer -O1 -g"
-  exclude="$excluded_tests|SignalForwardingTest|CliTest\.ASignalToTheWholeProcessGroupReachesTheJobOnce" \
+  exclude="$excluded_tests|SignalForwardingTest|CliTest\.ASignalToTheWholeProcessGroupReachesTheJobOnce|SignalledTest\.AHandledSignalWithSaRestart" \
   TSAN_OPTIONS="halt_on_error=1:die_after_fork=0:second_deadlock_stack=1" \
     build_and_test tsan None -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang \
       "-DCMAKE_CXX_FLAGS=$flags" "-DCMAKE_C_FLAGS=$flags" "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread" \

@@ -24,6 +24,17 @@ inline bool wait_until_sleeping_in_poll(pid_t pid, std::chrono::milliseconds tim
   return wait_until_sleeping_in_poll(pid, pid, timeout);
 }
 
+// Blocks until a thread of process `pid` is queued for a lock in
+// fcntl(F_OFD_SETLKW) -- a waiting acquire's own thread when the wait has
+// neither deadline nor canceller, the thread of its LockRequest when it
+// has -- and stays there for two looks; false if that does not happen
+// within `timeout`. The kernel queues such requests in the order they
+// arrive, so a test that starts its waiters one at a time, each once the
+// one before is seen here, knows their order in the queue.
+bool wait_until_queued_for_lock(pid_t pid, std::chrono::milliseconds timeout = kPatience);
+// The thread of `pid` queued for a lock in F_OFD_SETLKW now, or -1.
+pid_t thread_queued_for_lock(pid_t pid);
+
 // Runs `action` on another thread once the calling thread sleeps in
 // poll(): the wait it is about to start is then really blocked, not about
 // to look. The action runs in any case, so that the waiter never hangs;

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <vector>
 
@@ -97,6 +99,29 @@ std::uint64_t pid_namespace_inode(const std::string& proc_ns_path) {
 bool in_initial_pid_namespace() { return pid_namespace_inode("/proc/self/ns/pid") == 0xEFFFFFFCu; }
 
 pid_t current_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+std::vector<pid_t> proc_tasks(pid_t pid) {
+  std::vector<pid_t> tids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec))
+    tids.push_back(static_cast<pid_t>(std::stol(entry.path().filename().string())));
+  return tids;
+}
+
+std::optional<std::uint64_t> context_switches(pid_t pid) {
+  std::vector<pid_t> tids = proc_tasks(pid);
+  if (tids.empty()) return std::nullopt;
+  std::uint64_t sum = 0;
+  for (pid_t tid : tids) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 || line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
+        sum += std::stoull(line.substr(line.find(':') + 1));
+    }
+  }
+  return sum;
+}
 
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 

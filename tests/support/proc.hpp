@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pidlock_test {
 
@@ -33,6 +34,12 @@ std::uint64_t pid_namespace_inode(const std::string& proc_ns_path);
 // container's own first process, which may well hold a lock.)
 bool in_initial_pid_namespace();
 pid_t current_tid();
+// The threads of `pid` (/proc/PID/task); empty if the process is gone.
+std::vector<pid_t> proc_tasks(pid_t pid);
+// Context switches of every thread of `pid`, voluntary and not (summed
+// from /proc/PID/task/*/status): how often its threads were woken or
+// preempted. nullopt if the process is gone.
+std::optional<std::uint64_t> context_switches(pid_t pid);
 
 std::int64_t now();           // epoch seconds
 std::int64_t monotonic_ms();  // CLOCK_MONOTONIC, comparable across processes
