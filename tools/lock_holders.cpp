@@ -53,10 +53,18 @@ std::vector<LockHolder> processes_with(dev_t dev, ino_t ino, const std::function
   return out;
 }
 
-// Does /proc/PID/fdinfo/FD list an exclusive OFD lock from byte 0? Its
-// lock lines show only the locks of that descriptor's own description:
+// The OFD locks /proc/PID/fdinfo/FD lists: only those of that descriptor's
+// own description, as lines like
 //   lock:	1: OFDLCK ADVISORY  WRITE -1 fe:00:10952919 0 0
-bool holds_byte_zero(pid_t pid, int fd) {
+// Does it hold the holder's byte (an exclusive lock from byte 0), and does
+// it announce a waiter (a shared lock on byte 1)?
+struct DescriptionLocks {
+  bool holder = false;
+  bool announced = false;
+};
+
+DescriptionLocks locks_of(pid_t pid, int fd) {
+  DescriptionLocks out;
   std::ifstream in("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
   std::string line;
   while (std::getline(in, line)) {
@@ -64,9 +72,20 @@ bool holds_byte_zero(pid_t pid, int fd) {
     std::istringstream fields(line.substr(5));
     std::string number, kind, mode, access, owner, file, start;
     fields >> number >> kind >> mode >> access >> owner >> file >> start;
-    if (kind == "OFDLCK" && access == "WRITE" && start == "0") return true;
+    if (kind != "OFDLCK") continue;
+    if (access == "WRITE" && start == "0") out.holder = true;
+    if (access == "READ" && start == "1") out.announced = true;
   }
-  return false;
+  return out;
+}
+
+bool holds_byte_zero(pid_t pid, int fd) { return locks_of(pid, fd).holder; }
+
+// A description that announced a waiter and now holds the lock is a waiter
+// the file was handed to, not one that inherited the holder's.
+bool inherited_and_holds(pid_t pid, int fd) {
+  const DescriptionLocks locks = locks_of(pid, fd);
+  return locks.holder && !locks.announced;
 }
 
 }  // namespace
@@ -75,6 +94,12 @@ std::vector<LockHolder> kernel_lock_holders(const std::string& path) {
   struct stat file {};
   if (stat(path.c_str(), &file) != 0) return {};
   return processes_with(file.st_dev, file.st_ino, holds_byte_zero);
+}
+
+std::vector<LockHolder> inheritors_holding(const std::string& path) {
+  struct stat file {};
+  if (stat(path.c_str(), &file) != 0) return {};
+  return processes_with(file.st_dev, file.st_ino, inherited_and_holds);
 }
 
 std::string describe(const std::vector<LockHolder>& holders) {

@@ -26,6 +26,11 @@ struct LockHolder {
 // holds the holder's kernel lock (an exclusive OFD lock from byte 0).
 std::vector<LockHolder> kernel_lock_holders(const std::string& path);
 
+// The kernel_lock_holders() whose description never announced a waiter:
+// those that share a holder's description (inherited it), not a waiter
+// the lock was just handed to -- whose record may not be written yet.
+std::vector<LockHolder> inheritors_holding(const std::string& path);
+
 // "pid 4242 (sleep), pid 4243 (sh)".
 std::string describe(const std::vector<LockHolder>& holders);
 

@@ -190,10 +190,9 @@ std::string how_lost(const struct stat* held, const std::string& path) {
 }
 
 // Whether the file still holds the record this run wrote, naming `recorded`
-// (pidlock, or COMMAND once it started), released or not. A file handed to
-// a waiter names the waiter as soon as the waiter holds its lock, and a file
-// created anew at the name (which may reuse the inode number) names its
-// creator: a process locking either of those inherited nothing.
+// (pidlock, or COMMAND once it started), released or not. A file created
+// anew at the name (which may reuse the inode number) names its creator: a
+// process locking it inherited nothing.
 bool still_our_record(const std::string& lock_file, pid_t recorded) {
   std::ifstream in(lock_file, std::ios::binary);
   std::string bytes(kMaxRecordBytes + 1, '\0');
@@ -210,9 +209,12 @@ bool still_our_record(const std::string& lock_file, pid_t recorded) {
 void report_inheritors(const struct stat& held, const std::string& lock_file, pid_t recorded) {
   struct stat now {};
   if (lstat(lock_file.c_str(), &now) != 0 || now.st_dev != held.st_dev || now.st_ino != held.st_ino) return;
-  std::vector<LockHolder> holders = kernel_lock_holders(lock_file);
-  // Read after the holders: a waiter that locked the file meanwhile has
-  // rewritten it by now.
+  // A waiter the release handed the file to holds the lock at once, and
+  // may not have rewritten the record yet: its description, which
+  // announced it, tells it from an inheritor's.
+  std::vector<LockHolder> holders = inheritors_holding(lock_file);
+  // Read after the holders: a file created anew at the name (which may
+  // reuse the inode number) names its creator by now.
   if (holders.empty() || !still_our_record(lock_file, recorded)) return;
   print_error("COMMAND has exited, but the lock \"" + lock_file + "\" stays held by " + describe(holders) +
               ", which inherited its descriptor; it is released when they exit");

@@ -197,6 +197,9 @@ Acquirer::Step Acquirer::take_over() {
     if (Failure f = adopt_stale(loc_, options_, record_, file, &adopted, &written)) return fail(std::move(f));
     if (adopted) {
       if (recovery_due) previous_ = insp;
+      // A holder announces no waiter (tools tell a waiter handed the lock
+      // from a process that inherited the holder's by that alone).
+      if (found_.announced) (void)sys().withdraw_waiter(file.fd.get());
       record_.without_kernel_lock = false;
       return succeed(std::move(file.fd), file.st, std::move(written));
     }

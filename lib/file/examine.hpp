@@ -27,6 +27,10 @@ struct Examined {
   bool held_by_other_thread = false;  // kHeldByThisProcess, acquired by another thread
   int no_write_errno = 0;  // why a writable open failed (EACCES, EROFS, EPERM), or 0
   bool in_creation = false;  // empty, unlocked and young: see kYoungFile
+  // Won in the queue through a description that announced a waiter; the
+  // announcement is withdrawn once our record is written, so that nothing
+  // tells our description from a waiter's before then, nor after.
+  bool announced = false;
   Inspection inspection;
 
   // Why a stale file we could not lock may not be taken over or removed.

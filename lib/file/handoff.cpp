@@ -117,6 +117,7 @@ namespace {
 Failure judge_won(const JudgeOptions& options, Announced& a, Examined* found) {
   found->file.fd = a.fd.take();
   found->locked_by_us = true;
+  found->announced = true;
   found->kernel = KernelEvidence::kFree;
   if (sys().fstat(found->file.fd.get(), &found->file.st) != 0) return system_failure("stat lock file");
   ParsedRecord parsed;

@@ -189,6 +189,11 @@ class LinuxSystem final : public System {
     return ::fcntl(fd, F_OFD_SETLK, &fl);
   }
 
+  int withdraw_waiter(int fd) override {
+    struct flock fl = byte_lock(F_UNLCK, kWaiterByte);
+    return ::fcntl(fd, F_OFD_SETLK, &fl);
+  }
+
   LockQuery query_waiters(int fd) override { return query_byte(fd, kWaiterByte); }
 
   int kill(pid_t pid, int sig) override { return ::kill(pid, sig); }

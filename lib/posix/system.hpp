@@ -119,6 +119,9 @@ class System {
   // Announces a waiter for as long as `fd` stays open. Returns 0, or -1
   // with errno (ENOLCK where the file system has no locks).
   virtual int announce_waiter(int fd) = 0;
+  // Withdraws the announcement made through `fd` (a waiter that now holds
+  // the lock).
+  virtual int withdraw_waiter(int fd) = 0;
   // kHeld if another open file description announces a waiter.
   virtual LockQuery query_waiters(int fd) = 0;
 
@@ -215,6 +218,7 @@ class SystemWrapper : public System {
   LockQuery query_lock(int fd) override { return target_.query_lock(fd); }
   int unlock(int fd) override { return target_.unlock(fd); }
   int announce_waiter(int fd) override { return target_.announce_waiter(fd); }
+  int withdraw_waiter(int fd) override { return target_.withdraw_waiter(fd); }
   LockQuery query_waiters(int fd) override { return target_.query_waiters(fd); }
   int kill(pid_t p, int s) override { return target_.kill(p, s); }
   pid_t getpid() override { return target_.getpid(); }

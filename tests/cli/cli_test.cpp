@@ -539,13 +539,20 @@ TEST_F(CliTest, TheCommandInheritsTheLockDescriptorAndNothingElse) {
 // exits the file and the lock stay, status names the process that keeps
 // it, the next run is refused, and once the child is gone the next run
 // takes the file over as released, not as a crash.
+// A job that starts `sleep 30` in the background, writes its pid to
+// `child_file` once it is `sleep` (has exec'd, so that the names tests see
+// are the child's own), and exits.
+std::vector<std::string> job_leaving_a_background_sleep(const std::string& child_file) {
+  return {"/bin/sh", "-c",
+          "sleep 30 & while [ \"$(cat /proc/$!/comm)\" != sleep ]; do :; done; echo $! > '" + child_file +
+              "'; exit 0"};
+}
+
 TEST_F(CliTest, ABackgroundChildOfTheJobKeepsTheLockUntilItExits) {
   const std::string child_file = dir_ + "/background.pid";
-  // The job exits once its child is `sleep` (has exec'd), so that the
-  // names below are the child's own.
-  Outcome o = pl({"run", lock_, "--", "/bin/sh", "-c",
-                  "sleep 30 & while [ \"$(cat /proc/$!/comm)\" != sleep ]; do :; done; echo $! > '" + child_file +
-                      "'; exit 0"});
+  std::vector<std::string> argv = {"run", lock_, "--"};
+  for (const std::string& a : job_leaving_a_background_sleep(child_file)) argv.push_back(a);
+  Outcome o = pl(argv);
   EXPECT_EXIT_CODE(o, 0);
   const pid_t background = static_cast<pid_t>(std::atol(read_file(child_file).c_str()));
   ASSERT_GT(background, 0);
@@ -602,6 +609,28 @@ TEST_F(CliTest, AWaiterThatGetsTheLockIsNotCalledAnInheritor) {
     EXPECT_THAT(second.err, Not(HasSubstr("stays held"))) << "round " << round;
     EXPECT_FALSE(exists(lock_));
   }
+}
+
+// A run that waited for the lock holds it through the description it
+// announced itself with as a waiter: a background child of its job that
+// inherits that description is still named as keeping the lock.
+TEST_F(CliTest, AWaitingRunsBackgroundChildIsNamedAsKeepingTheLock) {
+  const std::string child_file = dir_ + "/background.pid";
+  std::unique_ptr<Child> holder = start({"run", lock_, "--", "sleep", "0.3"});
+  for (int i = 0; i < 200 && !exists(lock_); ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(exists(lock_));
+  std::vector<std::string> argv = {"run", "-w", "30", lock_, "--"};
+  for (const std::string& a : job_leaving_a_background_sleep(child_file)) argv.push_back(a);
+  std::unique_ptr<Child> waiter = start(argv);
+  EXPECT_EXIT_CODE(holder->finish(), 0);
+  Outcome o = waiter->finish();
+  EXPECT_EXIT_CODE(o, 0);
+  const pid_t background = static_cast<pid_t>(std::atol(read_file(child_file).c_str()));
+  ASSERT_GT(background, 0);
+  commands_.push_back(background);
+  EXPECT_THAT(o.err, HasSubstr("stays held by pid " + std::to_string(background) + " (sleep)"));
+  EXPECT_TRUE(kernel_lock_held(lock_));
+  kill_orphan(background);
 }
 
 TEST_F(CliTest, AJobWithoutBackgroundChildrenLeavesNothingBehind) {
