@@ -255,15 +255,40 @@ struct LastFormatted {
   std::string bytes;
 };
 
+// This thread's LastFormatted, or null once the thread's objects are being
+// destroyed: a lock released by a static destructor at exit formats its
+// record after them, so the cache is reached through pointers that stay
+// valid (trivially destructible) and is never used again once freed.
+LastFormatted* last_formatted() {
+  thread_local LastFormatted* last = nullptr;
+  thread_local bool gone = false;
+  if (gone) return nullptr;
+  if (last == nullptr) {
+    struct Owner {
+      ~Owner() {
+        delete last;
+        last = nullptr;
+        gone = true;
+      }
+    };
+    thread_local Owner owner;
+    (void)owner;
+    last = new LastFormatted;
+  }
+  return last;
+}
+
 }  // namespace
 
 std::string format_record(const HolderRecord& record, std::size_t min_size) {
-  thread_local LastFormatted last;
-  if (!last.bytes.empty() && last.min_size == min_size && same_written_fields(last.record, record)) return last.bytes;
+  LastFormatted* last = last_formatted();
+  if (last == nullptr) return format_fresh(record, min_size);
+  if (!last->bytes.empty() && last->min_size == min_size && same_written_fields(last->record, record))
+    return last->bytes;
   std::string out = format_fresh(record, min_size);
-  last.record = record;
-  last.min_size = min_size;
-  last.bytes = out;
+  last->record = record;
+  last->min_size = min_size;
+  last->bytes = out;
   return out;
 }
 

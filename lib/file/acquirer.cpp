@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 
+#include <cstring>
 #include <thread>
 
 namespace pidlock::detail {
@@ -127,6 +128,9 @@ Acquirer::Step Acquirer::wait_in_place() {
   switch (outcome) {
     case InPlace::kWon: return Step::kDecide;
     case InPlace::kMoved: return Step::kAgain;
+    case InPlace::kUnqueued:
+      not_announced_ = {announced_.st.st_dev, announced_.st.st_ino};
+      return Step::kAgain;
     case InPlace::kEnded: break;
   }
   switch (ended) {
@@ -199,7 +203,10 @@ Acquirer::Step Acquirer::take_over() {
       if (recovery_due) previous_ = insp;
       // A holder announces no waiter (tools tell a waiter handed the lock
       // from a process that inherited the holder's by that alone).
-      if (found_.announced) (void)sys().withdraw_waiter(file.fd.get());
+      if (found_.announced && sys().withdraw_waiter(file.fd.get()) != 0) {
+        PIDLOCK_LOG(debug) << "lock file \"" << loc_.path << "\": could not withdraw the waiter's announcement: "
+                           << std::strerror(errno) << " (pidlock run may not name processes that inherit it)";
+      }
       record_.without_kernel_lock = false;
       return succeed(std::move(file.fd), file.st, std::move(written));
     }

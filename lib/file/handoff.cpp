@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <mutex>
 #include <vector>
 
@@ -134,6 +135,17 @@ Failure judge_won(const JudgeOptions& options, Announced& a, Examined* found) {
 
 }  // namespace
 
+namespace {
+
+// A file system (FUSE, some NFS servers) that takes a lock but refuses to
+// wait for one: the waiter waits unannounced instead, as on a file it
+// cannot open for writing.
+bool queueing_unsupported(int err) {
+  return err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL;
+}
+
+}  // namespace
+
 // In the kernel's queue on the announced file until its lock is ours (a
 // release or the holder's death grants it to the first waiter alone), or
 // its name moves on, or the wait ends.
@@ -151,7 +163,12 @@ Failure wait_announced(const LockLocation& loc, const JudgeOptions& options, Wai
       *outcome = InPlace::kWon;
       return judge_won(options, a, found);
     }
-    if (w == Wake::kError) return system_failure("wait for lock file");
+    if (w == Wake::kError) {
+      if (!queueing_unsupported(errno)) return system_failure("wait for lock file");
+      a.fd.reset();
+      *outcome = InPlace::kUnqueued;
+      return {};
+    }
     if (w != Wake::kEvent) {
       *ended = w;
       *outcome = InPlace::kEnded;

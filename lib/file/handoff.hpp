@@ -73,6 +73,8 @@ void leave_announced(const LockLocation& loc, Announced& a);
 enum class InPlace {
   kWon,    // we hold the announced file's lock; `found` describes it, judged
   kMoved,  // its name names another file, or none: look again
+  kUnqueued,  // the file system locks but will not queue (F_OFD_SETLKW fails
+              // with ENOLCK, EOPNOTSUPP, ...): wait unannounced
   kEnded,  // the wait ended (deadline, cancel, error of the sleep): *ended says how
 };
 

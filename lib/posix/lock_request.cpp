@@ -1,5 +1,6 @@
 #include "posix/lock_request.hpp"
 
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -7,27 +8,21 @@
 
 namespace pidlock::detail {
 
-namespace {
-
-// Enough for the lock call through the seam, with room for sanitizers.
-constexpr size_t kStackSize = 256 * 1024;
-
-}  // namespace
-
 bool LockRequest::start(int fd) {
   (void)stop();
   done_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!done_.valid()) return false;
   fd_ = fd;
   result_.store(kPending, std::memory_order_relaxed);
-  pthread_attr_t attr;
-  if (int e = ::pthread_attr_init(&attr)) {
-    errno = e;
-    return false;
-  }
-  (void)::pthread_attr_setstacksize(&attr, kStackSize);
-  const int e = ::pthread_create(&thread_, &attr, &LockRequest::run, this);
-  (void)::pthread_attr_destroy(&attr);
+  // The thread blocks every signal (it inherits the mask it is created
+  // with): the host's handlers must not run on it, and a handler that
+  // interrupted the call would send the request to the end of the queue.
+  // glibc keeps its own cancellation signal deliverable.
+  sigset_t all, previous;
+  sigfillset(&all);
+  (void)::pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const int e = ::pthread_create(&thread_, nullptr, &LockRequest::run, this);
+  (void)::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (e != 0) {
     errno = e;
     return false;
@@ -58,8 +53,13 @@ bool LockRequest::stop(int* err) {
   if (!answered()) (void)::pthread_cancel(thread_);
   (void)::pthread_join(thread_, nullptr);
   running_ = false;
-  const int result = result_.load(std::memory_order_acquire);
+  int result = result_.load(std::memory_order_acquire);
   done_.reset();
+  // glibc lets a cancel act on the way back from a lock call that has
+  // already been granted: the thread is gone without saying so. A lock
+  // this description holds is ours to keep (F_OFD_SETLK on it succeeds),
+  // and one that is free now is as good as granted.
+  if (result == kPending && sys().try_lock(fd_) == KernelLock::kAcquired) result = 0;
   if (result == 0) return true;
   if (err && result != kPending) *err = result;
   return false;

@@ -8,7 +8,9 @@
 // done_fd(), its canceller and its file watch; to give up, it cancels that
 // thread (pthread_cancel: F_OFD_SETLKW is a cancellation point, and glibc
 // interrupts it with a signal of its own, so the host's signal handlers are
-// never touched) and joins it.
+// never touched: the thread blocks every other signal) and joins it. glibc
+// loads libgcc_s at the first cancel, as every program that cancels a
+// thread needs it.
 #ifndef PIDLOCK_POSIX_LOCK_REQUEST_HPP
 #define PIDLOCK_POSIX_LOCK_REQUEST_HPP
 
@@ -37,8 +39,9 @@ class LockRequest {
   bool answered() const noexcept { return result_.load(std::memory_order_acquire) != kPending; }
 
   // Ends the request: leaves the queue if still in it, and joins the
-  // thread. True if the lock is ours (granted, perhaps just now); false
-  // with *err the errno of a failed call, or 0 if it left the queue.
+  // thread. True if the lock is ours (granted, perhaps just as the thread
+  // was cancelled, which glibc does not report: the description is asked);
+  // false with *err the errno of a failed call, or 0 if it left the queue.
   bool stop(int* err = nullptr);
 
  private:

@@ -14,6 +14,8 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -367,14 +369,23 @@ TEST(Handoff, AWaiterThatCannotAnnounceItselfAndLooksTooEarlyLooksAgain) {
 
 // A queue that never grants the lock: the waiter stays queued (the call
 // sleeps, as F_OFD_SETLKW does, in a cancellation point) until its wait
-// ends.
+// ends. With `lies` set, that many lock attempts find the lock held: the
+// waiter's last look, as it leaves the queue, comes too early.
 class QueueNeverGrants : public pidlock::detail::SystemWrapper {
  public:
   QueueNeverGrants() : SystemWrapper(pidlock::detail::real_system()) {}
   std::atomic<int> queued{0};
+  std::atomic<int> lies{0};
   int wait_lock(int) override {
     ++queued;
     for (;;) ::pause();
+  }
+  pidlock::detail::KernelLock try_lock(int fd) override {
+    int n = lies.load();
+    while (n > 0 && !lies.compare_exchange_weak(n, n - 1)) {
+    }
+    if (n > 0) return pidlock::detail::KernelLock::kHeldByOther;
+    return SystemWrapper::try_lock(fd);
   }
 };
 
@@ -392,12 +403,114 @@ TEST(Handoff, AWaiterThatTimesOutAfterAHandOverRemovesTheReleasedFile) {
 
   LockManager manager;
   std::error_code ec;
-  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
+  std::future<bool> released = when_this_thread_waits([&] {
+    system.lies = 1;  // the waiter's look as it leaves the queue
+    EXPECT_TRUE(holder.release());
+  });
   LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
   EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
   EXPECT_EQ(ec, errc::held) << ec.message();
   EXPECT_EQ(system.queued.load(), 1) << "the waiter never queued for the lock";
+  EXPECT_EQ(system.lies.load(), 0) << "the waiter left the queue without a look at the lock";
   EXPECT_FALSE(exists(path)) << "the released file was left behind";
+}
+
+// glibc may act on a cancel on the way back from a lock call the kernel
+// has granted: the thread that kept the waiter's place is gone without
+// saying so. This System makes that the rule: its lock call takes the
+// lock, then sleeps in a cancellation point until the deadline cancels it.
+// The waiter must find the lock its description holds, and keep it.
+class GrantedButNeverReported : public pidlock::detail::SystemWrapper {
+ public:
+  GrantedButNeverReported() : SystemWrapper(pidlock::detail::real_system()) {}
+  std::atomic<int> granted{0};
+  int wait_lock(int fd) override {
+    for (;;) {
+      if (granted == 0 && SystemWrapper::try_lock(fd) == pidlock::detail::KernelLock::kAcquired) ++granted;
+      ::usleep(1000);  // a cancellation point, as the real call is
+    }
+  }
+};
+
+TEST(Handoff, ALockGrantedAsTheWaitEndsIsKeptNotLost) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  GrantedButNeverReported system;
+  pidlock_test::ScopedSystem scoped(&system);
+
+  LockManager manager;
+  std::error_code ec;
+  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
+  LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
+  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  EXPECT_EQ(system.granted.load(), 1) << "the lock was never granted to the waiter's description";
+  ASSERT_FALSE(ec) << ec.message() << " (a lock granted to the waiter was dropped)";
+  EXPECT_TRUE(handle.held());
+  EXPECT_FALSE(handle.took_over()) << "its holder released it: a hand-off, not a take-over";
+}
+
+// A file system that takes locks but will not wait for one (F_OFD_SETLKW
+// fails: some FUSE and NFS servers): the waiter waits unannounced, and
+// still gets the lock when its holder releases.
+TEST(Handoff, WhereLocksCannotBeWaitedForTheWaiterWaitsUnannounced) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  HeldInChild holder(path);
+  ASSERT_TRUE(holder.ok());
+  pidlock_test::FaultSystem system;
+  system.always(pidlock_test::Call::kWaitLock, pidlock_test::FaultKind::kErrno, EOPNOTSUPP);
+  pidlock_test::ScopedSystem scoped(&system);
+
+  LockManager manager;
+  std::error_code ec;
+  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
+  LockHandle handle = manager.acquire(path, waiting(), ec);
+  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_TRUE(handle.held());
+}
+
+// A lock released by a static destructor at exit, to an announced waiter:
+// the release formats the record after the thread's own objects are gone
+// (exit() destroys them first), and must neither crash nor leave the
+// waiter a stale file.
+void hold_until_exit_in_a_static(const std::string& path, int ready_fd) {
+  static LockManager manager;
+  static LockHandle handle = manager.acquire(path);
+  (void)!::write(ready_fd, "x", 1);
+  // The parent announces itself and waits; then exit() runs the destructors.
+  char c;
+  (void)!::read(ready_fd, &c, 1);
+}
+
+TEST(Handoff, AReleaseInAStaticDestructorAtExitHandsTheFileOver) {
+  TempDir dir;
+  const std::string path = dir / "postmaster.pid";
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(sv[0]);
+    hold_until_exit_in_a_static(path, sv[1]);
+    std::exit(0);
+  }
+  ::close(sv[1]);
+  char c;
+  ASSERT_EQ(::read(sv[0], &c, 1), 1);
+  LockManager manager;
+  std::error_code ec;
+  std::future<bool> go = when_this_thread_waits([&] { (void)!::write(sv[0], "x", 1); });
+  LockHandle handle = manager.acquire(path, waiting(), ec);
+  EXPECT_TRUE(go.get()) << "the acquire never waited";
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ::close(sv[0]);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the holder died at exit (status " << status << ")";
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_FALSE(handle.took_over()) << "the holder released it at exit: a hand-off, not a take-over";
 }
 
 TEST(Handoff, DeadlineExpiresWithTheHolderNamed) {

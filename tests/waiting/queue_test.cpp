@@ -29,6 +29,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -320,9 +321,22 @@ TEST_P(QueueTest, AfterTheHoldersDeathTheFirstInLineTakesOverAndTheOthersFollowI
 // 6. A signal whose handler runs interrupts a queued waiter's lock call
 // (with SA_RESTART the kernel restarts it; without, it returns EINTR and
 // the library calls again): either way it queues again and gets the lock.
-// The first signal goes to the process (the kernel picks the thread: a
-// bounded waiter's sleeping thread, as a rule), the others to the thread
-// queued in the lock call itself (tgkill).
+// The first signal goes to the process (the kernel picks a thread that
+// does not block it), the others to the thread queued in the lock call
+// itself (tgkill). A bounded waiter's queued thread is pidlock's own,
+// which blocks every signal: the host's handler never runs there, and the
+// signal stays pending on it while it keeps its place.
+bool thread_blocks(pid_t pid, pid_t tid, int signal) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigBlk:", 0) != 0) continue;
+    const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+    return (mask >> (signal - 1)) & 1u;
+  }
+  return false;
+}
+
 class SignalledTest : public QueueTest {
  protected:
   void run(bool restart) {
@@ -348,8 +362,14 @@ class SignalledTest : public QueueTest {
     for (int round = 0; round < 3; ++round) {
       const pid_t queued = thread_queued_for_lock(pid);
       ASSERT_GT(queued, 0);
-      const long rc = round == 0 ? ::kill(pid, SIGUSR1) : ::syscall(SYS_tgkill, pid, queued, SIGUSR1);
+      const bool to_thread = round > 0;
+      const long rc = to_thread ? ::syscall(SYS_tgkill, pid, queued, SIGUSR1) : ::kill(pid, SIGUSR1);
       ASSERT_EQ(rc, 0) << std::strerror(errno);
+      if (to_thread && GetParam() == Mode::kBounded) {
+        EXPECT_TRUE(thread_blocks(pid, queued, SIGUSR1)) << "pidlock's queued thread lets the host's signals in";
+        EXPECT_EQ(thread_queued_for_lock(pid), queued) << "the signal moved the waiter in the queue";
+        continue;
+      }
       ASSERT_EQ(read_byte(handled.read_end()), 's') << "the handler never ran";
       ASSERT_TRUE(wait_until_queued_for_lock(pid)) << "the waiter did not queue again";
     }
