@@ -108,9 +108,7 @@ std::vector<pid_t> proc_tasks(pid_t pid) {
   return tids;
 }
 
-std::optional<std::uint64_t> context_switches(pid_t pid) {
-  std::vector<pid_t> tids = proc_tasks(pid);
-  if (tids.empty()) return std::nullopt;
+std::uint64_t context_switches(pid_t pid, const std::vector<pid_t>& tids) {
   std::uint64_t sum = 0;
   for (pid_t tid : tids) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status");

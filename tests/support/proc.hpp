@@ -36,10 +36,10 @@ bool in_initial_pid_namespace();
 pid_t current_tid();
 // The threads of `pid` (/proc/PID/task); empty if the process is gone.
 std::vector<pid_t> proc_tasks(pid_t pid);
-// Context switches of every thread of `pid`, voluntary and not (summed
-// from /proc/PID/task/*/status): how often its threads were woken or
-// preempted. nullopt if the process is gone.
-std::optional<std::uint64_t> context_switches(pid_t pid);
+// Context switches of the threads `tids` of `pid`, voluntary and not
+// (summed from /proc/PID/task/TID/status): how often they were woken or
+// preempted. A thread that is gone counts 0.
+std::uint64_t context_switches(pid_t pid, const std::vector<pid_t>& tids);
 
 std::int64_t now();           // epoch seconds
 std::int64_t monotonic_ms();  // CLOCK_MONOTONIC, comparable across processes
