@@ -25,6 +25,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <new>
 #include <optional>
@@ -367,6 +368,21 @@ TEST(Handoff, AWaiterThatCannotAnnounceItselfAndLooksTooEarlyLooksAgain) {
   a_waiter_that_looks_too_early_looks_again(/*announcing=*/false);
 }
 
+// A waiting acquire of `path` while `holder` releases it: the release
+// comes once this thread sleeps in the acquire, after `at_release` (which
+// may arm the test's System).
+LockHandle acquire_as_it_is_released(LockManager& manager, const std::string& path, HeldInChild& holder,
+                                     std::optional<milliseconds> timeout, std::error_code& ec,
+                                     const std::function<void()>& at_release = {}) {
+  std::future<bool> released = when_this_thread_waits([&] {
+    if (at_release) at_release();
+    EXPECT_TRUE(holder.release());
+  });
+  LockHandle handle = manager.acquire(path, waiting(timeout), ec);
+  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  return handle;
+}
+
 // A queue that never grants the lock: the waiter stays queued (the call
 // sleeps, as F_OFD_SETLKW does, in a cancellation point) until its wait
 // ends. With `lies` set, that many lock attempts find the lock held: the
@@ -403,12 +419,9 @@ TEST(Handoff, AWaiterThatTimesOutAfterAHandOverRemovesTheReleasedFile) {
 
   LockManager manager;
   std::error_code ec;
-  std::future<bool> released = when_this_thread_waits([&] {
+  LockHandle handle = acquire_as_it_is_released(manager, path, holder, 1500ms, ec, [&] {
     system.lies = 1;  // the waiter's look as it leaves the queue
-    EXPECT_TRUE(holder.release());
   });
-  LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
-  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
   EXPECT_EQ(ec, errc::held) << ec.message();
   EXPECT_EQ(system.queued.load(), 1) << "the waiter never queued for the lock";
   EXPECT_EQ(system.lies.load(), 0) << "the waiter left the queue without a look at the lock";
@@ -442,9 +455,7 @@ TEST(Handoff, ALockGrantedAsTheWaitEndsIsKeptNotLost) {
 
   LockManager manager;
   std::error_code ec;
-  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
-  LockHandle handle = manager.acquire(path, waiting(1500ms), ec);
-  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  LockHandle handle = acquire_as_it_is_released(manager, path, holder, 1500ms, ec);
   EXPECT_EQ(system.granted.load(), 1) << "the lock was never granted to the waiter's description";
   ASSERT_FALSE(ec) << ec.message() << " (a lock granted to the waiter was dropped)";
   EXPECT_TRUE(handle.held());
@@ -465,9 +476,7 @@ TEST(Handoff, WhereLocksCannotBeWaitedForTheWaiterWaitsUnannounced) {
 
   LockManager manager;
   std::error_code ec;
-  std::future<bool> released = when_this_thread_waits([&] { EXPECT_TRUE(holder.release()); });
-  LockHandle handle = manager.acquire(path, waiting(), ec);
-  EXPECT_TRUE(released.get()) << "the acquire never blocked in poll()";
+  LockHandle handle = acquire_as_it_is_released(manager, path, holder, std::nullopt, ec);
   ASSERT_FALSE(ec) << ec.message();
   EXPECT_TRUE(handle.held());
 }
