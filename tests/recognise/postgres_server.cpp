@@ -112,7 +112,10 @@ std::string PostgresServer::start(const Options& options) {
       "setpriv --reuid=postgres --regid=postgres --init-groups " + bin("postgres") + " -D " + shell_quoted(data_) +
       " -p " + std::to_string(port_) + " -k " + shell_quoted(options.unix_socket ? sockets_ : "") +
       " -c listen_addresses=" + shell_quoted(options.unix_socket ? "" : "127.0.0.1") +
-      " -c fsync=off -c shared_buffers=1MB -c max_connections=5 >>" + shell_quoted(log_) + " 2>&1";
+      " -c fsync=off -c shared_buffers=1MB -c max_connections=5" +
+      // Dynamic shared memory in the data directory, removed with it: a
+      // killed server's POSIX segments would stay in /dev/shm.
+      " -c dynamic_shared_memory_type=mmap >>" + shell_quoted(log_) + " 2>&1";
   if (!options.own_namespaces) {
     process_ = Child::spawn({"sh", "-c", "exec " + server});
   } else {

@@ -11,11 +11,16 @@
 
 #include <gtest/gtest.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <iterator>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace pidlock_recognise {
 namespace {
@@ -108,6 +113,34 @@ TEST_F(PostgreSQL, ABackendAttachedAfterThePostmastersSigkillKeepsTheLockHeld) {
   insp = manager.inspect(server_.pidfile());
   EXPECT_EQ(describe(insp), describe(Verdict::kStale, Reason::kPidDead)) << insp.detail;
   EXPECT_EQ(server_.start({}), "") << "PostgreSQL starts once nothing is attached";
+}
+
+// The servers these tests SIGKILL leave nothing in /dev/shm: run after run,
+// a developer's machine would otherwise fill with PostgreSQL's dynamic
+// shared memory segments (the server is told to keep them in its data
+// directory, which the harness removes).
+std::set<std::string> postgres_segments_in_dev_shm() {
+  std::set<std::string> names;
+  if (DIR* dir = ::opendir("/dev/shm")) {
+    while (const dirent* entry = ::readdir(dir))
+      if (std::string(entry->d_name).rfind("PostgreSQL.", 0) == 0) names.insert(entry->d_name);
+    ::closedir(dir);
+  }
+  return names;
+}
+
+TEST_F(PostgreSQL, AKilledServerLeavesNothingInDevShm) {
+  const std::set<std::string> before = postgres_segments_in_dev_shm();
+  {
+    PostgresServer server;
+    ASSERT_EQ(server.init(), "");
+    ASSERT_EQ(server.start({}), "");
+    server.kill_postmaster();
+  }
+  const std::set<std::string> after = postgres_segments_in_dev_shm();
+  std::vector<std::string> left;
+  std::set_difference(after.begin(), after.end(), before.begin(), before.end(), std::back_inserter(left));
+  EXPECT_TRUE(left.empty()) << "left in /dev/shm: " << left.size() << " segment(s), the first " << left.front();
 }
 
 // A server in pid and IPC namespaces of its own, as in a container that
