@@ -7,6 +7,8 @@
 //       I: flock | "flock, releaser busy N us" | "record floor" | pidlock | "pidlock durable=false"
 //          | "python filelock" | flock(1) | dotlockfile | "pidlock run"
 //   pidlock_handoff takeover   --impl I [--trials T]
+//       I: pidlock | flock | "OFD lock" | "OFD lock, pidlock-sized holder" | "python filelock"
+//          | "dotlockfile -p" | dotlockfile | "procmail lockfile -l 1"
 //   pidlock_handoff loss       [--trials T]
 //   pidlock_handoff throughput --impl I --procs P [--seconds S]
 //   pidlock_handoff goals --out DIR [--quick]   waitercpu, fcfs and fdname below;
@@ -454,10 +456,24 @@ HandoffResult handoff(Shared& sh, const std::string& impl, int waiters, int coun
 
 struct TrialResult {
   std::string impl;
+  std::vector<int64_t> ns;  // the samples behind st
   Stats st;
   bool timed_out = false;
   std::string note;
 };
+
+// The kernel floors of a take-over with the lock pidlock uses (ofd_contender).
+constexpr const char* kOfdFloor = "OFD lock";
+constexpr const char* kOfdSizedFloor = "OFD lock, pidlock-sized holder";
+
+// The take-over sample of a contender that holds the lock now.
+[[noreturn]] void contender_holds(bench_shared* s, uint64_t id) {
+  uint64_t t1 = bench_now_ns();
+  s->samples[s->count++] = static_cast<int64_t>(t1 - s->kill_ns);
+  __atomic_store_n(&s->holder_id, id, __ATOMIC_SEQ_CST);
+  bench_bump_gen(s);
+  for (;;) ::pause();
+}
 
 // A contender for the take-over trials: becomes ready, blocks, records the
 // take-over sample when it holds, then holds until it is killed.
@@ -473,12 +489,8 @@ void pidlock_contender(bench_shared* s, uint64_t id) {
   __atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST);
   std::error_code ec;
   pidlock::LockHandle h = manager.acquire(lock_path(), options, ec);
-  uint64_t t1 = bench_now_ns();
   if (ec) ::_exit(3);
-  s->samples[s->count++] = static_cast<int64_t>(t1 - s->kill_ns);
-  __atomic_store_n(&s->holder_id, id, __ATOMIC_SEQ_CST);
-  bench_bump_gen(s);
-  for (;;) ::pause();
+  contender_holds(s, id);
 }
 
 void flock_contender(bench_shared* s, uint64_t id) {
@@ -487,11 +499,32 @@ void flock_contender(bench_shared* s, uint64_t id) {
   __atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST);
   while (::flock(fd, LOCK_EX) != 0) {
   }
-  uint64_t t1 = bench_now_ns();
-  s->samples[s->count++] = static_cast<int64_t>(t1 - s->kill_ns);
-  __atomic_store_n(&s->holder_id, id, __ATOMIC_SEQ_CST);
-  bench_bump_gen(s);
-  for (;;) ::pause();
+  contender_holds(s, id);
+}
+
+// The kernel floor of the lock pidlock waits for: F_OFD_SETLKW on byte 0,
+// the call pidlock's announced waiter blocks in, and nothing else. With
+// `pidlock_sized`, the process first acquires and releases a lock of its
+// own with pidlock (another file in the same folder), so that it maps the
+// code a pidlock holder maps. A killed process's memory is torn down
+// before its files are closed and its locks dropped, so the holder's size
+// is part of every take-over (bench/findings.md, section 4).
+void ofd_contender(bench_shared* s, uint64_t id, bool pidlock_sized) {
+  if (pidlock_sized) {
+    pidlock::set_log_threshold(pidlock::LogThreshold::kOff);
+    pidlock::LockManager manager;
+    pidlock::AcquireOptions options;
+    std::error_code ec;
+    (void)manager.acquire(lock_path() + ".sized", options, ec);
+    if (ec) ::_exit(3);
+  }
+  int fd = ::open(lock_path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) ::_exit(3);
+  __atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST);
+  struct flock lock = one_byte(F_WRLCK, 0);
+  while (::fcntl(fd, F_OFD_SETLKW, &lock) != 0) {
+  }
+  contender_holds(s, id);
 }
 
 // procmail's lockfile(1) only creates the file; it runs no command. Its
@@ -499,12 +532,8 @@ void flock_contender(bench_shared* s, uint64_t id) {
 void procmail_contender(bench_shared* s, uint64_t id, int lock_timeout_s) {
   __atomic_add_fetch(&s->ready, 1, __ATOMIC_SEQ_CST);
   int rc = run_command({"lockfile", "-1", "-l", std::to_string(lock_timeout_s), "-s", "0", lock_path()});
-  uint64_t t1 = bench_now_ns();
   if (rc != 0) ::_exit(3);
-  s->samples[s->count++] = static_cast<int64_t>(t1 - s->kill_ns);
-  __atomic_store_n(&s->holder_id, id, __ATOMIC_SEQ_CST);
-  bench_bump_gen(s);
-  for (;;) ::pause();
+  contender_holds(s, id);
 }
 
 // Waits until `pid` sleeps (state S in /proc/PID/stat): a contender that
@@ -523,7 +552,7 @@ void wait_sleeping(pid_t pid, std::chrono::milliseconds limit) {
 }
 
 int settle_ms(const std::string& impl) {
-  if (impl == "pidlock" || impl == "flock") return 5;
+  if (impl == "pidlock" || impl == "flock" || impl == kOfdFloor || impl == kOfdSizedFloor) return 5;
   return 300;  // exec'd peers: their first attempt must have failed
 }
 
@@ -539,6 +568,8 @@ TrialResult takeover(Shared& sh, const std::string& impl, int trials) {
       ::setpgid(0, 0);  // killed as a group: a CLI and the helper it runs
       if (impl == "pidlock") pidlock_contender(s, id);
       else if (impl == "flock") flock_contender(s, id);
+      else if (impl == kOfdFloor) ofd_contender(s, id, false);
+      else if (impl == kOfdSizedFloor) ofd_contender(s, id, true);
       else if (impl == "python filelock")
         exec_argv({tools.python, tools.waiter, shm, lock_path(), std::to_string(id), "takeover"});
       else if (impl == "procmail lockfile -l 1") procmail_contender(s, id, 1);
@@ -589,9 +620,30 @@ TrialResult takeover(Shared& sh, const std::string& impl, int trials) {
         reap_all();
       },
       limit);
-  r.st = stats_of(samples(s, 1));
+  r.ns = samples(s, 1);
+  r.st = stats_of(r.ns);
   clear_lock_dir();
   return r;
+}
+
+// Take-overs of several implementations in `rounds` interleaved rounds
+// (impl A's share, impl B's, ..., then again), so that a machine that is
+// busier for a while slows each of them alike and their ratios hold.
+std::vector<TrialResult> takeovers_interleaved(Shared& sh, const std::vector<std::string>& impls, int trials,
+                                               int rounds) {
+  std::vector<TrialResult> out(impls.size());
+  for (std::size_t i = 0; i < impls.size(); ++i) out[i].impl = impls[i];
+  for (int round = 0; round < rounds; ++round) {
+    const int share = trials / rounds + (round < trials % rounds ? 1 : 0);
+    for (std::size_t i = 0; i < impls.size(); ++i) {
+      if (share == 0 || out[i].timed_out) continue;
+      TrialResult part = takeover(sh, impls[i], share);
+      out[i].ns.insert(out[i].ns.end(), part.ns.begin(), part.ns.end());
+      out[i].timed_out = out[i].timed_out || part.timed_out;
+    }
+  }
+  for (TrialResult& r : out) r.st = stats_of(r.ns);
+  return out;
 }
 
 // ---------------------------------------------------------------------- loss
@@ -1158,19 +1210,19 @@ int suite(Shared& sh, const Options& o) {
 
   std::ofstream tcsv(o.out + "/takeover.csv");
   tcsv << "impl,n,p50_us,p99_us,mean_us,min_us,max_us,timed_out,note\n";
-  std::vector<TrialResult> tres;
-  std::vector<std::pair<std::string, int>> takeovers = {
-      {"flock", trials}, {"pidlock", trials}, {"python filelock", o.quick ? 10 : 40}};
-  if (on_path("dotlockfile")) takeovers.push_back({"dotlockfile -p", o.quick ? 1 : 3});
-  if (on_path("lockfile")) takeovers.push_back({"procmail lockfile -l 1", o.quick ? 1 : 3});
-  for (const auto& [impl, n] : takeovers) {
-    TrialResult r = takeover(sh, impl, n);
-    std::fprintf(stderr, "takeover %-24s n=%-4zu p50=%s p99=%s%s\n", impl.c_str(), r.st.n,
+  // The fast ones interleaved, in 5 rounds; the polling peers after them.
+  std::vector<TrialResult> tres =
+      takeovers_interleaved(sh, {"flock", kOfdFloor, kOfdSizedFloor, "pidlock"}, trials, o.quick ? 1 : 5);
+  std::vector<std::pair<std::string, int>> slow = {{"python filelock", o.quick ? 10 : 40}};
+  if (on_path("dotlockfile")) slow.push_back({"dotlockfile -p", o.quick ? 1 : 3});
+  if (on_path("lockfile")) slow.push_back({"procmail lockfile -l 1", o.quick ? 1 : 3});
+  for (const auto& [impl, n] : slow) tres.push_back(takeover(sh, impl, n));
+  for (const TrialResult& r : tres) {
+    std::fprintf(stderr, "takeover %-32s n=%-4zu p50=%s p99=%s%s\n", r.impl.c_str(), r.st.n,
                  fmt_us(r.st.p50).c_str(), fmt_us(r.st.p99).c_str(), r.timed_out ? " TIMED OUT" : "");
     write_trial_csv(tcsv, r);
-    tcsv.flush();
-    tres.push_back(r);
   }
+  tcsv.flush();
 
   std::ofstream lcsv(o.out + "/loss.csv");
   lcsv << "impl,n,p50_us,p99_us,mean_us,min_us,max_us,timed_out,note\n";

@@ -446,11 +446,18 @@ if fcfs_of("pidlock"):
 a, b = t("pidlock"), t("flock")
 if a and b:
     r_ = num(a["p50_us"]) / num(b["p50_us"])
+    ofd, sized = t("OFD lock"), t("OFD lock, pidlock-sized holder")
+    parts = ""
+    if ofd and sized:
+        p_, o_, z_ = num(a["p50_us"]), num(ofd["p50_us"]), num(sized["p50_us"])
+        parts = (f"; the same kill with pidlock's own lock (F_OFD_SETLKW, no record): {us(o_)}, and with a holder "
+                 f"that maps pidlock's code: {us(z_)}, so the holder's size is {us(z_ - o_)} and the waiter's record "
+                 f"work {us(p_ - z_)}: pidlock is **{p_ / z_:.2f}×** a bare OFD lock with a holder of its size")
     goals.append(("5. take-over after SIGKILL ≤ 1.2× the kernel floor (p50, a blocked pidlock waiter vs a "
-                  "blocked flock waiter, same kill)",
+                  "blocked flock waiter, same kill; interleaved rounds)",
                   f"{us(num(a['p50_us']))} vs {us(num(b['p50_us']))} = **{r_:.2f}×** (p99 {us(num(a['p99_us']))} vs "
                   f"{us(num(b['p99_us']))})", judged(r_, 1.2),
-                  "flock: the kernel tearing the killed process down and waking the waiter"))
+                  "flock: the kernel tearing the killed process down and waking the waiter" + parts))
 
 # 6. the name in /proc/PID/fd
 if fd_rows:
@@ -687,11 +694,16 @@ if takeover:
     L.append("## Take-over after SIGKILL of the holder (kill → new holder holds)\n")
     L.append("A contender is blocked (its process is asleep) before the harness stamps the clock and sends "
              "SIGKILL to the holder; the sample ends when the contender holds the lock. The time includes the "
-             "kernel tearing the killed process down, which is why even the kernel-lock floor is not zero.\n")
+             "kernel tearing the killed process down, which is why even the kernel-lock floor is not zero: "
+             "the kernel unmaps a killed process's memory before it closes its files, so a holder that maps "
+             "more code takes longer to let go of any lock. The first four rows ran in interleaved rounds.\n")
     L.append("| implementation | n | p50 | p99 | max | × flock floor (p50) | how the waiter learns of the death |")
     L.append("|---|---|---|---|---|---|---|")
     how = {"flock": "kernel wakes the blocked flock()",
-           "pidlock": "inotify IN_CLOSE_WRITE on the holder's file, then the OFD lock is free",
+           "pidlock": "kernel grants its queued F_OFD_SETLKW; it then judges and rewrites the record",
+           "OFD lock": "kernel grants F_OFD_SETLKW (pidlock's lock, no record)",
+           "OFD lock, pidlock-sized holder": "as OFD lock; each process first acquired and released a lock with "
+                                             "pidlock, so the killed holder maps pidlock's code",
            "python filelock": "polls flock(LOCK_NB) every 50 ms",
            "dotlockfile -p": "polls every 5 s (+5 s per retry); pid in the file, kill(pid, 0)",
            "dotlockfile": "polls every 5 s (+5 s per retry, max 60 s); no pid: file older than 5 minutes",
