@@ -1275,12 +1275,26 @@ int goals(Shared& sh, const Options& o) {
   std::ofstream ccsv(o.out + "/waiter_cpu.csv");
   ccsv << kCpuHeader;
   const int count = o.quick ? 40 : 150;
+  // Each point is the median of three interleaved runs: one burst of load
+  // on a shared machine moves a single 150-hand-off run by more than the
+  // goal's margin.
+  const int repeats = o.quick ? 1 : 3;
+  const std::vector<const char*> impls_cpu = {"flock", "record floor", "pidlock", "pidlock durable=false"};
   for (int w : {1, 2, 4, 8, 16, 32, 64}) {
-    for (const char* impl : {"flock", "record floor", "pidlock", "pidlock durable=false"}) {
-      CpuResult r = waiter_cpu(sh, impl, w, count, o.hold_us >= 0 ? o.hold_us : 1000);
-      std::fprintf(stderr, "waiter cpu %-22s waiters=%-3d hand-offs=%-4llu %s CPU per hand-off, p50 %s%s\n", impl, w,
-                   static_cast<unsigned long long>(r.handoffs), fmt_us(r.cpu_us_per_handoff).c_str(),
-                   fmt_us(r.st.p50).c_str(), r.timed_out ? " TIMED OUT" : "");
+    std::vector<std::vector<CpuResult>> runs(impls_cpu.size());
+    for (int rep = 0; rep < repeats; ++rep)
+      for (std::size_t i = 0; i < impls_cpu.size(); ++i)
+        runs[i].push_back(waiter_cpu(sh, impls_cpu[i], w, count, o.hold_us >= 0 ? o.hold_us : 1000));
+    for (std::size_t i = 0; i < impls_cpu.size(); ++i) {
+      std::vector<CpuResult>& v = runs[i];
+      auto key = [](const CpuResult& r) {  // a run without hand-offs (NAN) sorts last
+        return std::isnan(r.cpu_us_per_handoff) ? INFINITY : r.cpu_us_per_handoff;
+      };
+      std::sort(v.begin(), v.end(), [&](const CpuResult& a, const CpuResult& b) { return key(a) < key(b); });
+      const CpuResult& r = v[v.size() / 2];
+      std::fprintf(stderr, "waiter cpu %-22s waiters=%-3d hand-offs=%-4llu %s CPU per hand-off (median of %d), p50 %s%s\n",
+                   impls_cpu[i], w, static_cast<unsigned long long>(r.handoffs), fmt_us(r.cpu_us_per_handoff).c_str(),
+                   repeats, fmt_us(r.st.p50).c_str(), r.timed_out ? " TIMED OUT" : "");
       write_cpu_csv(ccsv, r);
       ccsv.flush();
     }
